@@ -1,0 +1,37 @@
+//! `honnin eval …`: accuracy on real data. Every report records the command that
+//! produced it and is written as JSON (plus an SVG DET plot for recognition).
+
+mod detection;
+mod lfw;
+mod pairs;
+mod scoring;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::EngineArgs;
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// LFW: 10-fold protocol accuracy and all-pairs FNMR at FMR 1e-3…1e-6.
+    Lfw(lfw::LfwArgs),
+    /// The same pair metrics for a list of `path_a<TAB>path_b<TAB>same|diff` lines.
+    Pairs(pairs::PairsArgs),
+    /// Detection recall/precision on annotated boxes, and the face-found rate on LFW.
+    Detect(detection::DetectEvalArgs),
+}
+
+pub fn run(engine: &EngineArgs, cmd: EvalCommand) -> Result<()> {
+    match cmd {
+        EvalCommand::Lfw(a) => lfw::run(engine, a),
+        EvalCommand::Pairs(a) => pairs::run(engine, a),
+        EvalCommand::Detect(a) => detection::run(engine, a),
+    }
+}
+
+/// Default folder for reports.
+pub fn default_out(name: &str) -> PathBuf {
+    PathBuf::from("target").join("eval").join(name)
+}

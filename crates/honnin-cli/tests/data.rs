@@ -1,0 +1,145 @@
+//! Data-driven regression tests on `../shared/data` (CI runs them; see `.ci/run`).
+//!
+//! They are `#[ignore]`d so the everyday `cargo test` stays fast and self-contained;
+//! run them with `cargo test --release -p honnin-cli --test data -- --ignored`.
+//! Without the data folder they skip with a message, unless `HONNIN_REQUIRE_DATA` is
+//! set (CI sets it), in which case a missing folder fails the run.
+//!
+//! Floors are set below the measured values (see models/MODELS.md) with a margin for
+//! run-to-run noise, so a real regression fails CI and noise does not.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("HONNIN_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    if dir.join("lfw").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("HONNIN_REQUIRE_DATA").is_some() {
+        panic!(
+            "HONNIN_REQUIRE_DATA is set but {} has no lfw/ folder",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: data tests need {} (set HONNIN_DATA_DIR); nothing was checked",
+        dir.display()
+    );
+    None
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_honnin"))
+        .args(args)
+        .env("HONNIN_NO_PROGRESS", "1")
+        .output()
+        .expect("run honnin")
+}
+
+fn honnin(args: &[&str]) -> (bool, String) {
+    let out = run(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn lfw_fold_one_accuracy_stays_above_its_floor() {
+    let Some(data) = data_dir() else { return };
+    let out = std::env::temp_dir().join(format!("honnin-lfw-fold1-{}", std::process::id()));
+    let (ok, text) = honnin(&[
+        "eval",
+        "lfw",
+        "--data",
+        data.join("lfw").to_str().unwrap(),
+        "--folds",
+        "1",
+        "--min-accuracy",
+        "0.985",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    println!("{text}");
+    assert!(ok, "LFW fold 1 regression:\n{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["protocol"][0]["pairs"], 600);
+    assert_eq!(
+        report["imagesWithoutTemplate"], 0,
+        "every fold-1 image must yield a template"
+    );
+}
+
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn detection_recall_stays_above_its_floors() {
+    let Some(data) = data_dir() else { return };
+    let out = std::env::temp_dir().join(format!("honnin-detect-{}", std::process::id()));
+    let (ok, text) = honnin(&[
+        "--min-face-size",
+        "24",
+        "eval",
+        "detect",
+        "--data",
+        data.to_str().unwrap(),
+        "--lfw-stride",
+        "10",
+        "--min-recall",
+        "0.95",
+        "--min-lfw-found",
+        "0.995",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    println!("{text}");
+    assert!(ok, "detection regression:\n{text}");
+}
+
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn id_document_portraits_are_found() {
+    let Some(data) = data_dir() else { return };
+    let docs: Vec<PathBuf> = std::fs::read_dir(data.join("id-documents"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("jpg" | "jpeg" | "png")
+            )
+        })
+        .collect();
+    assert!(!docs.is_empty());
+    let mut args = vec![
+        "--min-face-size",
+        "20",
+        "detect",
+        "--json",
+        "--max-faces",
+        "1",
+    ];
+    let paths: Vec<String> = docs.iter().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let out = run(&args);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("detect --json prints JSON");
+    let found = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["faces"].as_array().is_some_and(|f| !f.is_empty()))
+        .count();
+    println!("portrait found on {found} of {} documents", docs.len());
+    assert!(
+        found * 10 >= docs.len() * 9,
+        "portrait found on only {found} of {} documents",
+        docs.len()
+    );
+}

@@ -1,0 +1,89 @@
+//! The errors of honnin's operations, each with a stable API code.
+//!
+//! Codes are the contract with clients (and with the future Rekognition adapter,
+//! which maps them to `…Exception` names); HTTP statuses live in the server.
+
+use honnin_engine::EngineError;
+use thiserror::Error;
+
+/// Every error an operation can return.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    InvalidImageFormat(String),
+    #[error("{0}")]
+    ImageTooLarge(String),
+    #[error("no face was detected in {0}")]
+    NoFaceDetected(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    ResourceAlreadyExists(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Throttling(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("encryption: {0}")]
+    Crypto(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    /// The stable code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::InvalidParameter(_) => "InvalidParameter",
+            CoreError::InvalidImageFormat(_) => "InvalidImageFormat",
+            CoreError::ImageTooLarge(_) => "ImageTooLarge",
+            CoreError::NoFaceDetected(_) => "NoFaceDetected",
+            CoreError::ResourceNotFound(_) => "ResourceNotFound",
+            CoreError::ResourceAlreadyExists(_) => "ResourceAlreadyExists",
+            CoreError::AccessDenied(_) => "AccessDenied",
+            CoreError::Unauthenticated(_) => "Unauthenticated",
+            CoreError::Throttling(_) => "Throttling",
+            CoreError::PayloadTooLarge(_) => "PayloadTooLarge",
+            CoreError::Crypto(_) | CoreError::Config(_) | CoreError::Storage(_) | CoreError::Internal(_) => {
+                "InternalError"
+            }
+        }
+    }
+
+    /// Maps an engine error met while processing the image named `what`.
+    pub fn from_engine(e: EngineError, what: &str) -> CoreError {
+        use honnin_engine::ImageError as I;
+        match e {
+            EngineError::Image(I::TooLarge { .. }) | EngineError::Image(I::TooManyPixels { .. }) => {
+                CoreError::ImageTooLarge(format!("{what}: {e}"))
+            }
+            EngineError::Image(I::TooSmall { .. }) => CoreError::InvalidParameter(format!("{what}: {e}")),
+            EngineError::Image(_) => CoreError::InvalidImageFormat(format!("{what}: {e}")),
+            EngineError::NoFace => CoreError::NoFaceDetected(what.to_string()),
+            EngineError::InvalidParameter(m) => CoreError::InvalidParameter(format!("{what}: {m}")),
+            other => CoreError::Internal(format!("{what}: {other}")),
+        }
+    }
+}
+
+impl From<honnin_storage::StoreError> for CoreError {
+    fn from(e: honnin_storage::StoreError) -> Self {
+        use honnin_storage::StoreError as S;
+        match e {
+            S::Conflict(m) => CoreError::ResourceAlreadyExists(format!("{m} already exists")),
+            S::NotFound(m) => CoreError::ResourceNotFound(format!("{m} was not found")),
+            other => CoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CoreError>;

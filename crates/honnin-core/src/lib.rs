@@ -1,0 +1,18 @@
+//! # honnin-core
+//!
+//! The operations of the honnin face service — collections, faces, users, 1:N search,
+//! transient face IDs, verify/identify/find-similar/group, API keys and roles — over
+//! the engine (`honnin-engine`) and the store (`honnin-storage`), with encryption at
+//! rest ([`crypto`]) and an exact in-memory search index ([`index`]). Nothing here
+//! knows about HTTP: the `/v1` API and any later front end call [`Service`].
+
+pub mod auth;
+pub mod crypto;
+pub mod error;
+pub mod index;
+pub mod model;
+pub mod service;
+
+pub use auth::{Action, Principal, Role};
+pub use error::{CoreError, Result};
+pub use service::{Service, ServiceConfig, SimilarAmong, VerifyTarget};

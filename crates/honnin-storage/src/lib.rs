@@ -1,0 +1,714 @@
+//! # honnin-storage
+//!
+//! Durable state of the honnin service behind one API, [`Store`], with two backends
+//! chosen by URL: SQLite (`sqlite://path/honnin.db`, the embedded default: WAL journal,
+//! `synchronous=FULL`, so an acknowledged write survives a crash or power loss) and
+//! PostgreSQL (`postgres://…`, for several `honnin serve` processes sharing one
+//! database). Both run the same SQL through sqlx's `Any` driver; only the DDL differs
+//! (`migrations/sqlite`, `migrations/postgres`). The same test suite
+//! ([`testing::run_suite`]) runs against both.
+//!
+//! The store keeps bytes, never plaintext biometrics: templates arrive sealed
+//! (AES-256-GCM, by `honnin-core`) and no image is ever stored. Deleting a face writes
+//! a tombstone so other processes drop it from their in-memory index; deleting a
+//! collection deletes its wrapped data key, its faces and users in one transaction.
+
+pub mod testing;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use thiserror::Error;
+
+/// Storage errors. `Conflict` and `NotFound` are expected outcomes callers map to API
+/// errors; `Database` is an operational failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("unsupported database URL `{0}` (expected sqlite://… or postgres://…)")]
+    BadUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e {
+            if d.is_unique_violation() {
+                return StoreError::Conflict(d.message().to_string());
+            }
+        }
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Database(format!("migration: {e}"))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// An API key as stored: only a hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub key_id: String,
+    pub secret_hash: Vec<u8>,
+    pub role: String,
+    pub collection_id: Option<String>,
+    pub name: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// A collection and its data key, wrapped by the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionRow {
+    pub collection_id: String,
+    pub face_model: String,
+    pub wrapped_key: Vec<u8>,
+    pub created_ms: i64,
+}
+
+/// An indexed face: metadata in the clear, the template sealed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceRow {
+    pub face_id: String,
+    pub collection_id: String,
+    pub user_id: Option<String>,
+    pub external_image_id: Option<String>,
+    pub image_id: String,
+    /// JSON of the face's non-biometric details (box, confidence, quality).
+    pub details: String,
+    /// The sealed template.
+    pub template: Vec<u8>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// A user (a person with several faces) of a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub collection_id: String,
+    pub user_id: String,
+    pub created_ms: i64,
+}
+
+/// A transient face ID: a sealed template that expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransientRow {
+    pub face_id: String,
+    pub owner_key: String,
+    pub template: Vec<u8>,
+    pub details: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// A deleted face, kept briefly so other processes drop it from their index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub face_id: String,
+    pub collection_id: String,
+    pub deleted_ms: i64,
+}
+
+/// The storage handle. Cheap to clone (a pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+fn face_from_row(r: &AnyRow) -> Result<FaceRow> {
+    Ok(FaceRow {
+        face_id: r.try_get("face_id")?,
+        collection_id: r.try_get("collection_id")?,
+        user_id: r.try_get("user_id")?,
+        external_image_id: r.try_get("external_image_id")?,
+        image_id: r.try_get("image_id")?,
+        details: r.try_get("details")?,
+        template: r.try_get("template")?,
+        created_ms: r.try_get("created_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}
+
+const FACE_COLS: &str =
+    "face_id, collection_id, user_id, external_image_id, image_id, details, template, created_ms, updated_ms";
+
+impl Store {
+    /// Connects (creating the SQLite file if needed) and applies migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                // Create the file, then open the pool with durable, concurrent settings.
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::BadUrl(format!("{url}: {e}")))?
+                    .create_if_missing(true);
+                drop(sqlx::SqlitePool::connect_with(opts).await?);
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                                 PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?
+            }
+        };
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ------------------------------------------------------------------ meta
+
+    pub async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    /// Stores `value` under `key` unless a value exists; returns the value in force.
+    pub async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        self.get_meta(key)
+            .await?
+            .ok_or_else(|| StoreError::Database("meta row vanished".into()))
+    }
+
+    // ------------------------------------------------------------------ API keys
+
+    pub async fn insert_key(&self, k: &KeyRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, secret_hash, role, collection_id, name, created_ms, revoked_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&k.key_id)
+        .bind(&k.secret_hash)
+        .bind(&k.role)
+        .bind(&k.collection_id)
+        .bind(&k.name)
+        .bind(k.created_ms)
+        .bind(k.revoked_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn key_from_row(r: &AnyRow) -> Result<KeyRow> {
+        Ok(KeyRow {
+            key_id: r.try_get("key_id")?,
+            secret_hash: r.try_get("secret_hash")?,
+            role: r.try_get("role")?,
+            collection_id: r.try_get("collection_id")?,
+            name: r.try_get("name")?,
+            created_ms: r.try_get("created_ms")?,
+            revoked_ms: r.try_get("revoked_ms")?,
+        })
+    }
+
+    pub async fn get_key(&self, key_id: &str) -> Result<Option<KeyRow>> {
+        let r = sqlx::query("SELECT * FROM api_keys WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(Self::key_from_row).transpose()
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyRow>> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_ms, key_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::key_from_row).collect()
+    }
+
+    /// Marks a key revoked; false if it does not exist or was already revoked.
+    pub async fn revoke_key(&self, key_id: &str, now_ms: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL")
+            .bind(now_ms)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ------------------------------------------------------------------ collections
+
+    pub async fn insert_collection(&self, c: &CollectionRow) -> Result<()> {
+        sqlx::query("INSERT INTO collections (collection_id, face_model, wrapped_key, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(&c.collection_id)
+            .bind(&c.face_model)
+            .bind(&c.wrapped_key)
+            .bind(c.created_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("collection {}", c.collection_id)),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    fn collection_from_row(r: &AnyRow) -> Result<CollectionRow> {
+        Ok(CollectionRow {
+            collection_id: r.try_get("collection_id")?,
+            face_model: r.try_get("face_model")?,
+            wrapped_key: r.try_get("wrapped_key")?,
+            created_ms: r.try_get("created_ms")?,
+        })
+    }
+
+    pub async fn get_collection(&self, id: &str) -> Result<Option<CollectionRow>> {
+        let r = sqlx::query("SELECT * FROM collections WHERE collection_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(Self::collection_from_row).transpose()
+    }
+
+    /// Collections in id order after `after` (exclusive), at most `limit`.
+    pub async fn list_collections(&self, after: Option<&str>, limit: i64) -> Result<Vec<CollectionRow>> {
+        let rows = sqlx::query("SELECT * FROM collections WHERE collection_id > $1 ORDER BY collection_id LIMIT $2")
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::collection_from_row).collect()
+    }
+
+    /// Every collection id (the index follows these).
+    pub async fn collection_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT collection_id FROM collections ORDER BY collection_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("collection_id")?)).collect()
+    }
+
+    /// Deletes a collection, its wrapped key, faces and users in one transaction.
+    /// Returns false if it did not exist.
+    pub async fn delete_collection(&self, id: &str, now_ms: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO tombstones (face_id, collection_id, deleted_ms) \
+             SELECT face_id, collection_id, $1 FROM faces WHERE collection_id = $2 \
+             ON CONFLICT (face_id) DO NOTHING",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM faces WHERE collection_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM users WHERE collection_id = $1").bind(id).execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM collections WHERE collection_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn count_faces(&self, collection: &str) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM faces WHERE collection_id = $1")
+            .bind(collection)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    pub async fn count_users(&self, collection: &str) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE collection_id = $1")
+            .bind(collection)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    // ------------------------------------------------------------------ faces
+
+    /// Inserts faces in one transaction; when it returns Ok they are durable.
+    /// Fails with `NotFound` if the collection is gone.
+    pub async fn insert_faces(&self, faces: &[FaceRow]) -> Result<()> {
+        if faces.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for f in faces {
+            let exists = sqlx::query("SELECT 1 AS one FROM collections WHERE collection_id = $1")
+                .bind(&f.collection_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("collection {}", f.collection_id)));
+            }
+            sqlx::query(&format!("INSERT INTO faces ({FACE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                .bind(&f.face_id)
+                .bind(&f.collection_id)
+                .bind(&f.user_id)
+                .bind(&f.external_image_id)
+                .bind(&f.image_id)
+                .bind(&f.details)
+                .bind(&f.template)
+                .bind(f.created_ms)
+                .bind(f.updated_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Faces of a collection in id order after `after`, optionally only one user's.
+    pub async fn list_faces(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: i64,
+        user: Option<&str>,
+    ) -> Result<Vec<FaceRow>> {
+        let rows = match user {
+            Some(u) => {
+                sqlx::query(&format!(
+                    "SELECT {FACE_COLS} FROM faces WHERE collection_id = $1 AND face_id > $2 AND user_id = $3 \
+                     ORDER BY face_id LIMIT $4"
+                ))
+                .bind(collection)
+                .bind(after.unwrap_or(""))
+                .bind(u)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {FACE_COLS} FROM faces WHERE collection_id = $1 AND face_id > $2 ORDER BY face_id LIMIT $3"
+                ))
+                .bind(collection)
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(face_from_row).collect()
+    }
+
+    /// The faces among `ids` that belong to `collection`.
+    pub async fn get_faces(&self, collection: &str, ids: &[String]) -> Result<Vec<FaceRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {FACE_COLS} FROM faces WHERE collection_id = $1 AND face_id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let mut q = sqlx::query(&sql).bind(collection);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(face_from_row).collect()
+    }
+
+    /// Deletes faces (writing tombstones); returns the ids actually deleted.
+    pub async fn delete_faces(&self, collection: &str, ids: &[String], now_ms: i64) -> Result<Vec<String>> {
+        let mut deleted = Vec::new();
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            let r = sqlx::query("DELETE FROM faces WHERE collection_id = $1 AND face_id = $2")
+                .bind(collection)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 1 {
+                sqlx::query(
+                    "INSERT INTO tombstones (face_id, collection_id, deleted_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (face_id) DO UPDATE SET deleted_ms = $3",
+                )
+                .bind(id)
+                .bind(collection)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                deleted.push(id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Sets (or clears, with `None`) the user of faces; returns how many changed.
+    pub async fn set_face_user(
+        &self,
+        collection: &str,
+        ids: &[String],
+        user: Option<&str>,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let mut n = 0;
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            let r = sqlx::query("UPDATE faces SET user_id = $1, updated_ms = $2 WHERE collection_id = $3 AND face_id = $4")
+                .bind(user)
+                .bind(now_ms)
+                .bind(collection)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            n += r.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Faces written (inserted or updated) at or after `since_ms`, any collection.
+    pub async fn faces_updated_since(&self, since_ms: i64) -> Result<Vec<FaceRow>> {
+        let rows = sqlx::query(&format!("SELECT {FACE_COLS} FROM faces WHERE updated_ms >= $1"))
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(face_from_row).collect()
+    }
+
+    /// Faces deleted at or after `since_ms`.
+    pub async fn tombstones_since(&self, since_ms: i64) -> Result<Vec<Tombstone>> {
+        let rows = sqlx::query("SELECT face_id, collection_id, deleted_ms FROM tombstones WHERE deleted_ms >= $1")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Tombstone {
+                    face_id: r.try_get("face_id")?,
+                    collection_id: r.try_get("collection_id")?,
+                    deleted_ms: r.try_get("deleted_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets tombstones older than `before_ms`; returns how many.
+    pub async fn purge_tombstones(&self, before_ms: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM tombstones WHERE deleted_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    // ------------------------------------------------------------------ users
+
+    pub async fn insert_user(&self, u: &UserRow) -> Result<()> {
+        let exists = self.get_collection(&u.collection_id).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("collection {}", u.collection_id)));
+        }
+        sqlx::query("INSERT INTO users (collection_id, user_id, created_ms) VALUES ($1, $2, $3)")
+            .bind(&u.collection_id)
+            .bind(&u.user_id)
+            .bind(u.created_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("user {}", u.user_id)),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    pub async fn get_user(&self, collection: &str, user: &str) -> Result<Option<UserRow>> {
+        let r = sqlx::query("SELECT * FROM users WHERE collection_id = $1 AND user_id = $2")
+            .bind(collection)
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| {
+            Ok(UserRow {
+                collection_id: r.try_get("collection_id")?,
+                user_id: r.try_get("user_id")?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn list_users(&self, collection: &str, after: Option<&str>, limit: i64) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM users WHERE collection_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3",
+        )
+        .bind(collection)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRow {
+                    collection_id: r.try_get("collection_id")?,
+                    user_id: r.try_get("user_id")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a user and detaches its faces (they stay indexed); false if unknown.
+    pub async fn delete_user(&self, collection: &str, user: &str, now_ms: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE faces SET user_id = NULL, updated_ms = $1 WHERE collection_id = $2 AND user_id = $3")
+            .bind(now_ms)
+            .bind(collection)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM users WHERE collection_id = $1 AND user_id = $2")
+            .bind(collection)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ------------------------------------------------------------------ transient faces
+
+    pub async fn insert_transient(&self, rows: &[TransientRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for t in rows {
+            sqlx::query(
+                "INSERT INTO transient_faces (face_id, owner_key, template, details, created_ms, expires_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&t.face_id)
+            .bind(&t.owner_key)
+            .bind(&t.template)
+            .bind(&t.details)
+            .bind(t.created_ms)
+            .bind(t.expires_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The unexpired transient faces among `ids`.
+    pub async fn get_transient(&self, ids: &[String], now_ms: i64) -> Result<Vec<TransientRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT * FROM transient_faces WHERE expires_ms > $1 AND face_id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let mut q = sqlx::query(&sql).bind(now_ms);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TransientRow {
+                    face_id: r.try_get("face_id")?,
+                    owner_key: r.try_get("owner_key")?,
+                    template: r.try_get("template")?,
+                    details: r.try_get("details")?,
+                    created_ms: r.try_get("created_ms")?,
+                    expires_ms: r.try_get("expires_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes expired transient faces; returns how many.
+    pub async fn delete_expired_transient(&self, now_ms: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM transient_faces WHERE expires_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Counts stored transient faces, expired or not (for tests and metrics).
+    pub async fn count_transient(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM transient_faces").fetch_one(&self.pool).await?;
+        Ok(r.try_get("n")?)
+    }
+}

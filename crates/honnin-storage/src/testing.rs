@@ -1,0 +1,237 @@
+//! The storage test suite, run against every backend (see `tests/`). Public so the
+//! backends' tests — and any future backend — run exactly the same checks.
+
+use crate::*;
+
+fn face(collection: &str, id: &str, ms: i64) -> FaceRow {
+    FaceRow {
+        face_id: id.to_string(),
+        collection_id: collection.to_string(),
+        user_id: None,
+        external_image_id: Some(format!("ext-{id}")),
+        image_id: "img-1".into(),
+        details: "{}".into(),
+        template: vec![1, 2, 3, id.len() as u8],
+        created_ms: ms,
+        updated_ms: ms,
+    }
+}
+
+fn collection(id: &str) -> CollectionRow {
+    CollectionRow {
+        collection_id: id.to_string(),
+        face_model: "honnin-1:test".into(),
+        wrapped_key: vec![9; 60],
+        created_ms: 1_000,
+    }
+}
+
+/// Runs every check against `store` (which must be empty). Panics on the first failure.
+pub async fn run_suite(store: &Store) {
+    meta(store).await;
+    keys(store).await;
+    collections(store).await;
+    faces(store).await;
+    users(store).await;
+    transient(store).await;
+    collection_delete_removes_everything(store).await;
+}
+
+async fn meta(s: &Store) {
+    assert_eq!(s.get_meta("k").await.unwrap(), None);
+    assert_eq!(s.put_meta_if_absent("k", "v1").await.unwrap(), "v1");
+    assert_eq!(s.put_meta_if_absent("k", "v2").await.unwrap(), "v1", "first value wins");
+}
+
+async fn keys(s: &Store) {
+    let k = KeyRow {
+        key_id: "kid1".into(),
+        secret_hash: vec![7; 32],
+        role: "admin".into(),
+        collection_id: None,
+        name: "first".into(),
+        created_ms: 5,
+        revoked_ms: None,
+    };
+    s.insert_key(&k).await.unwrap();
+    assert!(matches!(s.insert_key(&k).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get_key("kid1").await.unwrap(), Some(k.clone()));
+    assert_eq!(s.get_key("nope").await.unwrap(), None);
+    let k2 = KeyRow {
+        key_id: "kid2".into(),
+        role: "recognizer".into(),
+        collection_id: Some("c1".into()),
+        created_ms: 6,
+        ..k.clone()
+    };
+    s.insert_key(&k2).await.unwrap();
+    assert_eq!(s.list_keys().await.unwrap().len(), 2);
+    assert!(s.revoke_key("kid2", 99).await.unwrap());
+    assert!(!s.revoke_key("kid2", 100).await.unwrap(), "already revoked");
+    assert_eq!(s.get_key("kid2").await.unwrap().unwrap().revoked_ms, Some(99));
+}
+
+async fn collections(s: &Store) {
+    for id in ["b", "a", "c"] {
+        s.insert_collection(&collection(id)).await.unwrap();
+    }
+    assert!(matches!(s.insert_collection(&collection("a")).await, Err(StoreError::Conflict(_))));
+    let page = s.list_collections(None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|c| c.collection_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let page = s.list_collections(Some("b"), 2).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].collection_id, "c");
+    assert_eq!(s.get_collection("a").await.unwrap().unwrap().wrapped_key, vec![9; 60]);
+    assert_eq!(s.collection_ids().await.unwrap(), ["a", "b", "c"]);
+}
+
+async fn faces(s: &Store) {
+    s.insert_faces(&[face("a", "f1", 10), face("a", "f2", 20), face("b", "f3", 30)]).await.unwrap();
+    // All or nothing: a batch naming a missing collection writes nothing.
+    let err = s.insert_faces(&[face("a", "f9", 10), face("zz", "f10", 10)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(s.get_faces("a", &["f9".into()]).await.unwrap().is_empty());
+    // Duplicate ids are refused.
+    assert!(matches!(s.insert_faces(&[face("a", "f1", 10)]).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.count_faces("a").await.unwrap(), 2);
+    let page = s.list_faces("a", None, 1, None).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].face_id, "f1");
+    assert_eq!(page[0], face("a", "f1", 10), "round trip keeps every column");
+    assert_eq!(s.list_faces("a", Some("f1"), 10, None).await.unwrap()[0].face_id, "f2");
+    let got = s.get_faces("a", &["f1".into(), "f3".into(), "nope".into()]).await.unwrap();
+    assert_eq!(got.len(), 1, "f3 is in another collection");
+    // Change feed.
+    let since = s.faces_updated_since(20).await.unwrap();
+    let mut ids: Vec<_> = since.iter().map(|f| f.face_id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["f2", "f3"]);
+    // Deletion writes tombstones and never resurrects.
+    let del = s.delete_faces("a", &["f2".into(), "nope".into()], 40).await.unwrap();
+    assert_eq!(del, ["f2"]);
+    assert!(s.get_faces("a", &["f2".into()]).await.unwrap().is_empty());
+    let t = s.tombstones_since(40).await.unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].face_id, "f2");
+    assert!(s.tombstones_since(41).await.unwrap().is_empty());
+    assert_eq!(s.purge_tombstones(41).await.unwrap(), 1);
+}
+
+async fn users(s: &Store) {
+    let u = UserRow {
+        collection_id: "a".into(),
+        user_id: "alice".into(),
+        created_ms: 50,
+    };
+    s.insert_user(&u).await.unwrap();
+    assert!(matches!(s.insert_user(&u).await, Err(StoreError::Conflict(_))));
+    let missing = UserRow {
+        collection_id: "nope".into(),
+        ..u.clone()
+    };
+    assert!(matches!(s.insert_user(&missing).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.count_users("a").await.unwrap(), 1);
+    assert_eq!(s.set_face_user("a", &["f1".into(), "nope".into()], Some("alice"), 60).await.unwrap(), 1);
+    let f = s.list_faces("a", None, 10, Some("alice")).await.unwrap();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].updated_ms, 60);
+    assert_eq!(s.list_users("a", None, 10).await.unwrap(), vec![u.clone()]);
+    assert!(s.delete_user("a", "alice", 70).await.unwrap());
+    assert!(!s.delete_user("a", "alice", 70).await.unwrap());
+    let f = s.get_faces("a", &["f1".into()]).await.unwrap();
+    assert_eq!(f[0].user_id, None, "faces are detached, not deleted");
+}
+
+async fn transient(s: &Store) {
+    let t = |id: &str, exp: i64| TransientRow {
+        face_id: id.into(),
+        owner_key: "kid1".into(),
+        template: vec![4; 8],
+        details: "{}".into(),
+        created_ms: 0,
+        expires_ms: exp,
+    };
+    s.insert_transient(&[t("t1", 100), t("t2", 200)]).await.unwrap();
+    let got = s.get_transient(&["t1".into(), "t2".into()], 150).await.unwrap();
+    assert_eq!(got.len(), 1, "t1 expired at 100");
+    assert_eq!(got[0].face_id, "t2");
+    assert_eq!(s.delete_expired_transient(150).await.unwrap(), 1);
+    assert_eq!(s.count_transient().await.unwrap(), 1);
+    assert_eq!(s.delete_expired_transient(1000).await.unwrap(), 1);
+    assert_eq!(s.count_transient().await.unwrap(), 0);
+}
+
+async fn collection_delete_removes_everything(s: &Store) {
+    s.insert_user(&UserRow {
+        collection_id: "b".into(),
+        user_id: "bob".into(),
+        created_ms: 1,
+    })
+    .await
+    .unwrap();
+    assert!(s.delete_collection("b", 500).await.unwrap());
+    assert!(!s.delete_collection("b", 500).await.unwrap());
+    assert_eq!(s.get_collection("b").await.unwrap(), None, "the wrapped key is gone");
+    assert_eq!(s.count_faces("b").await.unwrap(), 0);
+    assert_eq!(s.count_users("b").await.unwrap(), 0);
+    let t = s.tombstones_since(500).await.unwrap();
+    assert_eq!(t.iter().filter(|t| t.face_id == "f3").count(), 1, "other processes learn of the deletion");
+    // A new collection with the same id starts empty.
+    s.insert_collection(&collection("b")).await.unwrap();
+    assert_eq!(s.count_faces("b").await.unwrap(), 0);
+}
+
+/// A throw-away PostgreSQL database for one test run.
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+/// Creates a fresh database on the server named by `HONNIN_TEST_POSTGRES`
+/// (default `postgres://postgres@127.0.0.1:5432/postgres`). Returns `None` (and says
+/// so) when the server is unreachable, unless `HONNIN_REQUIRE_POSTGRES` is set.
+pub async fn fresh_postgres_database(label: &str) -> Option<TestDatabase> {
+    use sqlx::Connection;
+    let admin_url = std::env::var("HONNIN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var_os("HONNIN_REQUIRE_POSTGRES").is_some() {
+                panic!("HONNIN_REQUIRE_POSTGRES is set but {admin_url} is unreachable: {e}");
+            }
+            eprintln!("SKIPPED: PostgreSQL test ({admin_url} unreachable: {e})");
+            return None;
+        }
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("honnin_test_{label}_{}_{nanos}", std::process::id());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("CREATE DATABASE");
+    conn.close().await.ok();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin_url.clone());
+    Some(TestDatabase {
+        url: format!("{base}/{name}"),
+        admin_url,
+        name,
+    })
+}
+
+impl TestDatabase {
+    /// Drops the database (terminating leftover connections).
+    pub async fn drop(self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(&mut conn)
+                .await;
+            conn.close().await.ok();
+        }
+    }
+}
