@@ -1,7 +1,7 @@
 //! Data-driven regression tests on `../shared/data` (CI runs them; see `.ci/run`).
 //!
 //! They are `#[ignore]`d so the everyday `cargo test` stays fast and self-contained;
-//! run them with `cargo test --release -p honnin-cli --test data -- --ignored`.
+//! run them with `cargo test -p honnin-cli --test data -- --ignored`.
 //! Without the data folder they skip with a message, unless `HONNIN_REQUIRE_DATA` is
 //! set (CI sets it), in which case a missing folder fails the run.
 //!
@@ -102,11 +102,22 @@ fn detection_recall_stays_above_its_floors() {
     assert!(ok, "detection regression:\n{text}");
 }
 
+/// Backs of ID cards in `id-documents/`: they carry an MRZ but no portrait, so a face
+/// found there is a false detection. Checked by eye (see MODELS.md); any other file
+/// is expected to show a portrait.
+const DOCUMENTS_WITHOUT_PORTRAIT: &[&str] = &[
+    "0_id-esp.png",
+    "100_id-che.jpg",
+    "100_id-mac.jpg",
+    "100_id-si.jpg",
+    "77_card-cmw.png",
+];
+
 #[test]
 #[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
 fn id_document_portraits_are_found() {
     let Some(data) = data_dir() else { return };
-    let docs: Vec<PathBuf> = std::fs::read_dir(data.join("id-documents"))
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(data.join("id-documents"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
@@ -116,6 +127,7 @@ fn id_document_portraits_are_found() {
             )
         })
         .collect();
+    docs.sort();
     assert!(!docs.is_empty());
     let mut args = vec![
         "--min-face-size",
@@ -130,16 +142,38 @@ fn id_document_portraits_are_found() {
     let out = run(&args);
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("detect --json prints JSON");
-    let found = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["faces"].as_array().is_some_and(|f| !f.is_empty()))
-        .count();
-    println!("portrait found on {found} of {} documents", docs.len());
+    let results = v.as_array().expect("one result per document");
+    assert_eq!(results.len(), docs.len());
+    let (mut with, mut found, mut false_faces) = (0, 0, Vec::new());
+    let mut missed = Vec::new();
+    for (doc, r) in docs.iter().zip(results) {
+        let name = doc.file_name().unwrap().to_string_lossy().to_string();
+        let has_face = r["faces"].as_array().is_some_and(|f| !f.is_empty());
+        if DOCUMENTS_WITHOUT_PORTRAIT.contains(&name.as_str()) {
+            if has_face {
+                false_faces.push(name);
+            }
+        } else {
+            with += 1;
+            if has_face {
+                found += 1;
+            } else {
+                missed.push(name);
+            }
+        }
+    }
+    println!(
+        "portrait found on {found} of {with} documents with a portrait (missed: {missed:?}); \
+         faces on {} of {} portrait-less card backs {false_faces:?}",
+        false_faces.len(),
+        docs.len() - with
+    );
     assert!(
-        found * 10 >= docs.len() * 9,
-        "portrait found on only {found} of {} documents",
-        docs.len()
+        found * 100 >= with * 95,
+        "portrait found on only {found} of {with} documents; missed {missed:?}"
+    );
+    assert!(
+        false_faces.is_empty(),
+        "a face was reported on card backs without a portrait: {false_faces:?}"
     );
 }
