@@ -61,6 +61,11 @@ enum Command {
     Eval(eval::EvalCommand),
     /// Per-stage latency and throughput on real images.
     Bench(commands::bench::BenchArgs),
+    /// Run the face service (HTTP API on 127.0.0.1:8080, data in ./honnin-data).
+    Serve(commands::serve::ServeArgs),
+    /// Manage API keys directly in the database.
+    #[command(subcommand)]
+    Keys(commands::serve::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +83,8 @@ fn main() -> ExitCode {
         Command::Embed(a) => commands::embed::run(&cli.engine, a),
         Command::Eval(c) => eval::run(&cli.engine, c),
         Command::Bench(a) => commands::bench::run(&cli.engine, a),
+        Command::Serve(a) => commands::serve::serve(&cli.engine, a),
+        Command::Keys(c) => commands::serve::keys(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -158,7 +158,8 @@ pub(crate) fn generate() -> (String, String, String) {
 pub(crate) fn parse_token(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix("hn_")?;
     let (id, secret) = rest.split_once('_')?;
-    (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) && !secret.is_empty()).then_some((id, secret))
+    (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) && !secret.is_empty())
+        .then_some((id, secret))
 }
 
 /// Constant-time comparison of a presented secret with a stored hash.
@@ -200,6 +201,8 @@ mod tests {
         assert!(enr.check(Action::Enroll, Some("d")).is_err(), "scoped to c");
         assert!(enr.check(Action::ManageKeys, None).is_err());
         assert!(enr.sees("c") && !enr.sees("d"));
-        assert!(Principal::system().check(Action::ManageKeys, Some("x")).is_ok());
+        assert!(Principal::system()
+            .check(Action::ManageKeys, Some("x"))
+            .is_ok());
     }
 }

@@ -73,7 +73,9 @@ impl DataKey {
         let (nonce, ct) = sealed.split_at(NONCE);
         self.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-            .map_err(|_| CoreError::Crypto("authentication failed (wrong key or tampered data)".into()))
+            .map_err(|_| {
+                CoreError::Crypto("authentication failed (wrong key or tampered data)".into())
+            })
     }
 
     /// Seals this key under `master` for storage.
@@ -117,10 +119,9 @@ pub fn load_master_key(path: &Path, create: bool) -> Result<(DataKey, bool), Cor
             let raw = b64
                 .decode(text.trim())
                 .map_err(|e| CoreError::Config(format!("{}: not base64: {e}", path.display())))?;
-            let arr: [u8; 32] = raw
-                .as_slice()
-                .try_into()
-                .map_err(|_| CoreError::Config(format!("{}: must hold 32 bytes", path.display())))?;
+            let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
+                CoreError::Config(format!("{}: must hold 32 bytes", path.display()))
+            })?;
             Ok((DataKey::from_bytes(arr), false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
@@ -128,7 +129,10 @@ pub fn load_master_key(path: &Path, create: bool) -> Result<(DataKey, bool), Cor
             write_private(path, format!("{}\n", b64.encode(key.raw)).as_bytes())?;
             Ok((key, true))
         }
-        Err(e) => Err(CoreError::Config(format!("master key {}: {e}", path.display()))),
+        Err(e) => Err(CoreError::Config(format!(
+            "master key {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -136,7 +140,8 @@ pub fn load_master_key(path: &Path, create: bool) -> Result<(DataKey, bool), Cor
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::Config(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CoreError::Config(format!("{}: {e}", dir.display())))?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -163,12 +168,19 @@ mod tests {
         let s = k.seal(b"template bytes", b"face:c:f1");
         assert_eq!(k.open(&s, b"face:c:f1").unwrap(), b"template bytes");
         assert!(k.open(&s, b"face:c:f2").is_err(), "moved to another face");
-        assert!(DataKey::generate().open(&s, b"face:c:f1").is_err(), "another key");
+        assert!(
+            DataKey::generate().open(&s, b"face:c:f1").is_err(),
+            "another key"
+        );
         let mut t = s.clone();
         t[20] ^= 1;
         assert!(k.open(&t, b"face:c:f1").is_err(), "tampered");
         assert!(k.open(&s[..10], b"x").is_err());
-        assert_ne!(k.seal(b"x", b""), k.seal(b"x", b""), "fresh nonce each time");
+        assert_ne!(
+            k.seal(b"x", b""),
+            k.seal(b"x", b""),
+            "fresh nonce each time"
+        );
     }
 
     #[test]

@@ -53,9 +53,10 @@ impl CoreError {
             CoreError::Unauthenticated(_) => "Unauthenticated",
             CoreError::Throttling(_) => "Throttling",
             CoreError::PayloadTooLarge(_) => "PayloadTooLarge",
-            CoreError::Crypto(_) | CoreError::Config(_) | CoreError::Storage(_) | CoreError::Internal(_) => {
-                "InternalError"
-            }
+            CoreError::Crypto(_)
+            | CoreError::Config(_)
+            | CoreError::Storage(_)
+            | CoreError::Internal(_) => "InternalError",
         }
     }
 
@@ -63,10 +64,13 @@ impl CoreError {
     pub fn from_engine(e: EngineError, what: &str) -> CoreError {
         use honnin_engine::ImageError as I;
         match e {
-            EngineError::Image(I::TooLarge { .. }) | EngineError::Image(I::TooManyPixels { .. }) => {
+            EngineError::Image(I::TooLarge { .. })
+            | EngineError::Image(I::TooManyPixels { .. }) => {
                 CoreError::ImageTooLarge(format!("{what}: {e}"))
             }
-            EngineError::Image(I::TooSmall { .. }) => CoreError::InvalidParameter(format!("{what}: {e}")),
+            EngineError::Image(I::TooSmall { .. }) => {
+                CoreError::InvalidParameter(format!("{what}: {e}"))
+            }
             EngineError::Image(_) => CoreError::InvalidImageFormat(format!("{what}: {e}")),
             EngineError::NoFace => CoreError::NoFaceDetected(what.to_string()),
             EngineError::InvalidParameter(m) => CoreError::InvalidParameter(format!("{what}: {m}")),

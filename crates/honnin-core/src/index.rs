@@ -82,7 +82,10 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 pub fn quantize(v: &[f32]) -> (Vec<i8>, f32, u32) {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-    let q: Vec<i8> = v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect();
+    let q: Vec<i8> = v
+        .iter()
+        .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
+        .collect();
     let l1 = q.iter().map(|x| x.unsigned_abs() as u32).sum();
     (q, scale, l1)
 }
@@ -175,7 +178,9 @@ impl CollectionIndex {
 
     /// Removes a face; false if it was not there.
     pub fn remove(&mut self, face_id: &str) -> bool {
-        let Some(i) = self.pos.remove(face_id) else { return false };
+        let Some(i) = self.pos.remove(face_id) else {
+            return false;
+        };
         let last = self.ids.len() - 1;
         let d = self.dim;
         if i != last {
@@ -198,7 +203,9 @@ impl CollectionIndex {
 
     /// The weighted vector of a face.
     pub fn vector(&self, face_id: &str) -> Option<&[f32]> {
-        self.pos.get(face_id).map(|&i| &self.exact[i * self.dim..(i + 1) * self.dim])
+        self.pos
+            .get(face_id)
+            .map(|&i| &self.exact[i * self.dim..(i + 1) * self.dim])
     }
 
     pub fn user_of(&self, face_id: &str) -> Option<Option<Arc<str>>> {
@@ -221,7 +228,13 @@ impl CollectionIndex {
 
     /// Exact search: every face whose fused score with `query` (weighted) is at least
     /// `min_score`, best first, at most `k`, keeping only faces `keep` accepts.
-    pub fn search(&self, query: &[f32], min_score: f32, k: usize, keep: &(dyn Fn(usize) -> bool + Sync)) -> Vec<Hit> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        min_score: f32,
+        k: usize,
+        keep: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Vec<Hit> {
         if query.len() != self.dim || self.ids.is_empty() || k == 0 {
             return Vec::new();
         }
@@ -235,13 +248,22 @@ impl CollectionIndex {
             .flat_map_iter(|(c, chunk)| {
                 let base = c * CHUNK;
                 let qa = &qa;
-                chunk.chunks_exact(d).enumerate().filter_map(move |(j, qb)| {
-                    let i = base + j;
-                    let s = sa * self.scales[i];
-                    let approx = s * dot_i8(qa, qb) as f32;
-                    let bound = s * (0.5 * l1a as f32 + 0.5 * self.l1[i] as f32 + d as f32 / 4.0) + 1e-6;
-                    (approx + bound >= min_score && keep(i)).then_some((i, approx - bound, approx + bound))
-                })
+                chunk
+                    .chunks_exact(d)
+                    .enumerate()
+                    .filter_map(move |(j, qb)| {
+                        let i = base + j;
+                        let s = sa * self.scales[i];
+                        let approx = s * dot_i8(qa, qb) as f32;
+                        let bound = s
+                            * (0.5 * l1a as f32 + 0.5 * self.l1[i] as f32 + d as f32 / 4.0)
+                            + 1e-6;
+                        (approx + bound >= min_score && keep(i)).then_some((
+                            i,
+                            approx - bound,
+                            approx + bound,
+                        ))
+                    })
             })
             .collect();
         // Only candidates whose upper bound reaches the k-th best lower bound can be in the top k.
@@ -253,10 +275,18 @@ impl CollectionIndex {
         }
         let mut hits: Vec<(usize, f32)> = cands
             .par_iter()
-            .map(|&(i, _, _)| (i, honnin_engine::template::dot(query, &self.exact[i * d..(i + 1) * d])))
+            .map(|&(i, _, _)| {
+                (
+                    i,
+                    honnin_engine::template::dot(query, &self.exact[i * d..(i + 1) * d]),
+                )
+            })
             .filter(|&(_, s)| s >= min_score)
             .collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| self.ids[a.0].cmp(&self.ids[b.0])));
+        hits.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| self.ids[a.0].cmp(&self.ids[b.0]))
+        });
         hits.truncate(k);
         hits.into_iter()
             .map(|(i, score)| Hit {
@@ -298,7 +328,12 @@ mod tests {
             .ids
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.to_string(), honnin_engine::template::dot(q, &idx.exact[i * idx.dim..(i + 1) * idx.dim])))
+            .map(|(i, id)| {
+                (
+                    id.to_string(),
+                    honnin_engine::template::dot(q, &idx.exact[i * idx.dim..(i + 1) * idx.dim]),
+                )
+            })
             .filter(|x| x.1 >= min)
             .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -332,8 +367,11 @@ mod tests {
             idx.upsert(&format!("dup{j}"), Some("u"), &v);
         }
         for (min, k) in [(0.5, 10), (0.0, 7), (-1.0, 3000), (0.95, 100), (0.2, 1)] {
-            let got: Vec<(String, f32)> =
-                idx.search(&q, min, k, &|_| true).into_iter().map(|h| (h.face_id.to_string(), h.score)).collect();
+            let got: Vec<(String, f32)> = idx
+                .search(&q, min, k, &|_| true)
+                .into_iter()
+                .map(|h| (h.face_id.to_string(), h.score))
+                .collect();
             assert_eq!(got, brute(&idx, &q, min, k), "min {min} k {k}");
         }
     }
@@ -349,9 +387,17 @@ mod tests {
         assert!(idx.remove("a"));
         assert!(!idx.remove("a"));
         assert_eq!(idx.len(), 2);
-        assert_eq!(idx.vector("c").unwrap(), &unit(3, d)[..], "moved entry keeps its vector");
+        assert_eq!(
+            idx.vector("c").unwrap(),
+            &unit(3, d)[..],
+            "moved entry keeps its vector"
+        );
         assert!(idx.set_user("c", Some("u1")));
-        let mut f: Vec<String> = idx.faces_of_user("u1").iter().map(|s| s.to_string()).collect();
+        let mut f: Vec<String> = idx
+            .faces_of_user("u1")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         f.sort();
         assert_eq!(f, ["b", "c"]);
         idx.upsert("b", None, &unit(4, d));

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod crypto;
 pub mod error;
 pub mod index;
+pub mod keys;
 pub mod model;
 pub mod service;
 

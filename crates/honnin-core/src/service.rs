@@ -32,6 +32,8 @@ pub struct ServiceConfig {
     pub user_match_fmr: f64,
     /// Transient face ID lifetime when the caller gives none, seconds.
     pub face_id_ttl_default_secs: u64,
+    /// Shortest transient face ID lifetime a caller may ask for, seconds (tests lower it).
+    pub face_id_ttl_min_secs: u64,
     /// At most this many faces per user (Rekognition: 100).
     pub max_faces_per_user: usize,
     /// Smallest face `detect`/`index` look for, pixels.
@@ -48,6 +50,7 @@ impl Default for ServiceConfig {
             match_fmr: 1e-5,
             user_match_fmr: 1e-4,
             face_id_ttl_default_secs: 86_400,
+            face_id_ttl_min_secs: FACE_ID_TTL_MIN,
             max_faces_per_user: 100,
             min_face_size: 40.0,
             tombstone_retention_secs: 86_400,
@@ -66,7 +69,10 @@ pub const MAX_GROUP_FACES: usize = 1_000;
 pub const MAX_IDENTIFY_FACES: usize = 10;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -77,7 +83,9 @@ pub fn rfc3339(ms: i64) -> String {
 fn valid_id(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-' || extra.contains(&b))
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-' || extra.contains(&b)
+        })
 }
 
 /// Validates a collection id: 1–255 of `[a-zA-Z0-9_.-]` (Rekognition's rule).
@@ -97,7 +105,9 @@ pub fn check_user_id(id: &str) -> Result<()> {
     if valid_id(id, 128, b":") {
         Ok(())
     } else {
-        Err(CoreError::InvalidParameter("userId must be 1–128 characters of [a-zA-Z0-9_.:-]".into()))
+        Err(CoreError::InvalidParameter(
+            "userId must be 1–128 characters of [a-zA-Z0-9_.:-]".into(),
+        ))
     }
 }
 
@@ -124,9 +134,9 @@ fn check_face_id(id: &str) -> Result<()> {
 
 fn check_similarity(t: Option<f32>, name: &str) -> Result<Option<f32>> {
     match t {
-        Some(v) if !(0.0..=100.0).contains(&v) || v.is_nan() => {
-            Err(CoreError::InvalidParameter(format!("{name} must be between 0 and 100")))
-        }
+        Some(v) if !(0.0..=100.0).contains(&v) || v.is_nan() => Err(CoreError::InvalidParameter(
+            format!("{name} must be between 0 and 100"),
+        )),
         other => Ok(other),
     }
 }
@@ -141,15 +151,21 @@ fn decode_token(t: Option<&str>) -> Result<Option<String>> {
             .decode(t)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| CoreError::InvalidParameter("nextToken is not a token this service issued".into()))
+            .ok_or_else(|| {
+                CoreError::InvalidParameter("nextToken is not a token this service issued".into())
+            })
     })
     .transpose()
 }
 
 fn page_limit(max: Option<u32>, default: u32, cap: u32) -> Result<i64> {
     match max {
-        Some(0) => Err(CoreError::InvalidParameter("maxResults must be at least 1".into())),
-        Some(m) if m > cap => Err(CoreError::InvalidParameter(format!("maxResults must be at most {cap}"))),
+        Some(0) => Err(CoreError::InvalidParameter(
+            "maxResults must be at least 1".into(),
+        )),
+        Some(m) if m > cap => Err(CoreError::InvalidParameter(format!(
+            "maxResults must be at most {cap}"
+        ))),
         Some(m) => Ok(m as i64),
         None => Ok(default as i64),
     }
@@ -193,7 +209,9 @@ pub struct Service {
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("backend", &self.store.backend()).finish()
+        f.debug_struct("Service")
+            .field("backend", &self.store.backend())
+            .finish()
     }
 }
 
@@ -203,9 +221,15 @@ const TRANSIENT_KEY: &str = "transient_data_key";
 impl Service {
     /// Checks the master key against the database, loads every collection's templates
     /// into memory and returns the service.
-    pub async fn open(config: ServiceConfig, engine: Arc<Engine>, store: Store, master: DataKey) -> Result<Arc<Service>> {
+    pub async fn open(
+        config: ServiceConfig,
+        engine: Arc<Engine>,
+        store: Store,
+        master: DataKey,
+    ) -> Result<Arc<Service>> {
         // A sealed constant tells a wrong master key from a right one before any real data is touched.
-        let check = base64::engine::general_purpose::STANDARD.encode(master.seal(b"honnin", b"master-check"));
+        let check = base64::engine::general_purpose::STANDARD
+            .encode(master.seal(b"honnin", b"master-check"));
         let stored = store.put_meta_if_absent(MASTER_CHECK, &check).await?;
         let sealed = base64::engine::general_purpose::STANDARD
             .decode(stored)
@@ -215,28 +239,40 @@ impl Service {
                 "the master key does not match this database (HONNIN_MASTER_KEY / master.key of another deployment?)".into(),
             ));
         }
-        let wrapped = base64::engine::general_purpose::STANDARD.encode(DataKey::generate().wrap(&master, "transient"));
+        let wrapped = base64::engine::general_purpose::STANDARD
+            .encode(DataKey::generate().wrap(&master, "transient"));
         let stored = store.put_meta_if_absent(TRANSIENT_KEY, &wrapped).await?;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(stored)
             .map_err(|_| CoreError::Config("corrupt transient key in the database".into()))?;
         let transient_key = DataKey::unwrap(&raw, &master, "transient")?;
 
-        let cal = engine.calibration().ok_or_else(|| CoreError::Config("the engine has no calibration".into()))?;
+        let cal = engine
+            .calibration()
+            .ok_or_else(|| CoreError::Config("the engine has no calibration".into()))?;
         let weighting = Weighting {
             parts: engine
                 .config()
                 .recognizers
                 .iter()
                 .map(|k| {
-                    let w = cal.parts.iter().find(|p| p.recognizer == k.name()).map(|p| p.weight).unwrap_or(1.0);
+                    let w = cal
+                        .parts
+                        .iter()
+                        .find(|p| p.recognizer == k.name())
+                        .map(|p| p.weight)
+                        .unwrap_or(1.0);
                     (k.dim(), w)
                 })
                 .collect(),
         };
         let total: f32 = weighting.parts.iter().map(|p| p.1).sum();
         let weighting = Weighting {
-            parts: weighting.parts.iter().map(|&(d, w)| (d, w / total)).collect(),
+            parts: weighting
+                .parts
+                .iter()
+                .map(|&(d, w)| (d, w / total))
+                .collect(),
         };
         let svc = Arc::new(Service {
             engine,
@@ -269,7 +305,11 @@ impl Service {
 
     /// Templates held in memory, over all collections.
     pub fn templates_in_memory(&self) -> usize {
-        self.collections.read().values().map(|c| c.index.read().len()).sum()
+        self.collections
+            .read()
+            .values()
+            .map(|c| c.index.read().len())
+            .sum()
     }
 
     /// Bytes of template data per face in the index.
@@ -282,7 +322,10 @@ impl Service {
             .engine
             .calibration()
             .map(|c| c.fmr_at(similarity))
-            .unwrap_or((honnin_engine::calibration::fmr_for_similarity(similarity), false));
+            .unwrap_or((
+                honnin_engine::calibration::fmr_for_similarity(similarity),
+                false,
+            ));
         ThresholdInfo {
             threshold: similarity,
             false_match_rate: fmr,
@@ -296,22 +339,33 @@ impl Service {
     }
 
     fn similarity(&self, score: f32) -> f32 {
-        self.engine.calibration().map(|c| c.similarity(score)).unwrap_or(0.0)
+        self.engine
+            .calibration()
+            .map(|c| c.similarity(score))
+            .unwrap_or(0.0)
     }
 
     fn score_for(&self, similarity: f32) -> f32 {
-        self.engine.calibration().map(|c| c.score_for_similarity(similarity)).unwrap_or(1.0)
+        self.engine
+            .calibration()
+            .map(|c| c.score_for_similarity(similarity))
+            .unwrap_or(1.0)
     }
 
     // ------------------------------------------------------------------ loading and sync
 
     async fn load_collection(&self, id: &str) -> Result<Option<Arc<Loaded>>> {
-        let Some(row) = self.store.get_collection(id).await? else { return Ok(None) };
+        let Some(row) = self.store.get_collection(id).await? else {
+            return Ok(None);
+        };
         let key = DataKey::unwrap(&row.wrapped_key, &self.master, &row.collection_id)?;
         let mut index = CollectionIndex::new(self.weighting.dim());
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list_faces(id, after.as_deref(), 5_000, None).await?;
+            let page = self
+                .store
+                .list_faces(id, after.as_deref(), 5_000, None)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.face_id.clone());
             for f in &page {
@@ -325,7 +379,9 @@ impl Service {
             key,
             index: RwLock::new(index),
         });
-        self.collections.write().insert(id.to_string(), loaded.clone());
+        self.collections
+            .write()
+            .insert(id.to_string(), loaded.clone());
         Ok(Some(loaded))
     }
 
@@ -333,7 +389,11 @@ impl Service {
         let plain = key.open(&f.template, &template_aad(&f.collection_id, &f.face_id))?;
         let t = Template::from_bytes(&plain).map_err(|e| CoreError::Internal(e.to_string()))?;
         if t.model != self.engine.template_model() {
-            return Err(CoreError::Internal(format!("template of model {} in a {} engine", t.model, self.engine.template_model())));
+            return Err(CoreError::Internal(format!(
+                "template of model {} in a {} engine",
+                t.model,
+                self.engine.template_model()
+            )));
         }
         Ok(self.weighting.apply(&t.vector))
     }
@@ -362,12 +422,16 @@ impl Service {
             }
         }
         for id in &ids {
-            if !self.collections.read().contains_key(id) && self.load_collection(id).await?.is_some() {
+            if !self.collections.read().contains_key(id)
+                && self.load_collection(id).await?.is_some()
+            {
                 report.collections_added += 1;
             }
         }
         for f in self.store.faces_updated_since(since).await? {
-            let Some(c) = self.collections.read().get(&f.collection_id).cloned() else { continue };
+            let Some(c) = self.collections.read().get(&f.collection_id).cloned() else {
+                continue;
+            };
             match self.open_template(&c.key, &f) {
                 Ok(v) => {
                     c.index.write().upsert(&f.face_id, f.user_id.as_deref(), &v);
@@ -402,55 +466,22 @@ impl Service {
     // ------------------------------------------------------------------ keys
 
     /// Creates an API key; the token is returned once and only its hash is stored.
-    pub async fn create_key(&self, p: &Principal, role: Role, collection: Option<String>, name: &str) -> Result<CreatedKey> {
-        p.check(Action::ManageKeys, None)?;
-        if let Some(c) = &collection {
-            check_collection_id(c)?;
-        }
-        let (key_id, secret, token) = auth::generate();
-        self.store
-            .insert_key(&KeyRow {
-                key_id: key_id.clone(),
-                secret_hash: auth::hash_secret(&secret),
-                role: role.as_str().into(),
-                collection_id: collection.clone(),
-                name: name.into(),
-                created_ms: now_ms(),
-                revoked_ms: None,
-            })
-            .await?;
-        Ok(CreatedKey {
-            key_id,
-            token,
-            role,
-            collection,
-            name: name.into(),
-        })
+    pub async fn create_key(
+        &self,
+        p: &Principal,
+        role: Role,
+        collection: Option<String>,
+        name: &str,
+    ) -> Result<CreatedKey> {
+        crate::keys::create(&self.store, p, role, collection, name).await
     }
 
     pub async fn list_keys(&self, p: &Principal) -> Result<Vec<KeyInfo>> {
-        p.check(Action::ManageKeys, None)?;
-        Ok(self
-            .store
-            .list_keys()
-            .await?
-            .into_iter()
-            .map(|k| KeyInfo {
-                role: Role::parse(&k.role).unwrap_or(Role::Recognizer),
-                key_id: k.key_id,
-                collection: k.collection_id,
-                name: k.name,
-                created_at: rfc3339(k.created_ms),
-                revoked_at: k.revoked_ms.map(rfc3339),
-            })
-            .collect())
+        crate::keys::list(&self.store, p).await
     }
 
     pub async fn revoke_key(&self, p: &Principal, key_id: &str) -> Result<()> {
-        p.check(Action::ManageKeys, None)?;
-        if !self.store.revoke_key(key_id, now_ms()).await? {
-            return Err(CoreError::ResourceNotFound(format!("no active key `{key_id}`")));
-        }
+        crate::keys::revoke(&self.store, p, key_id).await?;
         self.key_cache.lock().remove(key_id);
         Ok(())
     }
@@ -469,7 +500,9 @@ impl Service {
             Some(k) => k,
             None => {
                 let k = self.store.get_key(id).await?.ok_or_else(bad)?;
-                self.key_cache.lock().insert(id.to_string(), (k.clone(), std::time::Instant::now()));
+                self.key_cache
+                    .lock()
+                    .insert(id.to_string(), (k.clone(), std::time::Instant::now()));
                 k
             }
         };
@@ -477,11 +510,14 @@ impl Service {
             return Err(bad());
         }
         if row.revoked_ms.is_some() {
-            return Err(CoreError::Unauthenticated("this API key has been revoked".into()));
+            return Err(CoreError::Unauthenticated(
+                "this API key has been revoked".into(),
+            ));
         }
         Ok(Principal {
             key_id: row.key_id,
-            role: Role::parse(&row.role).ok_or_else(|| CoreError::Internal("stored key has an unknown role".into()))?,
+            role: Role::parse(&row.role)
+                .ok_or_else(|| CoreError::Internal("stored key has an unknown role".into()))?,
             collection: row.collection_id,
         })
     }
@@ -489,21 +525,36 @@ impl Service {
     // ------------------------------------------------------------------ engine helpers
 
     /// Decodes and detects on a blocking thread (CPU work never blocks the async runtime).
-    async fn analyse(&self, bytes: Vec<u8>, opts: DetectOptions, what: &'static str) -> Result<(DecodedImage, Vec<Face>)> {
+    async fn analyse(
+        &self,
+        bytes: Vec<u8>,
+        opts: DetectOptions,
+        what: &'static str,
+    ) -> Result<(DecodedImage, Vec<Face>)> {
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || {
-            let img = engine.decode(&bytes).map_err(|e| CoreError::from_engine(e, what))?;
-            let faces = engine.detect(&img, &opts).map_err(|e| CoreError::from_engine(e, what))?;
+            let img = engine
+                .decode(&bytes)
+                .map_err(|e| CoreError::from_engine(e, what))?;
+            let faces = engine
+                .detect(&img, &opts)
+                .map_err(|e| CoreError::from_engine(e, what))?;
             Ok((img, faces))
         })
         .await
         .map_err(|e| CoreError::Internal(format!("worker: {e}")))?
     }
 
-    async fn templates(&self, img: DecodedImage, faces: Vec<Face>) -> Result<(DecodedImage, Vec<Face>, Vec<Template>)> {
+    async fn templates(
+        &self,
+        img: DecodedImage,
+        faces: Vec<Face>,
+    ) -> Result<(DecodedImage, Vec<Face>, Vec<Template>)> {
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || {
-            let t = engine.templates(&img, &faces).map_err(|e| CoreError::from_engine(e, "image"))?;
+            let t = engine
+                .templates(&img, &faces)
+                .map_err(|e| CoreError::from_engine(e, "image"))?;
             Ok((img, faces, t))
         })
         .await
@@ -532,25 +583,36 @@ impl Service {
 
     /// Detects faces; with `ttl` each face also gets a transient face ID kept (as an
     /// encrypted template only) until it expires.
-    pub async fn detect(&self, p: &Principal, image: Vec<u8>, max_faces: Option<usize>, face_id_ttl: Option<Option<u64>>) -> Result<DetectResult> {
+    pub async fn detect(
+        &self,
+        p: &Principal,
+        image: Vec<u8>,
+        max_faces: Option<usize>,
+        face_id_ttl: Option<Option<u64>>,
+    ) -> Result<DetectResult> {
         p.check(Action::Recognize, None)?;
         let max = max_faces.unwrap_or(100);
         if !(1..=100).contains(&max) {
-            return Err(CoreError::InvalidParameter("maxFaces must be between 1 and 100".into()));
+            return Err(CoreError::InvalidParameter(
+                "maxFaces must be between 1 and 100".into(),
+            ));
         }
         let ttl = match face_id_ttl {
             None => None,
             Some(t) => {
                 let t = t.unwrap_or(self.config.face_id_ttl_default_secs);
-                if !(FACE_ID_TTL_MIN..=FACE_ID_TTL_MAX).contains(&t) {
+                let min = self.config.face_id_ttl_min_secs;
+                if !(min..=FACE_ID_TTL_MAX).contains(&t) {
                     return Err(CoreError::InvalidParameter(format!(
-                        "faceIdTimeToLive must be between {FACE_ID_TTL_MIN} and {FACE_ID_TTL_MAX} seconds"
+                        "faceIdTimeToLive must be between {min} and {FACE_ID_TTL_MAX} seconds"
                     )));
                 }
                 Some(t)
             }
         };
-        let (img, faces) = self.analyse(image, self.detect_options(max), "image").await?;
+        let (img, faces) = self
+            .analyse(image, self.detect_options(max), "image")
+            .await?;
         let (w, h) = (img.width(), img.height());
         let mut details: Vec<FaceDetail> = faces.iter().map(FaceDetail::from).collect();
         if let Some(ttl) = ttl {
@@ -568,7 +630,9 @@ impl Service {
                 rows.push(TransientRow {
                     face_id: id.clone(),
                     owner_key: p.key_id.clone(),
-                    template: self.transient_key.seal(&t.to_bytes(), &template_aad("transient", &id)),
+                    template: self
+                        .transient_key
+                        .seal(&t.to_bytes(), &template_aad("transient", &id)),
                     details: serde_json::to_string(&stored).unwrap_or_default(),
                     created_ms: now,
                     expires_ms: expires,
@@ -586,16 +650,28 @@ impl Service {
     }
 
     /// The largest face of `source` against every face of `target`.
-    pub async fn compare(&self, p: &Principal, source: Vec<u8>, target: Vec<u8>, threshold: Option<f32>) -> Result<CompareResult> {
+    pub async fn compare(
+        &self,
+        p: &Principal,
+        source: Vec<u8>,
+        target: Vec<u8>,
+        threshold: Option<f32>,
+    ) -> Result<CompareResult> {
         p.check(Action::Recognize, None)?;
-        let threshold = check_similarity(threshold, "similarityThreshold")?.unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
+        let threshold = check_similarity(threshold, "similarityThreshold")?
+            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
         let (sface, stemplate) = self.largest_face(source, "sourceImage").await?;
-        let (img, faces) = self.analyse(target, self.detect_options(100), "targetImage").await?;
+        let (img, faces) = self
+            .analyse(target, self.detect_options(100), "targetImage")
+            .await?;
         let (_, faces, templates) = self.templates(img, faces).await?;
         let mut matches = Vec::new();
         let mut unmatched = Vec::new();
         for (f, t) in faces.iter().zip(&templates) {
-            let c = self.engine.compare(&stemplate, t).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let c = self
+                .engine
+                .compare(&stemplate, t)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
             if c.similarity >= threshold {
                 matches.push(CompareMatch {
                     similarity: c.similarity,
@@ -630,7 +706,9 @@ impl Service {
             })
             .await
             .map_err(|e| match CoreError::from(e) {
-                CoreError::ResourceAlreadyExists(_) => CoreError::ResourceAlreadyExists(format!("collection `{id}` already exists")),
+                CoreError::ResourceAlreadyExists(_) => {
+                    CoreError::ResourceAlreadyExists(format!("collection `{id}` already exists"))
+                }
                 other => other,
             })?;
         self.collections.write().insert(
@@ -662,20 +740,25 @@ impl Service {
     pub async fn describe_collection(&self, p: &Principal, id: &str) -> Result<CollectionInfo> {
         check_collection_id(id)?;
         p.check(Action::Recognize, Some(id))?;
-        let row = self
-            .store
-            .get_collection(id)
-            .await?
-            .ok_or_else(|| CoreError::ResourceNotFound(format!("collection `{id}` does not exist")))?;
+        let row = self.store.get_collection(id).await?.ok_or_else(|| {
+            CoreError::ResourceNotFound(format!("collection `{id}` does not exist"))
+        })?;
         self.info(&row).await
     }
 
-    pub async fn list_collections(&self, p: &Principal, max: Option<u32>, token: Option<&str>) -> Result<CollectionList> {
+    pub async fn list_collections(
+        &self,
+        p: &Principal,
+        max: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<CollectionList> {
         p.check(Action::Recognize, None)?;
         let limit = page_limit(max, 100, 1000)?;
         let after = decode_token(token)?;
         let rows = self.store.list_collections(after.as_deref(), limit).await?;
-        let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_token(&r.collection_id))).flatten();
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| encode_token(&r.collection_id)))
+            .flatten();
         let mut out = Vec::new();
         for r in rows.iter().filter(|r| p.sees(&r.collection_id)) {
             out.push(self.info(r).await?);
@@ -691,7 +774,9 @@ impl Service {
         check_collection_id(id)?;
         p.check(Action::Enroll, Some(id))?;
         if !self.store.delete_collection(id, now_ms()).await? {
-            return Err(CoreError::ResourceNotFound(format!("collection `{id}` does not exist")));
+            return Err(CoreError::ResourceNotFound(format!(
+                "collection `{id}` does not exist"
+            )));
         }
         self.collections.write().remove(id);
         Ok(())
@@ -735,10 +820,14 @@ impl Service {
         }
         let max = max_faces.unwrap_or(100);
         if !(1..=100).contains(&max) {
-            return Err(CoreError::InvalidParameter("maxFaces must be between 1 and 100".into()));
+            return Err(CoreError::InvalidParameter(
+                "maxFaces must be between 1 and 100".into(),
+            ));
         }
         let c = self.collection(collection).await?;
-        let (img, faces) = self.analyse(image, self.detect_options(100), "image").await?;
+        let (img, faces) = self
+            .analyse(image, self.detect_options(100), "image")
+            .await?;
         let thresholds = self.engine.config().quality;
         let bar = match filter {
             QualityFilter::None | QualityFilter::Low => None,
@@ -766,7 +855,12 @@ impl Service {
                     reasons = thresholds
                         .shortfalls(&f.quality_inputs(), level)
                         .iter()
-                        .map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+                        .map(|r| {
+                            serde_json::to_value(r)
+                                .ok()
+                                .and_then(|v| v.as_str().map(String::from))
+                                .unwrap_or_default()
+                        })
                         .collect();
                     if reasons.is_empty() {
                         reasons.push("LOW_FACE_QUALITY".into());
@@ -808,7 +902,9 @@ impl Service {
                 external_image_id: external_image_id.clone(),
                 image_id: image_id.clone(),
                 details: serde_json::to_string(&details).unwrap_or_default(),
-                template: c.key.seal(&t.to_bytes(), &template_aad(collection, &face_id)),
+                template: c
+                    .key
+                    .seal(&t.to_bytes(), &template_aad(collection, &face_id)),
                 created_ms: now,
                 updated_ms: now,
             };
@@ -833,7 +929,14 @@ impl Service {
         })
     }
 
-    pub async fn list_faces(&self, p: &Principal, collection: &str, max: Option<u32>, token: Option<&str>, user: Option<&str>) -> Result<FaceList> {
+    pub async fn list_faces(
+        &self,
+        p: &Principal,
+        collection: &str,
+        max: Option<u32>,
+        token: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<FaceList> {
         check_collection_id(collection)?;
         p.check(Action::Recognize, Some(collection))?;
         if let Some(u) = user {
@@ -842,19 +945,31 @@ impl Service {
         self.collection(collection).await?;
         let limit = page_limit(max, 100, 4096)?;
         let after = decode_token(token)?;
-        let rows = self.store.list_faces(collection, after.as_deref(), limit, user).await?;
-        let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_token(&r.face_id))).flatten();
+        let rows = self
+            .store
+            .list_faces(collection, after.as_deref(), limit, user)
+            .await?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| encode_token(&r.face_id)))
+            .flatten();
         Ok(FaceList {
             faces: rows.iter().map(|r| self.stored_face(r)).collect(),
             next_token: next,
         })
     }
 
-    pub async fn delete_faces(&self, p: &Principal, collection: &str, ids: &[String]) -> Result<DeleteFacesResult> {
+    pub async fn delete_faces(
+        &self,
+        p: &Principal,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<DeleteFacesResult> {
         check_collection_id(collection)?;
         p.check(Action::Enroll, Some(collection))?;
         if ids.is_empty() || ids.len() > MAX_DELETE_FACES {
-            return Err(CoreError::InvalidParameter(format!("faceIds must hold 1–{MAX_DELETE_FACES} ids")));
+            return Err(CoreError::InvalidParameter(format!(
+                "faceIds must hold 1–{MAX_DELETE_FACES} ids"
+            )));
         }
         let c = self.collection(collection).await?;
         let mut failures = Vec::new();
@@ -869,7 +984,10 @@ impl Service {
                 });
             }
         }
-        let deleted = self.store.delete_faces(collection, &valid, now_ms()).await?;
+        let deleted = self
+            .store
+            .delete_faces(collection, &valid, now_ms())
+            .await?;
         {
             let mut idx = c.index.write();
             for id in &deleted {
@@ -891,7 +1009,16 @@ impl Service {
 
     // ------------------------------------------------------------------ search
 
-    async fn probe_vector(&self, p: &Principal, c: &Loaded, probe: Probe) -> Result<(Vec<f32>, Option<String>, Option<honnin_engine::engine::RatioBox>)> {
+    async fn probe_vector(
+        &self,
+        p: &Principal,
+        c: &Loaded,
+        probe: Probe,
+    ) -> Result<(
+        Vec<f32>,
+        Option<String>,
+        Option<honnin_engine::engine::RatioBox>,
+    )> {
         match probe {
             Probe::Image(bytes) => {
                 let (f, t) = self.largest_face(bytes, "image").await?;
@@ -904,7 +1031,11 @@ impl Service {
                     .read()
                     .vector(&id)
                     .map(|v| v.to_vec())
-                    .ok_or_else(|| CoreError::ResourceNotFound(format!("face `{id}` is not in this collection")))?;
+                    .ok_or_else(|| {
+                        CoreError::ResourceNotFound(format!(
+                            "face `{id}` is not in this collection"
+                        ))
+                    })?;
                 Ok((v, Some(id), None))
             }
             Probe::TransientFace(id) => {
@@ -915,13 +1046,23 @@ impl Service {
     }
 
     /// Faces of a collection similar to a probe (image, indexed face or transient face).
-    pub async fn search_faces(&self, p: &Principal, collection: &str, probe: Probe, threshold: Option<f32>, max_results: Option<usize>) -> Result<SearchResult> {
+    pub async fn search_faces(
+        &self,
+        p: &Principal,
+        collection: &str,
+        probe: Probe,
+        threshold: Option<f32>,
+        max_results: Option<usize>,
+    ) -> Result<SearchResult> {
         check_collection_id(collection)?;
         p.check(Action::Recognize, Some(collection))?;
-        let threshold = check_similarity(threshold, "threshold")?.unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
+        let threshold = check_similarity(threshold, "threshold")?
+            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
         let k = max_results.unwrap_or(10);
         if !(1..=MAX_SEARCH_RESULTS).contains(&k) {
-            return Err(CoreError::InvalidParameter(format!("maxResults must be between 1 and {MAX_SEARCH_RESULTS}")));
+            return Err(CoreError::InvalidParameter(format!(
+                "maxResults must be between 1 and {MAX_SEARCH_RESULTS}"
+            )));
         }
         let c = self.collection(collection).await?;
         let (query, searched_id, bbox) = self.probe_vector(p, &c, probe).await?;
@@ -964,7 +1105,12 @@ impl Service {
 
     // ------------------------------------------------------------------ users
 
-    pub async fn create_user(&self, p: &Principal, collection: &str, user: &str) -> Result<UserInfo> {
+    pub async fn create_user(
+        &self,
+        p: &Principal,
+        collection: &str,
+        user: &str,
+    ) -> Result<UserInfo> {
         check_collection_id(collection)?;
         check_user_id(user)?;
         p.check(Action::Enroll, Some(collection))?;
@@ -977,8 +1123,12 @@ impl Service {
             })
             .await
             .map_err(|e| match CoreError::from(e) {
-                CoreError::ResourceAlreadyExists(_) => CoreError::ResourceAlreadyExists(format!("user `{user}` already exists")),
-                CoreError::ResourceNotFound(_) => CoreError::ResourceNotFound(format!("collection `{collection}` does not exist")),
+                CoreError::ResourceAlreadyExists(_) => {
+                    CoreError::ResourceAlreadyExists(format!("user `{user}` already exists"))
+                }
+                CoreError::ResourceNotFound(_) => {
+                    CoreError::ResourceNotFound(format!("collection `{collection}` does not exist"))
+                }
                 other => other,
             })?;
         Ok(UserInfo {
@@ -993,7 +1143,9 @@ impl Service {
         p.check(Action::Enroll, Some(collection))?;
         let c = self.collection(collection).await?;
         if !self.store.delete_user(collection, user, now_ms()).await? {
-            return Err(CoreError::ResourceNotFound(format!("user `{user}` does not exist")));
+            return Err(CoreError::ResourceNotFound(format!(
+                "user `{user}` does not exist"
+            )));
         }
         let mut idx = c.index.write();
         for f in idx.faces_of_user(user) {
@@ -1002,14 +1154,25 @@ impl Service {
         Ok(())
     }
 
-    pub async fn list_users(&self, p: &Principal, collection: &str, max: Option<u32>, token: Option<&str>) -> Result<UserList> {
+    pub async fn list_users(
+        &self,
+        p: &Principal,
+        collection: &str,
+        max: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<UserList> {
         check_collection_id(collection)?;
         p.check(Action::Recognize, Some(collection))?;
         self.collection(collection).await?;
         let limit = page_limit(max, 100, 500)?;
         let after = decode_token(token)?;
-        let rows = self.store.list_users(collection, after.as_deref(), limit).await?;
-        let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_token(&r.user_id))).flatten();
+        let rows = self
+            .store
+            .list_users(collection, after.as_deref(), limit)
+            .await?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| encode_token(&r.user_id)))
+            .flatten();
         Ok(UserList {
             users: rows
                 .iter()
@@ -1025,17 +1188,29 @@ impl Service {
     /// Associates faces with a user. A face must match the user's existing faces at
     /// `user_match_threshold` (default: the threshold for FMR 1e-4), so one user never
     /// collects two people's faces.
-    pub async fn associate_faces(&self, p: &Principal, collection: &str, user: &str, ids: &[String], threshold: Option<f32>) -> Result<AssociateResult> {
+    pub async fn associate_faces(
+        &self,
+        p: &Principal,
+        collection: &str,
+        user: &str,
+        ids: &[String],
+        threshold: Option<f32>,
+    ) -> Result<AssociateResult> {
         check_collection_id(collection)?;
         check_user_id(user)?;
         p.check(Action::Enroll, Some(collection))?;
         if ids.is_empty() || ids.len() > MAX_ASSOCIATE_FACES {
-            return Err(CoreError::InvalidParameter(format!("faceIds must hold 1–{MAX_ASSOCIATE_FACES} ids")));
+            return Err(CoreError::InvalidParameter(format!(
+                "faceIds must hold 1–{MAX_ASSOCIATE_FACES} ids"
+            )));
         }
-        let threshold = check_similarity(threshold, "userMatchThreshold")?.unwrap_or_else(|| self.threshold_for_fmr(self.config.user_match_fmr));
+        let threshold = check_similarity(threshold, "userMatchThreshold")?
+            .unwrap_or_else(|| self.threshold_for_fmr(self.config.user_match_fmr));
         let c = self.collection(collection).await?;
         if self.store.get_user(collection, user).await?.is_none() {
-            return Err(CoreError::ResourceNotFound(format!("user `{user}` does not exist")));
+            return Err(CoreError::ResourceNotFound(format!(
+                "user `{user}` does not exist"
+            )));
         }
         let min = self.score_for(threshold);
         let mut ok = Vec::new();
@@ -1050,12 +1225,13 @@ impl Service {
             let mut count = members.len();
             let mut seen = HashSet::new();
             for id in ids {
-                let fail = |reason: &str, sim: Option<f32>, uid: Option<String>| AssociationFailure {
-                    face_id: id.clone(),
-                    reasons: vec![reason.into()],
-                    similarity: sim,
-                    user_id: uid,
-                };
+                let fail =
+                    |reason: &str, sim: Option<f32>, uid: Option<String>| AssociationFailure {
+                        face_id: id.clone(),
+                        reasons: vec![reason.into()],
+                        similarity: sim,
+                        user_id: uid,
+                    };
                 if check_face_id(id).is_err() || !seen.insert(id.clone()) {
                     failed.push(fail("INVALID_FACE_ID", None, None));
                     continue;
@@ -1070,7 +1246,11 @@ impl Service {
                         continue;
                     }
                     Some(u) => {
-                        failed.push(fail("ASSOCIATED_TO_A_DIFFERENT_USER", None, Some(u.to_string())));
+                        failed.push(fail(
+                            "ASSOCIATED_TO_A_DIFFERENT_USER",
+                            None,
+                            Some(u.to_string()),
+                        ));
                         continue;
                     }
                     None => {}
@@ -1085,7 +1265,11 @@ impl Service {
                         .map(|m| honnin_engine::template::dot(m, v))
                         .fold(f32::NEG_INFINITY, f32::max);
                     if best < min {
-                        failed.push(fail("LOW_MATCH_CONFIDENCE", Some(self.similarity(best)), None));
+                        failed.push(fail(
+                            "LOW_MATCH_CONFIDENCE",
+                            Some(self.similarity(best)),
+                            None,
+                        ));
                         continue;
                     }
                 }
@@ -1096,9 +1280,14 @@ impl Service {
         }
         let newly: Vec<String> = {
             let idx = c.index.read();
-            ok.iter().filter(|id| idx.user_of(id).flatten().is_none()).cloned().collect()
+            ok.iter()
+                .filter(|id| idx.user_of(id).flatten().is_none())
+                .cloned()
+                .collect()
         };
-        self.store.set_face_user(collection, &newly, Some(user), now_ms()).await?;
+        self.store
+            .set_face_user(collection, &newly, Some(user), now_ms())
+            .await?;
         {
             let mut idx = c.index.write();
             for id in &newly {
@@ -1112,12 +1301,20 @@ impl Service {
         })
     }
 
-    pub async fn disassociate_faces(&self, p: &Principal, collection: &str, user: &str, ids: &[String]) -> Result<DisassociateResult> {
+    pub async fn disassociate_faces(
+        &self,
+        p: &Principal,
+        collection: &str,
+        user: &str,
+        ids: &[String],
+    ) -> Result<DisassociateResult> {
         check_collection_id(collection)?;
         check_user_id(user)?;
         p.check(Action::Enroll, Some(collection))?;
         if ids.is_empty() || ids.len() > MAX_ASSOCIATE_FACES {
-            return Err(CoreError::InvalidParameter(format!("faceIds must hold 1–{MAX_ASSOCIATE_FACES} ids")));
+            return Err(CoreError::InvalidParameter(format!(
+                "faceIds must hold 1–{MAX_ASSOCIATE_FACES} ids"
+            )));
         }
         let c = self.collection(collection).await?;
         let mut ok = Vec::new();
@@ -1138,7 +1335,9 @@ impl Service {
                 }
             }
         }
-        self.store.set_face_user(collection, &ok, None, now_ms()).await?;
+        self.store
+            .set_face_user(collection, &ok, None, now_ms())
+            .await?;
         {
             let mut idx = c.index.write();
             for id in &ok {
@@ -1155,7 +1354,9 @@ impl Service {
         let mut best: BTreeMap<String, (f32, String)> = BTreeMap::new();
         for h in hits {
             let Some(u) = &h.user_id else { continue };
-            let e = best.entry(u.to_string()).or_insert((f32::NEG_INFINITY, String::new()));
+            let e = best
+                .entry(u.to_string())
+                .or_insert((f32::NEG_INFINITY, String::new()));
             if h.score > e.0 {
                 *e = (h.score, h.face_id.to_string());
             }
@@ -1168,20 +1369,35 @@ impl Service {
                 best_face_id: f,
             })
             .collect();
-        out.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| a.user_id.cmp(&b.user_id)));
+        out.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then_with(|| a.user_id.cmp(&b.user_id))
+        });
         out.truncate(k);
         out
     }
 
     /// Users of a collection similar to a probe, or to a user (by id: the best match of
     /// any of the user's faces).
-    pub async fn search_users(&self, p: &Principal, collection: &str, probe: Option<Probe>, user: Option<&str>, threshold: Option<f32>, max_users: Option<usize>) -> Result<SearchUsersResult> {
+    pub async fn search_users(
+        &self,
+        p: &Principal,
+        collection: &str,
+        probe: Option<Probe>,
+        user: Option<&str>,
+        threshold: Option<f32>,
+        max_users: Option<usize>,
+    ) -> Result<SearchUsersResult> {
         check_collection_id(collection)?;
         p.check(Action::Recognize, Some(collection))?;
-        let threshold = check_similarity(threshold, "threshold")?.unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
+        let threshold = check_similarity(threshold, "threshold")?
+            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
         let k = max_users.unwrap_or(10);
         if !(1..=500).contains(&k) {
-            return Err(CoreError::InvalidParameter("maxUsers must be between 1 and 500".into()));
+            return Err(CoreError::InvalidParameter(
+                "maxUsers must be between 1 and 500".into(),
+            ));
         }
         let c = self.collection(collection).await?;
         let min = self.score_for(threshold);
@@ -1193,12 +1409,20 @@ impl Service {
             (None, Some(u)) => {
                 check_user_id(u)?;
                 if self.store.get_user(collection, u).await?.is_none() {
-                    return Err(CoreError::ResourceNotFound(format!("user `{u}` does not exist")));
+                    return Err(CoreError::ResourceNotFound(format!(
+                        "user `{u}` does not exist"
+                    )));
                 }
                 let idx = c.index.read();
-                let v: Vec<Vec<f32>> = idx.faces_of_user(u).iter().filter_map(|f| idx.vector(f).map(|v| v.to_vec())).collect();
+                let v: Vec<Vec<f32>> = idx
+                    .faces_of_user(u)
+                    .iter()
+                    .filter_map(|f| idx.vector(f).map(|v| v.to_vec()))
+                    .collect();
                 if v.is_empty() {
-                    return Err(CoreError::InvalidParameter(format!("user `{u}` has no faces to search with")));
+                    return Err(CoreError::InvalidParameter(format!(
+                        "user `{u}` has no faces to search with"
+                    )));
                 }
                 (v, Some(u.to_string()), None)
             }
@@ -1243,35 +1467,63 @@ impl Service {
                 let r = rows
                     .get(id)
                     .filter(|r| p.role == Role::Admin || r.owner_key == p.key_id)
-                    .ok_or_else(|| CoreError::ResourceNotFound(format!("faceId `{id}` is unknown or has expired")))?;
-                let plain = self.transient_key.open(&r.template, &template_aad("transient", id))?;
+                    .ok_or_else(|| {
+                        CoreError::ResourceNotFound(format!(
+                            "faceId `{id}` is unknown or has expired"
+                        ))
+                    })?;
+                let plain = self
+                    .transient_key
+                    .open(&r.template, &template_aad("transient", id))?;
                 Template::from_bytes(&plain).map_err(|e| CoreError::Internal(e.to_string()))
             })
             .collect()
     }
 
     /// face ↔ face (two transient ids) or face ↔ user (transient id against a user's faces).
-    pub async fn verify(&self, p: &Principal, face_id: &str, other: VerifyTarget, threshold: Option<f32>) -> Result<VerifyResult> {
+    pub async fn verify(
+        &self,
+        p: &Principal,
+        face_id: &str,
+        other: VerifyTarget,
+        threshold: Option<f32>,
+    ) -> Result<VerifyResult> {
         p.check(Action::Recognize, None)?;
-        let threshold = check_similarity(threshold, "threshold")?.unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
-        let a = self.weighting.apply(&self.transient(p, &[face_id.to_string()]).await?.remove(0).vector);
+        let threshold = check_similarity(threshold, "threshold")?
+            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
+        let a = self.weighting.apply(
+            &self
+                .transient(p, &[face_id.to_string()])
+                .await?
+                .remove(0)
+                .vector,
+        );
         let score = match other {
             VerifyTarget::Face(b) => {
-                let b = self.weighting.apply(&self.transient(p, &[b]).await?.remove(0).vector);
+                let b = self
+                    .weighting
+                    .apply(&self.transient(p, &[b]).await?.remove(0).vector);
                 honnin_engine::template::dot(&a, &b)
             }
-            VerifyTarget::User { collection, user_id } => {
+            VerifyTarget::User {
+                collection,
+                user_id,
+            } => {
                 check_collection_id(&collection)?;
                 check_user_id(&user_id)?;
                 p.check(Action::Recognize, Some(&collection))?;
                 let c = self.collection(&collection).await?;
                 if self.store.get_user(&collection, &user_id).await?.is_none() {
-                    return Err(CoreError::ResourceNotFound(format!("user `{user_id}` does not exist")));
+                    return Err(CoreError::ResourceNotFound(format!(
+                        "user `{user_id}` does not exist"
+                    )));
                 }
                 let idx = c.index.read();
                 let faces = idx.faces_of_user(&user_id);
                 if faces.is_empty() {
-                    return Err(CoreError::InvalidParameter(format!("user `{user_id}` has no faces")));
+                    return Err(CoreError::InvalidParameter(format!(
+                        "user `{user_id}` has no faces"
+                    )));
                 }
                 faces
                     .iter()
@@ -1289,17 +1541,29 @@ impl Service {
     }
 
     /// 1:N: each transient face against the users of a collection.
-    pub async fn identify(&self, p: &Principal, face_ids: &[String], collection: &str, max_candidates: Option<usize>, threshold: Option<f32>) -> Result<Vec<IdentifyResult>> {
+    pub async fn identify(
+        &self,
+        p: &Principal,
+        face_ids: &[String],
+        collection: &str,
+        max_candidates: Option<usize>,
+        threshold: Option<f32>,
+    ) -> Result<Vec<IdentifyResult>> {
         check_collection_id(collection)?;
         p.check(Action::Recognize, Some(collection))?;
         if face_ids.is_empty() || face_ids.len() > MAX_IDENTIFY_FACES {
-            return Err(CoreError::InvalidParameter(format!("faceIds must hold 1–{MAX_IDENTIFY_FACES} ids")));
+            return Err(CoreError::InvalidParameter(format!(
+                "faceIds must hold 1–{MAX_IDENTIFY_FACES} ids"
+            )));
         }
         let k = max_candidates.unwrap_or(10);
         if !(1..=100).contains(&k) {
-            return Err(CoreError::InvalidParameter("maxNumOfCandidatesReturned must be between 1 and 100".into()));
+            return Err(CoreError::InvalidParameter(
+                "maxNumOfCandidatesReturned must be between 1 and 100".into(),
+            ));
         }
-        let threshold = check_similarity(threshold, "confidenceThreshold")?.unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
+        let threshold = check_similarity(threshold, "confidenceThreshold")?
+            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
         let min = self.score_for(threshold);
         let c = self.collection(collection).await?;
         let templates = self.transient(p, face_ids).await?;
@@ -1326,27 +1590,51 @@ impl Service {
     }
 
     /// Faces similar to a transient face, among other transient faces or a collection.
-    pub async fn find_similar(&self, p: &Principal, face_id: &str, among: SimilarAmong, mode: SimilarMode, max_candidates: Option<usize>) -> Result<Vec<SimilarFace>> {
+    pub async fn find_similar(
+        &self,
+        p: &Principal,
+        face_id: &str,
+        among: SimilarAmong,
+        mode: SimilarMode,
+        max_candidates: Option<usize>,
+    ) -> Result<Vec<SimilarFace>> {
         p.check(Action::Recognize, None)?;
         let k = max_candidates.unwrap_or(20);
         if !(1..=1000).contains(&k) {
-            return Err(CoreError::InvalidParameter("maxNumOfCandidatesReturned must be between 1 and 1000".into()));
+            return Err(CoreError::InvalidParameter(
+                "maxNumOfCandidatesReturned must be between 1 and 1000".into(),
+            ));
         }
         let min = match mode {
-            SimilarMode::MatchPerson => self.score_for(self.threshold_for_fmr(self.config.match_fmr)),
+            SimilarMode::MatchPerson => {
+                self.score_for(self.threshold_for_fmr(self.config.match_fmr))
+            }
             SimilarMode::MatchFace => -1.0,
         };
-        let q = self.weighting.apply(&self.transient(p, &[face_id.to_string()]).await?.remove(0).vector);
+        let q = self.weighting.apply(
+            &self
+                .transient(p, &[face_id.to_string()])
+                .await?
+                .remove(0)
+                .vector,
+        );
         let mut out: Vec<SimilarFace> = match among {
             SimilarAmong::Faces(ids) => {
                 if ids.is_empty() || ids.len() > 1000 {
-                    return Err(CoreError::InvalidParameter("faceIds must hold 1–1000 ids".into()));
+                    return Err(CoreError::InvalidParameter(
+                        "faceIds must hold 1–1000 ids".into(),
+                    ));
                 }
                 let ts = self.transient(p, &ids).await?;
                 ids.iter()
                     .zip(&ts)
                     .filter(|(id, _)| id.as_str() != face_id)
-                    .map(|(id, t)| (id.clone(), honnin_engine::template::dot(&q, &self.weighting.apply(&t.vector))))
+                    .map(|(id, t)| {
+                        (
+                            id.clone(),
+                            honnin_engine::template::dot(&q, &self.weighting.apply(&t.vector)),
+                        )
+                    })
                     .filter(|(_, s)| *s >= min)
                     .map(|(id, s)| SimilarFace {
                         face_id: id,
@@ -1368,7 +1656,11 @@ impl Service {
                     .collect()
             }
         };
-        out.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| a.face_id.cmp(&b.face_id)));
+        out.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then_with(|| a.face_id.cmp(&b.face_id))
+        });
         out.truncate(k);
         Ok(out)
     }
@@ -1378,14 +1670,21 @@ impl Service {
     pub async fn group(&self, p: &Principal, face_ids: &[String]) -> Result<GroupResult> {
         p.check(Action::Recognize, None)?;
         if face_ids.len() < 2 || face_ids.len() > MAX_GROUP_FACES {
-            return Err(CoreError::InvalidParameter(format!("faceIds must hold 2–{MAX_GROUP_FACES} ids")));
+            return Err(CoreError::InvalidParameter(format!(
+                "faceIds must hold 2–{MAX_GROUP_FACES} ids"
+            )));
         }
         let mut uniq = face_ids.to_vec();
         uniq.sort();
         uniq.dedup();
         let threshold = self.threshold_for_fmr(self.config.match_fmr);
         let min = self.score_for(threshold);
-        let vs: Vec<Vec<f32>> = self.transient(p, &uniq).await?.iter().map(|t| self.weighting.apply(&t.vector)).collect();
+        let vs: Vec<Vec<f32>> = self
+            .transient(p, &uniq)
+            .await?
+            .iter()
+            .map(|t| self.weighting.apply(&t.vector))
+            .collect();
         let n = vs.len();
         let mut parent: Vec<usize> = (0..n).collect();
         fn find(p: &mut [usize], mut x: usize) -> usize {

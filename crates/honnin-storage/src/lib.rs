@@ -143,7 +143,10 @@ pub struct Store {
 }
 
 fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn face_from_row(r: &AnyRow) -> Result<FaceRow> {
@@ -212,8 +215,16 @@ impl Store {
 
     async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -302,11 +313,13 @@ impl Store {
 
     /// Marks a key revoked; false if it does not exist or was already revoked.
     pub async fn revoke_key(&self, key_id: &str, now_ms: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL")
-            .bind(now_ms)
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -345,12 +358,18 @@ impl Store {
     }
 
     /// Collections in id order after `after` (exclusive), at most `limit`.
-    pub async fn list_collections(&self, after: Option<&str>, limit: i64) -> Result<Vec<CollectionRow>> {
-        let rows = sqlx::query("SELECT * FROM collections WHERE collection_id > $1 ORDER BY collection_id LIMIT $2")
-            .bind(after.unwrap_or(""))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn list_collections(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CollectionRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM collections WHERE collection_id > $1 ORDER BY collection_id LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(Self::collection_from_row).collect()
     }
 
@@ -359,7 +378,9 @@ impl Store {
         let rows = sqlx::query("SELECT collection_id FROM collections ORDER BY collection_id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get("collection_id")?)).collect()
+        rows.iter()
+            .map(|r| Ok(r.try_get("collection_id")?))
+            .collect()
     }
 
     /// Deletes a collection, its wrapped key, faces and users in one transaction.
@@ -375,8 +396,14 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM faces WHERE collection_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM users WHERE collection_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM faces WHERE collection_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE collection_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let r = sqlx::query("DELETE FROM collections WHERE collection_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -416,20 +443,25 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             if exists.is_none() {
-                return Err(StoreError::NotFound(format!("collection {}", f.collection_id)));
+                return Err(StoreError::NotFound(format!(
+                    "collection {}",
+                    f.collection_id
+                )));
             }
-            sqlx::query(&format!("INSERT INTO faces ({FACE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-                .bind(&f.face_id)
-                .bind(&f.collection_id)
-                .bind(&f.user_id)
-                .bind(&f.external_image_id)
-                .bind(&f.image_id)
-                .bind(&f.details)
-                .bind(&f.template)
-                .bind(f.created_ms)
-                .bind(f.updated_ms)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "INSERT INTO faces ({FACE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ))
+            .bind(&f.face_id)
+            .bind(&f.collection_id)
+            .bind(&f.user_id)
+            .bind(&f.external_image_id)
+            .bind(&f.image_id)
+            .bind(&f.details)
+            .bind(&f.template)
+            .bind(f.created_ms)
+            .bind(f.updated_ms)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -488,7 +520,12 @@ impl Store {
     }
 
     /// Deletes faces (writing tombstones); returns the ids actually deleted.
-    pub async fn delete_faces(&self, collection: &str, ids: &[String], now_ms: i64) -> Result<Vec<String>> {
+    pub async fn delete_faces(
+        &self,
+        collection: &str,
+        ids: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<String>> {
         let mut deleted = Vec::new();
         let mut tx = self.pool.begin().await?;
         for id in ids {
@@ -540,19 +577,23 @@ impl Store {
 
     /// Faces written (inserted or updated) at or after `since_ms`, any collection.
     pub async fn faces_updated_since(&self, since_ms: i64) -> Result<Vec<FaceRow>> {
-        let rows = sqlx::query(&format!("SELECT {FACE_COLS} FROM faces WHERE updated_ms >= $1"))
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {FACE_COLS} FROM faces WHERE updated_ms >= $1"
+        ))
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(face_from_row).collect()
     }
 
     /// Faces deleted at or after `since_ms`.
     pub async fn tombstones_since(&self, since_ms: i64) -> Result<Vec<Tombstone>> {
-        let rows = sqlx::query("SELECT face_id, collection_id, deleted_ms FROM tombstones WHERE deleted_ms >= $1")
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT face_id, collection_id, deleted_ms FROM tombstones WHERE deleted_ms >= $1",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Tombstone {
@@ -578,7 +619,10 @@ impl Store {
     pub async fn insert_user(&self, u: &UserRow) -> Result<()> {
         let exists = self.get_collection(&u.collection_id).await?;
         if exists.is_none() {
-            return Err(StoreError::NotFound(format!("collection {}", u.collection_id)));
+            return Err(StoreError::NotFound(format!(
+                "collection {}",
+                u.collection_id
+            )));
         }
         sqlx::query("INSERT INTO users (collection_id, user_id, created_ms) VALUES ($1, $2, $3)")
             .bind(&u.collection_id)
@@ -609,7 +653,12 @@ impl Store {
         .transpose()
     }
 
-    pub async fn list_users(&self, collection: &str, after: Option<&str>, limit: i64) -> Result<Vec<UserRow>> {
+    pub async fn list_users(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(
             "SELECT * FROM users WHERE collection_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3",
         )
@@ -708,7 +757,9 @@ impl Store {
 
     /// Counts stored transient faces, expired or not (for tests and metrics).
     pub async fn count_transient(&self) -> Result<i64> {
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM transient_faces").fetch_one(&self.pool).await?;
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM transient_faces")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(r.try_get("n")?)
     }
 }

@@ -40,7 +40,11 @@ pub async fn run_suite(store: &Store) {
 async fn meta(s: &Store) {
     assert_eq!(s.get_meta("k").await.unwrap(), None);
     assert_eq!(s.put_meta_if_absent("k", "v1").await.unwrap(), "v1");
-    assert_eq!(s.put_meta_if_absent("k", "v2").await.unwrap(), "v1", "first value wins");
+    assert_eq!(
+        s.put_meta_if_absent("k", "v2").await.unwrap(),
+        "v1",
+        "first value wins"
+    );
 }
 
 async fn keys(s: &Store) {
@@ -54,7 +58,10 @@ async fn keys(s: &Store) {
         revoked_ms: None,
     };
     s.insert_key(&k).await.unwrap();
-    assert!(matches!(s.insert_key(&k).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_key(&k).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.get_key("kid1").await.unwrap(), Some(k.clone()));
     assert_eq!(s.get_key("nope").await.unwrap(), None);
     let k2 = KeyRow {
@@ -68,38 +75,74 @@ async fn keys(s: &Store) {
     assert_eq!(s.list_keys().await.unwrap().len(), 2);
     assert!(s.revoke_key("kid2", 99).await.unwrap());
     assert!(!s.revoke_key("kid2", 100).await.unwrap(), "already revoked");
-    assert_eq!(s.get_key("kid2").await.unwrap().unwrap().revoked_ms, Some(99));
+    assert_eq!(
+        s.get_key("kid2").await.unwrap().unwrap().revoked_ms,
+        Some(99)
+    );
 }
 
 async fn collections(s: &Store) {
     for id in ["b", "a", "c"] {
         s.insert_collection(&collection(id)).await.unwrap();
     }
-    assert!(matches!(s.insert_collection(&collection("a")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_collection(&collection("a")).await,
+        Err(StoreError::Conflict(_))
+    ));
     let page = s.list_collections(None, 2).await.unwrap();
-    assert_eq!(page.iter().map(|c| c.collection_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        page.iter()
+            .map(|c| c.collection_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
     let page = s.list_collections(Some("b"), 2).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].collection_id, "c");
-    assert_eq!(s.get_collection("a").await.unwrap().unwrap().wrapped_key, vec![9; 60]);
+    assert_eq!(
+        s.get_collection("a").await.unwrap().unwrap().wrapped_key,
+        vec![9; 60]
+    );
     assert_eq!(s.collection_ids().await.unwrap(), ["a", "b", "c"]);
 }
 
 async fn faces(s: &Store) {
-    s.insert_faces(&[face("a", "f1", 10), face("a", "f2", 20), face("b", "f3", 30)]).await.unwrap();
+    s.insert_faces(&[
+        face("a", "f1", 10),
+        face("a", "f2", 20),
+        face("b", "f3", 30),
+    ])
+    .await
+    .unwrap();
     // All or nothing: a batch naming a missing collection writes nothing.
-    let err = s.insert_faces(&[face("a", "f9", 10), face("zz", "f10", 10)]).await.unwrap_err();
+    let err = s
+        .insert_faces(&[face("a", "f9", 10), face("zz", "f10", 10)])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     assert!(s.get_faces("a", &["f9".into()]).await.unwrap().is_empty());
     // Duplicate ids are refused.
-    assert!(matches!(s.insert_faces(&[face("a", "f1", 10)]).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_faces(&[face("a", "f1", 10)]).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(s.count_faces("a").await.unwrap(), 2);
     let page = s.list_faces("a", None, 1, None).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].face_id, "f1");
-    assert_eq!(page[0], face("a", "f1", 10), "round trip keeps every column");
-    assert_eq!(s.list_faces("a", Some("f1"), 10, None).await.unwrap()[0].face_id, "f2");
-    let got = s.get_faces("a", &["f1".into(), "f3".into(), "nope".into()]).await.unwrap();
+    assert_eq!(
+        page[0],
+        face("a", "f1", 10),
+        "round trip keeps every column"
+    );
+    assert_eq!(
+        s.list_faces("a", Some("f1"), 10, None).await.unwrap()[0].face_id,
+        "f2"
+    );
+    let got = s
+        .get_faces("a", &["f1".into(), "f3".into(), "nope".into()])
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1, "f3 is in another collection");
     // Change feed.
     let since = s.faces_updated_since(20).await.unwrap();
@@ -107,7 +150,10 @@ async fn faces(s: &Store) {
     ids.sort();
     assert_eq!(ids, ["f2", "f3"]);
     // Deletion writes tombstones and never resurrects.
-    let del = s.delete_faces("a", &["f2".into(), "nope".into()], 40).await.unwrap();
+    let del = s
+        .delete_faces("a", &["f2".into(), "nope".into()], 40)
+        .await
+        .unwrap();
     assert_eq!(del, ["f2"]);
     assert!(s.get_faces("a", &["f2".into()]).await.unwrap().is_empty());
     let t = s.tombstones_since(40).await.unwrap();
@@ -124,14 +170,25 @@ async fn users(s: &Store) {
         created_ms: 50,
     };
     s.insert_user(&u).await.unwrap();
-    assert!(matches!(s.insert_user(&u).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_user(&u).await,
+        Err(StoreError::Conflict(_))
+    ));
     let missing = UserRow {
         collection_id: "nope".into(),
         ..u.clone()
     };
-    assert!(matches!(s.insert_user(&missing).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.insert_user(&missing).await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(s.count_users("a").await.unwrap(), 1);
-    assert_eq!(s.set_face_user("a", &["f1".into(), "nope".into()], Some("alice"), 60).await.unwrap(), 1);
+    assert_eq!(
+        s.set_face_user("a", &["f1".into(), "nope".into()], Some("alice"), 60)
+            .await
+            .unwrap(),
+        1
+    );
     let f = s.list_faces("a", None, 10, Some("alice")).await.unwrap();
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].updated_ms, 60);
@@ -151,8 +208,13 @@ async fn transient(s: &Store) {
         created_ms: 0,
         expires_ms: exp,
     };
-    s.insert_transient(&[t("t1", 100), t("t2", 200)]).await.unwrap();
-    let got = s.get_transient(&["t1".into(), "t2".into()], 150).await.unwrap();
+    s.insert_transient(&[t("t1", 100), t("t2", 200)])
+        .await
+        .unwrap();
+    let got = s
+        .get_transient(&["t1".into(), "t2".into()], 150)
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1, "t1 expired at 100");
     assert_eq!(got[0].face_id, "t2");
     assert_eq!(s.delete_expired_transient(150).await.unwrap(), 1);
@@ -171,11 +233,19 @@ async fn collection_delete_removes_everything(s: &Store) {
     .unwrap();
     assert!(s.delete_collection("b", 500).await.unwrap());
     assert!(!s.delete_collection("b", 500).await.unwrap());
-    assert_eq!(s.get_collection("b").await.unwrap(), None, "the wrapped key is gone");
+    assert_eq!(
+        s.get_collection("b").await.unwrap(),
+        None,
+        "the wrapped key is gone"
+    );
     assert_eq!(s.count_faces("b").await.unwrap(), 0);
     assert_eq!(s.count_users("b").await.unwrap(), 0);
     let t = s.tombstones_since(500).await.unwrap();
-    assert_eq!(t.iter().filter(|t| t.face_id == "f3").count(), 1, "other processes learn of the deletion");
+    assert_eq!(
+        t.iter().filter(|t| t.face_id == "f3").count(),
+        1,
+        "other processes learn of the deletion"
+    );
     // A new collection with the same id starts empty.
     s.insert_collection(&collection("b")).await.unwrap();
     assert_eq!(s.count_faces("b").await.unwrap(), 0);
@@ -215,7 +285,10 @@ pub async fn fresh_postgres_database(label: &str) -> Option<TestDatabase> {
         .await
         .expect("CREATE DATABASE");
     conn.close().await.ok();
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin_url.clone());
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin_url.clone());
     Some(TestDatabase {
         url: format!("{base}/{name}"),
         admin_url,
@@ -228,9 +301,12 @@ impl TestDatabase {
     pub async fn drop(self) {
         use sqlx::Connection;
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
             conn.close().await.ok();
         }
     }

@@ -14,11 +14,15 @@ async fn sqlite_passes_the_suite() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("suite.db");
     let _ = std::fs::remove_file(&db);
-    let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
     run_suite(&store).await;
     store.close().await;
     // Reopening finds the data (migrations are idempotent).
-    let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
     assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("v1"));
     store.close().await;
     std::fs::remove_dir_all(&dir).ok();
@@ -26,7 +30,9 @@ async fn sqlite_passes_the_suite() {
 
 #[tokio::test]
 async fn postgres_passes_the_suite() {
-    let Some(db) = honnin_storage::testing::fresh_postgres_database("suite").await else { return };
+    let Some(db) = honnin_storage::testing::fresh_postgres_database("suite").await else {
+        return;
+    };
     let store = Store::open(&db.url).await.unwrap();
     run_suite(&store).await;
     store.close().await;

@@ -1,0 +1,191 @@
+//! The server's one typed configuration: built-in defaults, then a TOML file, then
+//! `HONNIN_*` environment variables, then command-line flags (highest).
+//!
+//! Every field and its default is listed in `docs/configuration.md`. Nested fields
+//! are reached from the environment with `__`, e.g.
+//! `HONNIN_LIMITS__RATE_LIMIT_PER_SECOND=50` or `HONNIN_SERVICE__MATCH_FMR=1e-6`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use honnin_core::ServiceConfig;
+use serde::{Deserialize, Serialize};
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest request body, bytes (two 5 MB images as base64 fit).
+    pub max_body_bytes: usize,
+    /// A request that takes longer is answered 408 `RequestTimeout`.
+    pub request_timeout_secs: u64,
+    /// Sustained requests per second allowed per API key.
+    pub rate_limit_per_second: u32,
+    /// Requests a key may send in a burst above the sustained rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+            rate_limit_per_second: 50,
+            rate_limit_burst: 100,
+        }
+    }
+}
+
+/// Background work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Background {
+    /// How often the in-memory index polls storage for other processes' writes, ms.
+    pub sync_interval_ms: u64,
+    /// How often the sweeper deletes expired data, ms.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Background {
+            sync_interval_ms: 250,
+            sweep_interval_ms: 10_000,
+        }
+    }
+}
+
+/// Everything `honnin serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database and the master key file.
+    pub data_dir: PathBuf,
+    /// Database URL; empty means SQLite at `<data_dir>/honnin.db`.
+    /// `postgres://user@host/db` for deployments of several servers.
+    pub database: String,
+    /// Master key file; empty means `<data_dir>/master.key`. `HONNIN_MASTER_KEY`
+    /// (base64 of 32 bytes) takes precedence over any file.
+    pub master_key_file: String,
+    /// Folder with the model files; empty means the built-in search (see the engine).
+    pub model_dir: String,
+    pub limits: Limits,
+    pub background: Background,
+    pub service: ServiceConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("honnin-data"),
+            database: String::new(),
+            master_key_file: String::new(),
+            model_dir: String::new(),
+            limits: Limits::default(),
+            background: Background::default(),
+            service: ServiceConfig::default(),
+        }
+    }
+}
+
+/// Environment variables under `HONNIN_` that are not configuration fields.
+const NOT_CONFIG: &[&str] = &[
+    "master_key",
+    "log",
+    "no_progress",
+    "config",
+    "require_data",
+    "require_postgres",
+    "data_dir_tests",
+];
+
+impl ServerConfig {
+    /// Defaults, then `file` (if given; it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<ServerConfig, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        let env = Env::prefixed("HONNIN_")
+            .split("__")
+            .filter(|k| !NOT_CONFIG.contains(&k.as_str().to_ascii_lowercase().as_str()));
+        fig.merge(env).extract()
+    }
+
+    /// The database URL actually used.
+    pub fn database_url(&self) -> String {
+        if self.database.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("honnin.db").display()
+            )
+        } else {
+            self.database.clone()
+        }
+    }
+
+    /// The master key file actually used.
+    pub fn master_key_path(&self) -> PathBuf {
+        if self.master_key_file.is_empty() {
+            self.data_dir.join("master.key")
+        } else {
+            PathBuf::from(&self.master_key_file)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = ServerConfig::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("honnin-data"));
+        assert!(c
+            .database_url()
+            .starts_with("sqlite://honnin-data/honnin.db"));
+        assert_eq!(c.master_key_path(), PathBuf::from("honnin-data/master.key"));
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "honnin.toml",
+                "listen = \"0.0.0.0:9000\"\n[limits]\nrate_limit_per_second = 7\n[service]\nmatch_fmr = 1e-6\n",
+            )?;
+            jail.set_env("HONNIN_LIMITS__RATE_LIMIT_BURST", "3");
+            jail.set_env("HONNIN_MASTER_KEY", "ignored-here");
+            let c = ServerConfig::load(Some(Path::new("honnin.toml")))?;
+            assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+            assert_eq!(c.limits.rate_limit_per_second, 7);
+            assert_eq!(c.limits.rate_limit_burst, 3);
+            assert_eq!(c.service.match_fmr, 1e-6);
+            assert_eq!(c.limits.max_body_bytes, Limits::default().max_body_bytes);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_or_a_bad_value_is_an_error() {
+        assert!(ServerConfig::load(Some(Path::new("/nonexistent/honnin.toml"))).is_err());
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "listen = \"not an address\"\n")?;
+            assert!(ServerConfig::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,242 @@
+//! Request extractors: the authenticated caller ([`Caller`]) and request bodies as
+//! JSON or multipart ([`Input`]), with every rejection turned into an [`ApiError`].
+
+use std::num::NonZeroU32;
+
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine as _;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use honnin_core::{CoreError, Principal};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Per-key token buckets.
+pub struct KeyLimiter {
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+impl KeyLimiter {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        KeyLimiter {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the key is over its rate.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        self.limiter
+            .check_key(&key.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
+    }
+
+    /// Forgets idle keys (called by the sweeper).
+    pub fn shrink(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+/// The authenticated, rate-limited caller of a `/v1` route.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::from(CoreError::Unauthenticated(
+                "missing `Authorization: Bearer <API key>` header".into(),
+            ))
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::from(CoreError::Unauthenticated(
+                    "the Authorization header must be `Bearer <API key>`".into(),
+                ))
+            })?;
+        let principal = state.service.authenticate(token).await?;
+        if let Err(wait) = state.limiter.check(&principal.key_id) {
+            metrics::counter!("honnin_throttled_requests_total").increment(1);
+            let mut e = ApiError::from(CoreError::Throttling(format!(
+                "this API key is over its rate limit of {} requests per second; retry in {wait} s",
+                state.config.limits.rate_limit_per_second
+            )));
+            e.retry_after = Some(wait.max(1));
+            return Err(e);
+        }
+        Ok(Caller(principal))
+    }
+}
+
+/// An image in a JSON body: `{ "bytes": "<base64>" }` (a `data:` URL prefix is allowed).
+/// In a multipart body, send the file as a part with the field's name instead.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImageInput {
+    /// The image file (JPEG, PNG, WebP or BMP; at most 5 MB, 40 megapixels), base64.
+    pub bytes: String,
+}
+
+impl ImageInput {
+    /// The decoded file bytes.
+    pub fn decode(&self, field: &str) -> Result<Vec<u8>, ApiError> {
+        let b64 = match self.bytes.split_once(";base64,") {
+            Some((prefix, rest)) if prefix.starts_with("data:") => rest,
+            _ => self.bytes.as_str(),
+        };
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        engine
+            .decode(cleaned.as_bytes())
+            .map_err(|e| ApiError::invalid(format!("{field}.bytes is not valid base64: {e}")))
+    }
+}
+
+/// Fields of multipart bodies that are files (everything else is a text field).
+const IMAGE_FIELDS: &[&str] = &[
+    "image",
+    "sourceImage",
+    "targetImage",
+    "referenceImage",
+    "document",
+];
+/// Text fields kept as strings even when they look like numbers.
+const STRING_FIELDS: &[&str] = &[
+    "collectionId",
+    "externalImageId",
+    "faceId",
+    "faceId2",
+    "userId",
+    "qualityFilter",
+    "nextToken",
+    "mode",
+];
+
+/// A request body given as `application/json`, or as `multipart/form-data` whose file
+/// parts are images and whose text parts are the same fields as in JSON.
+pub struct Input<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for Input<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ct.starts_with("multipart/form-data") {
+            let mut mp = Multipart::from_request(req, state)
+                .await
+                .map_err(|e| reject(e.status(), e.body_text()))?;
+            let mut obj = serde_json::Map::new();
+            while let Some(field) = mp
+                .next_field()
+                .await
+                .map_err(|e| reject(e.status(), e.body_text()))?
+            {
+                let name = field.name().unwrap_or("").to_string();
+                if name.is_empty() {
+                    return Err(ApiError::invalid("every multipart part needs a name"));
+                }
+                let is_file = field.file_name().is_some() || IMAGE_FIELDS.contains(&name.as_str());
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| reject(e.status(), e.body_text()))?;
+                let value = if is_file {
+                    serde_json::json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(&bytes) })
+                } else {
+                    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        ApiError::invalid(format!("multipart field `{name}` is not UTF-8 text"))
+                    })?;
+                    if STRING_FIELDS.contains(&name.as_str()) {
+                        serde_json::Value::String(text)
+                    } else {
+                        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+                    }
+                };
+                obj.insert(name, value);
+            }
+            serde_json::from_value(serde_json::Value::Object(obj))
+                .map(Input)
+                .map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
+        } else if ct.starts_with("application/json") || ct.is_empty() {
+            let bytes = axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|e| reject(e.status(), e.body_text()))?;
+            if bytes.is_empty() {
+                return Err(ApiError::invalid("the request needs a JSON body"));
+            }
+            let Json(v) =
+                Json::<T>::from_bytes(&bytes).map_err(|e| reject(e.status(), e.body_text()))?;
+            Ok(Input(v))
+        } else {
+            Err(ApiError::invalid(format!(
+                "unsupported Content-Type `{ct}`: send application/json or multipart/form-data"
+            )))
+        }
+    }
+}
+
+fn reject(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!("the request body is larger than the limit: {text}"))
+    } else {
+        ApiError::invalid(text)
+    }
+}
+
+/// Query parameters with their rejection mapped to `InvalidParameter`.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
+/// Path parameters with their rejection mapped to `InvalidParameter`.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}

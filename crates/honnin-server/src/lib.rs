@@ -1,0 +1,194 @@
+//! # honnin-server
+//!
+//! The HTTP front end of honnin: the versioned `/v1` JSON API over
+//! [`honnin_core::Service`], plus `/healthz`, `/readyz`, `/metrics` (Prometheus) and
+//! `/openapi.json`.
+//!
+//! The path of a request: [`metrics_layer`] (counts and times it by route and status)
+//! → timeout → body limit → handler, whose extractors authenticate the bearer key and
+//! apply its rate limit ([`extract::Caller`]) and parse a JSON or multipart body
+//! ([`extract::Input`]) → one [`honnin_core::Service`] call → JSON, or an
+//! [`error::ApiError`] rendered as `{ "code", "message" }` with its HTTP status.
+//!
+//! Background tasks ([`spawn_background`]) keep the in-memory index in step with
+//! storage written by other processes (every 250 ms by default) and sweep expired
+//! data (transient face IDs, tombstones).
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use honnin_core::Service;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub use config::ServerConfig;
+use error::ApiError;
+use extract::KeyLimiter;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub limiter: Arc<KeyLimiter>,
+    pub metrics: PrometheusHandle,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(service: Arc<Service>, config: ServerConfig) -> AppState {
+        AppState {
+            service,
+            limiter: Arc::new(KeyLimiter::new(
+                config.limits.rate_limit_per_second,
+                config.limits.rate_limit_burst,
+            )),
+            metrics: prometheus_handle(),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every router).
+pub fn prometheus_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ])
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The complete application: routes, limits, metrics, fallbacks.
+pub fn app(state: AppState) -> Router {
+    let limits = state.config.limits.clone();
+    routes::router()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            Duration::from_secs(limits.request_timeout_secs.max(1)),
+            timeout_layer,
+        ))
+        .layer(middleware::from_fn(metrics_layer))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        "no such route; see /openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "this route does not take that method; see /openapi.json",
+    )
+}
+
+async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+/// Counts and times every request by route template, method and status.
+pub async fn metrics_layer(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("honnin_http_requests_total", &labels).increment(1);
+    metrics::histogram!("honnin_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// Starts index sync and the sweeper on the current runtime.
+pub fn spawn_background(state: &AppState) {
+    let svc = state.service.clone();
+    let every = Duration::from_millis(state.config.background.sync_interval_ms.max(10));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match svc.sync_once().await {
+                Ok(r) => {
+                    metrics::counter!("honnin_sync_runs_total").increment(1);
+                    if r.faces_applied
+                        + r.faces_removed
+                        + r.collections_added
+                        + r.collections_dropped
+                        > 0
+                    {
+                        tracing::debug!(?r, "index sync");
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("honnin_sync_errors_total").increment(1);
+                    tracing::warn!(error = %e, "index sync failed; retrying");
+                }
+            }
+        }
+    });
+    let svc = state.service.clone();
+    let limiter = state.limiter.clone();
+    let every = Duration::from_millis(state.config.background.sweep_interval_ms.max(10));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match svc.sweep_once().await {
+                Ok(r) => {
+                    metrics::counter!("honnin_sweeper_runs_total").increment(1);
+                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "transient_face")
+                        .increment(r.transient_deleted);
+                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "tombstone")
+                        .increment(r.tombstones_purged);
+                }
+                Err(e) => {
+                    metrics::counter!("honnin_sweeper_errors_total").increment(1);
+                    tracing::warn!(error = %e, "sweep failed; retrying");
+                }
+            }
+            limiter.shrink();
+        }
+    });
+}

@@ -1,0 +1,277 @@
+//! Collections, their faces, and 1:N search.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use honnin_core::model::{
+    CollectionInfo, CollectionList, DeleteFacesResult, FaceList, IndexResult, Probe, QualityFilter,
+    SearchResult,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, ImageInput, Input, Path, Query};
+use crate::AppState;
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateCollectionRequest {
+    /// 1–255 characters of `[a-zA-Z0-9_.-]`.
+    pub collection_id: String,
+}
+
+/// Paging of list routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Page size (1–4096; default 1000 for faces, 100 otherwise).
+    #[param(minimum = 1, maximum = 4096)]
+    pub max_results: Option<u32>,
+    /// The `nextToken` of the previous page.
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FacePage {
+    #[param(minimum = 1, maximum = 4096)]
+    pub max_results: Option<u32>,
+    pub next_token: Option<String>,
+    /// Only the faces of this user.
+    pub user_id: Option<String>,
+}
+
+/// Create an empty collection with its own data key.
+#[utoipa::path(post, path = "/v1/collections", tag = "collections",
+    request_body = CreateCollectionRequest,
+    responses(
+        (status = 201, description = "Created", body = CollectionInfo),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 403, description = "AccessDenied: recognizer key, or a key limited to another collection", body = ErrorBody),
+        (status = 409, description = "ResourceAlreadyExists", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Input(r): Input<CreateCollectionRequest>,
+) -> ApiResult<(StatusCode, Json<CollectionInfo>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.service.create_collection(&p, &r.collection_id).await?),
+    ))
+}
+
+/// List the collections this key may see.
+#[utoipa::path(get, path = "/v1/collections", tag = "collections", params(Page),
+    responses(
+        (status = 200, description = "A page of collections", body = CollectionList),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Query(q): Query<Page>,
+) -> ApiResult<Json<CollectionList>> {
+    Ok(Json(
+        s.service
+            .list_collections(&p, q.max_results, q.next_token.as_deref())
+            .await?,
+    ))
+}
+
+/// Face count, user count, model version and creation time.
+#[utoipa::path(get, path = "/v1/collections/{collectionId}", tag = "collections",
+    params(("collectionId" = String, Path)),
+    responses(
+        (status = 200, description = "The collection", body = CollectionInfo),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 403, description = "AccessDenied", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn describe(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CollectionInfo>> {
+    Ok(Json(s.service.describe_collection(&p, &id).await?))
+}
+
+/// Delete a collection, its faces and users, and destroy its data key.
+#[utoipa::path(delete, path = "/v1/collections/{collectionId}", tag = "collections",
+    params(("collectionId" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted; its templates are unreadable from now on, backups included"),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 403, description = "AccessDenied", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.service.delete_collection(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IndexFacesRequest {
+    pub image: ImageInput,
+    /// Your id for the image, returned with each face (1–255 of `[a-zA-Z0-9_.:-]`).
+    pub external_image_id: Option<String>,
+    /// Index at most this many faces, largest first (1–100, default 100).
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_faces: Option<u32>,
+    /// Quality bar (default AUTO = MEDIUM).
+    pub quality_filter: Option<QualityFilter>,
+}
+
+/// Detect faces in an image and store the templates of those that pass the quality filter.
+#[utoipa::path(post, path = "/v1/collections/{collectionId}/faces", tag = "faces",
+    params(("collectionId" = String, Path)),
+    request_body(content = IndexFacesRequest, description = "JSON, or multipart/form-data with an `image` file part"),
+    responses(
+        (status = 200, description = "Indexed faces, and unindexed faces with reasons. Returned once the faces are durably stored.", body = IndexResult),
+        (status = 400, description = "InvalidParameter, InvalidImageFormat", body = ErrorBody),
+        (status = 403, description = "AccessDenied", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn index_faces(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Input(r): Input<IndexFacesRequest>,
+) -> ApiResult<Json<IndexResult>> {
+    let image = r.image.decode("image")?;
+    let res = s
+        .service
+        .index_faces(
+            &p,
+            &id,
+            image,
+            r.external_image_id,
+            r.max_faces.map(|m| m as usize),
+            r.quality_filter.unwrap_or_default(),
+        )
+        .await?;
+    metrics::counter!("honnin_faces_indexed_total").increment(res.face_records.len() as u64);
+    Ok(Json(res))
+}
+
+/// List the faces of a collection (no templates), paged.
+#[utoipa::path(get, path = "/v1/collections/{collectionId}/faces", tag = "faces",
+    params(("collectionId" = String, Path), FacePage),
+    responses(
+        (status = 200, description = "A page of faces", body = FaceList),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 403, description = "AccessDenied", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn list_faces(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<FacePage>,
+) -> ApiResult<Json<FaceList>> {
+    Ok(Json(
+        s.service
+            .list_faces(
+                &p,
+                &id,
+                q.max_results,
+                q.next_token.as_deref(),
+                q.user_id.as_deref(),
+            )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteFacesRequest {
+    /// 1–4096 face ids.
+    pub face_ids: Vec<String>,
+}
+
+/// Delete faces by id. Deleted faces never come back.
+#[utoipa::path(delete, path = "/v1/collections/{collectionId}/faces", tag = "faces",
+    params(("collectionId" = String, Path)),
+    request_body = DeleteFacesRequest,
+    responses(
+        (status = 200, description = "Deleted ids, and ids that could not be deleted with reasons", body = DeleteFacesResult),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 403, description = "AccessDenied", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn delete_faces(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Input(r): Input<DeleteFacesRequest>,
+) -> ApiResult<Json<DeleteFacesResult>> {
+    Ok(Json(s.service.delete_faces(&p, &id, &r.face_ids).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchFacesRequest {
+    /// Search with the largest face of this image…
+    pub image: Option<ImageInput>,
+    /// …or with a face indexed in this collection (exactly one of the two).
+    pub face_id: Option<String>,
+    /// Similarity (0–100) a match must reach; default: the threshold for FMR 1e-5.
+    #[schema(minimum = 0, maximum = 100)]
+    pub threshold: Option<f32>,
+    /// At most this many matches (1–4096, default 100).
+    #[schema(minimum = 1, maximum = 4096)]
+    pub max_results: Option<u32>,
+}
+
+/// 1:N search of a collection by image or by an indexed face.
+#[utoipa::path(post, path = "/v1/collections/{collectionId}/search", tag = "search",
+    params(("collectionId" = String, Path)),
+    request_body(content = SearchFacesRequest, description = "JSON, or multipart/form-data with an `image` file part"),
+    responses(
+        (status = 200, description = "Matches, best first", body = SearchResult),
+        (status = 400, description = "InvalidParameter, InvalidImageFormat, NoFaceDetected", body = ErrorBody),
+        (status = 403, description = "AccessDenied", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn search(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Input(r): Input<SearchFacesRequest>,
+) -> ApiResult<Json<SearchResult>> {
+    let probe = match (r.image, r.face_id) {
+        (Some(img), None) => Probe::Image(img.decode("image")?),
+        (None, Some(f)) => Probe::CollectionFace(f),
+        _ => {
+            return Err(ApiError::invalid(
+                "give exactly one of `image` and `faceId`",
+            ))
+        }
+    };
+    Ok(Json(
+        s.service
+            .search_faces(
+                &p,
+                &id,
+                probe,
+                r.threshold,
+                r.max_results.map(|m| m as usize),
+            )
+            .await?,
+    ))
+}

@@ -1,0 +1,249 @@
+//! The `/v1` routes, the operational routes, and the OpenAPI description of both.
+//!
+//! Handlers are thin: extract (auth, body), call [`honnin_core::Service`], wrap the
+//! result in JSON. All rules live in the core.
+
+pub mod collections;
+pub mod images;
+pub mod keys;
+pub mod transient;
+pub mod users;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+use utoipa::OpenApi;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::AppState;
+
+/// The API's routes (state still to be supplied).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/detect", post(images::detect))
+        .route("/v1/compare", post(images::compare))
+        .route(
+            "/v1/collections",
+            post(collections::create).get(collections::list),
+        )
+        .route(
+            "/v1/collections/{collectionId}",
+            get(collections::describe).delete(collections::delete),
+        )
+        .route(
+            "/v1/collections/{collectionId}/faces",
+            post(collections::index_faces)
+                .get(collections::list_faces)
+                .delete(collections::delete_faces),
+        )
+        .route(
+            "/v1/collections/{collectionId}/search",
+            post(collections::search),
+        )
+        .route(
+            "/v1/collections/{collectionId}/users",
+            post(users::create).get(users::list),
+        )
+        .route(
+            "/v1/collections/{collectionId}/users/{userId}",
+            axum::routing::delete(users::delete),
+        )
+        .route(
+            "/v1/collections/{collectionId}/users/{userId}/faces",
+            post(users::associate).delete(users::disassociate),
+        )
+        .route(
+            "/v1/collections/{collectionId}/search-users",
+            post(users::search),
+        )
+        .route("/v1/verify", post(transient::verify))
+        .route("/v1/identify", post(transient::identify))
+        .route("/v1/find-similar", post(transient::find_similar))
+        .route("/v1/group", post(transient::group))
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{keyId}", axum::routing::delete(keys::revoke))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+}
+
+/// Liveness of the process.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`
+    pub status: String,
+    /// `sqlite` or `postgres` (readyz only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        backend: None,
+    })
+}
+
+/// The server can reach its database and has loaded its index.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "NotReady: the database is unreachable", body = ErrorBody),
+    ))]
+pub async fn readyz(State(s): State<AppState>) -> Response {
+    match s.service.store().ping().await {
+        Ok(()) => Json(Health {
+            status: "ok".into(),
+            backend: Some(format!("{:?}", s.service.store().backend()).to_lowercase()),
+        })
+        .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NotReady",
+            format!("database: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    metrics::gauge!("honnin_templates_in_memory").set(s.service.templates_in_memory() as f64);
+    metrics::gauge!("honnin_template_bytes").set(s.service.bytes_per_template() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 description of this API", content_type = "application/json")))]
+pub async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi().to_pretty_json().unwrap_or_default(),
+    )
+        .into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "honnin",
+        description = "Self-hosted face identity verification. Every `/v1` route needs `Authorization: Bearer <API key>`; errors are `{ code, message }` with a stable code."
+    ),
+    paths(
+        images::detect,
+        images::compare,
+        collections::create,
+        collections::list,
+        collections::describe,
+        collections::delete,
+        collections::index_faces,
+        collections::list_faces,
+        collections::delete_faces,
+        collections::search,
+        users::create,
+        users::list,
+        users::delete,
+        users::associate,
+        users::disassociate,
+        users::search,
+        transient::verify,
+        transient::identify,
+        transient::find_similar,
+        transient::group,
+        keys::create,
+        keys::list,
+        keys::revoke,
+        healthz,
+        readyz,
+        metrics,
+        openapi_json,
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Routes whose request body may also be `multipart/form-data`.
+const MULTIPART_ROUTES: &[&str] = &[
+    "/v1/detect",
+    "/v1/compare",
+    "/v1/collections/{collectionId}/faces",
+    "/v1/collections/{collectionId}/search",
+    "/v1/collections/{collectionId}/search-users",
+];
+
+/// The complete OpenAPI document: the derived description plus what every `/v1`
+/// route shares (the bearer scheme, 401/408/413/429 and 405 responses, multipart bodies).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let comps = doc.components.get_or_insert_with(Default::default);
+    comps.add_security_scheme(
+        "apiKey",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("hn_<key id>_<secret>")
+                .build(),
+        ),
+    );
+    let error = |d: &str| -> RefOr<utoipa::openapi::Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(d)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let v1 = path.starts_with("/v1/");
+        let multipart = MULTIPART_ROUTES.contains(&path.as_str());
+        let ops: [&mut Option<Operation>; 3] = [&mut item.get, &mut item.post, &mut item.delete];
+        for op in ops.into_iter().flatten() {
+            if v1 {
+                let r = &mut op.responses.responses;
+                r.insert(
+                    "401".into(),
+                    error("Unauthenticated: missing, malformed, unknown or revoked API key"),
+                );
+                r.insert(
+                    "408".into(),
+                    error("RequestTimeout: the request took longer than the server's limit"),
+                );
+                r.insert("413".into(), error("PayloadTooLarge: body over the limit; ImageTooLarge: image over 5 MB or 40 megapixels"));
+                r.insert(
+                    "429".into(),
+                    error("Throttling: this key is over its rate limit; see Retry-After"),
+                );
+                if multipart && op.request_body.is_some() {
+                    if let Some(body) = op.request_body.as_mut() {
+                        if let Some(json) = body.content.get("application/json").cloned() {
+                            body.content.insert("multipart/form-data".into(), json);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
