@@ -1,0 +1,1080 @@
+//! The `/v1` API end to end, in-process, against both storage backends.
+//!
+//! Every test starts its own server on a free port with a fresh database: SQLite in a
+//! temporary folder, or a fresh PostgreSQL database (`HONNIN_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; skipped with a message when it is
+//! unreachable, unless `HONNIN_REQUIRE_POSTGRES` is set, as in CI).
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use honnin_core::crypto::DataKey;
+use honnin_core::Service;
+use honnin_engine::{Engine, EngineConfig};
+use honnin_server::{AppState, ServerConfig};
+use honnin_storage::testing::{fresh_postgres_database, TestDatabase};
+use honnin_storage::Store;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn engine() -> Arc<Engine> {
+    static E: OnceLock<Arc<Engine>> = OnceLock::new();
+    E.get_or_init(|| Arc::new(Engine::new(EngineConfig::default()).expect("models load")))
+        .clone()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn b64(bytes: &[u8]) -> Value {
+    json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(bytes) })
+}
+
+/// A blank image with no face.
+fn blank_png() -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(320, 240, image::Rgb([128, 140, 150]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Server {
+    base: String,
+    admin: String,
+    http: reqwest::Client,
+    service: Arc<Service>,
+    _dir: tempfile::TempDir,
+    pg: Option<TestDatabase>,
+}
+
+impl Server {
+    /// Starts a server; `None` when the backend is unavailable (PostgreSQL skipped).
+    async fn start(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> Option<Server> {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let db = fresh_postgres_database("api").await?;
+                (db.url.clone(), Some(db))
+            }
+        };
+        let mut cfg = ServerConfig::default();
+        cfg.background.sync_interval_ms = 100;
+        cfg.background.sweep_interval_ms = 200;
+        tweak(&mut cfg);
+        let store = Store::open(&url).await.unwrap();
+        let service = Service::open(
+            cfg.service.clone(),
+            engine(),
+            store.clone(),
+            DataKey::generate(),
+        )
+        .await
+        .unwrap();
+        let admin = honnin_core::keys::create(
+            &store,
+            &honnin_core::Principal::system(),
+            honnin_core::Role::Admin,
+            None,
+            "t",
+        )
+        .await
+        .unwrap()
+        .token;
+        let state = AppState::new(service.clone(), cfg);
+        honnin_server::spawn_background(&state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, honnin_server::app(state)).await.ok();
+        });
+        Some(Server {
+            base: format!("http://{addr}"),
+            admin,
+            http: reqwest::Client::new(),
+            service,
+            _dir: dir,
+            pg,
+        })
+    }
+
+    async fn stop(self) {
+        if let Some(pg) = self.pg {
+            self.service.store().close().await;
+            pg.drop().await;
+        }
+    }
+
+    /// Sends a request; returns status, headers and JSON body (Null when empty).
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (s, _, v) = self.call_full(method, path, key, body).await;
+        (s, v)
+    }
+
+    async fn call_full(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"))
+        };
+        assert!(
+            !status.is_server_error(),
+            "{method} {path} answered {status}: {v}"
+        );
+        (status, headers, v)
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self
+            .call(method, path, Some(&self.admin.clone()), body)
+            .await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    async fn key(&self, role: &str, collection: Option<&str>) -> String {
+        let v = self
+            .ok(
+                "POST",
+                "/v1/keys",
+                Some(json!({ "role": role, "collectionId": collection, "name": role })),
+            )
+            .await;
+        v["token"].as_str().unwrap().to_string()
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["code"].as_str().unwrap_or("<no code>")
+}
+
+// ---------------------------------------------------------------- the suite
+
+async fn suite(backend: Backend) {
+    let Some(s) = Server::start(backend, |_| {}).await else {
+        return;
+    };
+    auth_and_roles(&s).await;
+    faces_search_and_users(&s).await;
+    transient_faces(&s).await;
+    bad_input(&s).await;
+    crypto_shredding(&s).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_suite_on_sqlite() {
+    suite(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_suite_on_postgres() {
+    suite(Backend::Postgres).await;
+}
+
+async fn auth_and_roles(s: &Server) {
+    // Every documented /v1 operation refuses a request without a key (401, not 403).
+    let (_, doc) = s.call("GET", "/openapi.json", None, None).await;
+    let paths = doc["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, item) in paths.iter().filter(|(p, _)| p.starts_with("/v1/")) {
+        let concrete = path
+            .replace("{collectionId}", "c1")
+            .replace("{userId}", "u1")
+            .replace("{keyId}", "0000000000000000");
+        for method in ["get", "post", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let (st, v) = s
+                .call(&method.to_uppercase(), &concrete, None, Some(json!({})))
+                .await;
+            assert_eq!(
+                st,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} without a key"
+            );
+            assert_eq!(code(&v), "Unauthenticated");
+            let (st, _) = s
+                .call(
+                    &method.to_uppercase(),
+                    &concrete,
+                    Some("hn_0123456789abcdef_wrong"),
+                    Some(json!({})),
+                )
+                .await;
+            assert_eq!(
+                st,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with a wrong key"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 23, "only {checked} operations documented");
+    for bad in ["garbage", "hn_zz_secret", ""] {
+        let (st, _) = s.call("GET", "/v1/collections", Some(bad), None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "key `{bad}`");
+    }
+
+    let enroller = s.key("enroller", None).await;
+    let recognizer = s.key("recognizer", None).await;
+    let limited = s.key("enroller", Some("roles-a")).await;
+    let img = b64(&fixture("obama.jpg"));
+
+    // Enrolment data: enroller yes, recognizer no (403, distinct from 401).
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(&recognizer),
+            Some(json!({"collectionId": "roles-a"})),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "AccessDenied"));
+    let (st, _) = s
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(&limited),
+            Some(json!({"collectionId": "roles-b"})),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "a key limited to roles-a creates roles-b"
+    );
+    let (st, _) = s
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(&limited),
+            Some(json!({"collectionId": "roles-a"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = s
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(&enroller),
+            Some(json!({"collectionId": "roles-b"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/collections/roles-a/faces",
+            Some(&limited),
+            Some(json!({"image": img})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let face = v["faceRecords"][0]["face"]["faceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let forbidden_for_recognizer: Vec<(&str, String, Value)> = vec![
+        (
+            "POST",
+            "/v1/collections/roles-a/faces".into(),
+            json!({"image": img}),
+        ),
+        (
+            "DELETE",
+            "/v1/collections/roles-a/faces".into(),
+            json!({"faceIds": [face]}),
+        ),
+        (
+            "POST",
+            "/v1/collections/roles-a/users".into(),
+            json!({"userId": "u1"}),
+        ),
+        (
+            "DELETE",
+            "/v1/collections/roles-a/users/u1".into(),
+            json!({}),
+        ),
+        (
+            "POST",
+            "/v1/collections/roles-a/users/u1/faces".into(),
+            json!({"faceIds": [face]}),
+        ),
+        (
+            "DELETE",
+            "/v1/collections/roles-a/users/u1/faces".into(),
+            json!({"faceIds": [face]}),
+        ),
+        ("DELETE", "/v1/collections/roles-a".into(), json!({})),
+        ("POST", "/v1/keys".into(), json!({"role": "recognizer"})),
+        ("GET", "/v1/keys".into(), json!({})),
+        ("DELETE", "/v1/keys/0123456789abcdef".into(), json!({})),
+    ];
+    for (m, p, b) in &forbidden_for_recognizer {
+        let (st, v) = s.call(m, p, Some(&recognizer), Some(b.clone())).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "recognizer {m} {p}: {v}");
+        assert_eq!(code(&v), "AccessDenied");
+    }
+    for (m, p, b) in forbidden_for_recognizer
+        .iter()
+        .filter(|(_, p, _)| p.starts_with("/v1/keys"))
+    {
+        let (st, _) = s.call(m, p, Some(&enroller), Some(b.clone())).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "enroller {m} {p}");
+    }
+    // Recognition: all roles.
+    for key in [&recognizer, &enroller] {
+        let (st, v) = s
+            .call(
+                "POST",
+                "/v1/collections/roles-a/search",
+                Some(key),
+                Some(json!({"image": img})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["faceMatches"][0]["face"]["faceId"], face.as_str());
+        let (st, _) = s
+            .call("GET", "/v1/collections/roles-a/faces", Some(key), None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    // A limited key sees its collection only.
+    let (st, v) = s.call("GET", "/v1/collections", Some(&limited), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let ids: Vec<&str> = v["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["collectionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["roles-a"]);
+    for (m, p) in [
+        ("GET", "/v1/collections/roles-b"),
+        ("GET", "/v1/collections/roles-b/faces"),
+        ("DELETE", "/v1/collections/roles-b"),
+    ] {
+        let (st, _) = s.call(m, p, Some(&limited), None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "limited key {m} {p}");
+    }
+    // Revocation: 401 from then on.
+    let keys = s.ok("GET", "/v1/keys", None).await;
+    let rec_id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| recognizer.contains(k["keyId"].as_str().unwrap()))
+        .unwrap()["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !keys
+            .to_string()
+            .contains(recognizer.rsplit('_').next().unwrap()),
+        "secrets are never listed"
+    );
+    s.ok("DELETE", &format!("/v1/keys/{rec_id}"), None).await;
+    let (st, v) = s
+        .call("GET", "/v1/collections", Some(&recognizer), None)
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "Unauthenticated")
+    );
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/keys/{rec_id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "revoking twice");
+}
+
+async fn faces_search_and_users(s: &Server) {
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "people"})),
+    )
+    .await;
+    let obama = s
+        .ok(
+            "POST",
+            "/v1/collections/people/faces",
+            Some(json!({"image": b64(&fixture("obama.jpg")), "externalImageId": "obama-1"})),
+        )
+        .await;
+    assert_eq!(obama["faceRecords"].as_array().unwrap().len(), 1, "{obama}");
+    let obama_id = obama["faceRecords"][0]["face"]["faceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        obama["faceRecords"][0]["face"]["externalImageId"],
+        "obama-1"
+    );
+
+    // A group photo with maxFaces 2: two indexed, the others unindexed with a reason.
+    let group = s
+        .ok(
+            "POST",
+            "/v1/collections/people/faces",
+            Some(json!({"image": b64(&fixture("t1.jpg")), "maxFaces": 2, "qualityFilter": "NONE"})),
+        )
+        .await;
+    assert_eq!(group["faceRecords"].as_array().unwrap().len(), 2, "{group}");
+    let unindexed = group["unindexedFaces"].as_array().unwrap();
+    assert_eq!(unindexed.len(), 4);
+    assert!(unindexed.iter().all(|u| u["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "EXCEEDS_MAX_FACES")));
+    let stranger = group["faceRecords"][0]["face"]["faceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Search by image: the other photo of the same man finds him above the default threshold.
+    let r = s
+        .ok(
+            "POST",
+            "/v1/collections/people/search",
+            Some(json!({"image": b64(&fixture("obama2.jpg"))})),
+        )
+        .await;
+    let m = r["faceMatches"].as_array().unwrap();
+    assert_eq!(m.len(), 1, "{r}");
+    assert_eq!(m[0]["face"]["faceId"], obama_id.as_str());
+    assert!(m[0]["similarity"].as_f64().unwrap() >= 70.0);
+    assert_eq!(r["threshold"]["threshold"], 70.0);
+    // A different person does not.
+    let r = s
+        .ok(
+            "POST",
+            "/v1/collections/people/search",
+            Some(json!({"image": b64(&fixture("biden.jpg"))})),
+        )
+        .await;
+    assert!(
+        r["faceMatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["face"]["faceId"] != obama_id.as_str()),
+        "{r}"
+    );
+    // Search by an indexed face; the face itself is not its own match.
+    let r = s
+        .ok(
+            "POST",
+            "/v1/collections/people/search",
+            Some(json!({"faceId": obama_id, "threshold": 0, "maxResults": 5})),
+        )
+        .await;
+    assert_eq!(r["searchedFaceId"], obama_id.as_str());
+    assert!(r["faceMatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["face"]["faceId"] != obama_id.as_str()));
+
+    let d = s.ok("GET", "/v1/collections/people", None).await;
+    assert_eq!(d["faceCount"], 3);
+    // Paging.
+    let p1 = s
+        .ok("GET", "/v1/collections/people/faces?maxResults=2", None)
+        .await;
+    assert_eq!(p1["faces"].as_array().unwrap().len(), 2);
+    let token = p1["nextToken"].as_str().expect("a next page").to_string();
+    let p2 = s
+        .ok(
+            "GET",
+            &format!("/v1/collections/people/faces?maxResults=2&nextToken={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(p2["faces"].as_array().unwrap().len(), 1);
+    assert!(p2.get("nextToken").is_none());
+
+    // Users: association refuses a face of someone else.
+    s.ok(
+        "POST",
+        "/v1/collections/people/users",
+        Some(json!({"userId": "barack"})),
+    )
+    .await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/collections/people/users",
+            Some(&s.admin),
+            Some(json!({"userId": "barack"})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "ResourceAlreadyExists")
+    );
+    let a = s
+        .ok(
+            "POST",
+            "/v1/collections/people/users/barack/faces",
+            Some(json!({"faceIds": [obama_id]})),
+        )
+        .await;
+    assert_eq!(a["associatedFaces"], json!([obama_id]));
+    let a = s
+        .ok(
+            "POST",
+            "/v1/collections/people/users/barack/faces",
+            Some(json!({"faceIds": [stranger]})),
+        )
+        .await;
+    assert_eq!(a["associatedFaces"], json!([]));
+    assert_eq!(
+        a["unsuccessfulFaceAssociations"][0]["faceId"],
+        stranger.as_str(),
+        "{a}"
+    );
+    let u = s
+        .ok(
+            "POST",
+            "/v1/collections/people/search-users",
+            Some(json!({"image": b64(&fixture("obama2.jpg"))})),
+        )
+        .await;
+    assert_eq!(u["userMatches"][0]["userId"], "barack", "{u}");
+    let users = s.ok("GET", "/v1/collections/people/users", None).await;
+    assert_eq!(users["users"][0]["userId"], "barack");
+
+    // Deleted faces are gone from search and stay gone.
+    let del = s
+        .ok(
+            "DELETE",
+            "/v1/collections/people/faces",
+            Some(json!({"faceIds": [obama_id, "00000000-0000-4000-8000-000000000000"]})),
+        )
+        .await;
+    assert_eq!(del["deletedFaces"], json!([obama_id]));
+    assert_eq!(
+        del["unsuccessfulFaceDeletions"].as_array().unwrap().len(),
+        1
+    );
+    let r = s
+        .ok(
+            "POST",
+            "/v1/collections/people/search",
+            Some(json!({"image": b64(&fixture("obama2.jpg"))})),
+        )
+        .await;
+    assert!(r["faceMatches"].as_array().unwrap().is_empty(), "{r}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // a sync round must not resurrect it
+    let r = s.ok("GET", "/v1/collections/people/faces", None).await;
+    assert!(!r.to_string().contains(&obama_id));
+    s.ok("DELETE", "/v1/collections/people/users/barack", None)
+        .await;
+}
+
+async fn transient_faces(s: &Server) {
+    let detect = |img: &str| {
+        let body = json!({"image": b64(&fixture(img)), "returnFaceId": true});
+        async move {
+            let v = s.ok("POST", "/v1/detect", Some(body)).await;
+            assert!(v["faceDetails"][0]["faceIdExpiresAt"].is_string());
+            v["faceDetails"][0]["faceId"].as_str().unwrap().to_string()
+        }
+    };
+    let a = detect("obama.jpg").await;
+    let b = detect("obama2.jpg").await;
+    let c = detect("biden.jpg").await;
+    let v = s
+        .ok(
+            "POST",
+            "/v1/verify",
+            Some(json!({"faceId": a, "faceId2": b})),
+        )
+        .await;
+    assert_eq!(v["isIdentical"], true, "{v}");
+    let v = s
+        .ok(
+            "POST",
+            "/v1/verify",
+            Some(json!({"faceId": a, "faceId2": c})),
+        )
+        .await;
+    assert_eq!(v["isIdentical"], false, "{v}");
+
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "t"})),
+    )
+    .await;
+    let f = s
+        .ok(
+            "POST",
+            "/v1/collections/t/faces",
+            Some(json!({"image": b64(&fixture("obama.jpg"))})),
+        )
+        .await;
+    let fid = f["faceRecords"][0]["face"]["faceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ok(
+        "POST",
+        "/v1/collections/t/users",
+        Some(json!({"userId": "o"})),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/v1/collections/t/users/o/faces",
+        Some(json!({"faceIds": [fid]})),
+    )
+    .await;
+    let v = s
+        .ok(
+            "POST",
+            "/v1/verify",
+            Some(json!({"faceId": b, "collectionId": "t", "userId": "o"})),
+        )
+        .await;
+    assert_eq!(v["isIdentical"], true, "{v}");
+    let v = s
+        .ok(
+            "POST",
+            "/v1/identify",
+            Some(json!({"faceIds": [b, c], "collectionId": "t"})),
+        )
+        .await;
+    assert_eq!(v[0]["candidates"][0]["userId"], "o", "{v}");
+    assert!(v[1]["candidates"].as_array().unwrap().is_empty(), "{v}");
+    let v = s
+        .ok(
+            "POST",
+            "/v1/find-similar",
+            Some(json!({"faceId": a, "faceIds": [c, b], "mode": "matchFace"})),
+        )
+        .await;
+    assert_eq!(v[0]["faceId"], b.as_str(), "{v}");
+    let v = s
+        .ok("POST", "/v1/group", Some(json!({"faceIds": [a, b, c]})))
+        .await;
+    assert_eq!(v["groups"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["messyGroup"], json!([c]));
+}
+
+async fn bad_input(s: &Server) {
+    let k = Some(s.admin.as_str());
+    let cases: Vec<(&str, &str, Value, StatusCode, &str)> = vec![
+        (
+            "POST",
+            "/v1/detect",
+            json!({"image": b64(b"this is not an image")}),
+            StatusCode::BAD_REQUEST,
+            "InvalidImageFormat",
+        ),
+        (
+            "POST",
+            "/v1/detect",
+            json!({"image": b64(&fixture("obama.jpg")[..2000])}),
+            StatusCode::BAD_REQUEST,
+            "InvalidImageFormat",
+        ),
+        (
+            "POST",
+            "/v1/detect",
+            json!({"image": b64(b"")}),
+            StatusCode::BAD_REQUEST,
+            "InvalidImageFormat",
+        ),
+        (
+            "POST",
+            "/v1/detect",
+            json!({"image": {"bytes": "%%%not base64"}}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "POST",
+            "/v1/detect",
+            json!({"image": b64(&vec![0u8; 6 * 1024 * 1024])}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ImageTooLarge",
+        ),
+        (
+            "POST",
+            "/v1/detect",
+            json!({"imag": b64(b"x")}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "POST",
+            "/v1/detect",
+            json!({"image": b64(&fixture("obama.jpg")), "maxFaces": "two"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "POST",
+            "/v1/detect",
+            json!({"image": b64(&fixture("obama.jpg")), "returnFaceId": true, "faceIdTimeToLive": 5}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "POST",
+            "/v1/collections/nope/faces",
+            json!({"image": b64(&fixture("obama.jpg"))}),
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+        ),
+        (
+            "POST",
+            "/v1/collections/t/search",
+            json!({"image": b64(&blank_png())}),
+            StatusCode::BAD_REQUEST,
+            "NoFaceDetected",
+        ),
+        (
+            "POST",
+            "/v1/collections/t/search",
+            json!({}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "POST",
+            "/v1/collections",
+            json!({"collectionId": "t"}),
+            StatusCode::CONFLICT,
+            "ResourceAlreadyExists",
+        ),
+        (
+            "POST",
+            "/v1/collections",
+            json!({"collectionId": "bad id/with slash"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "GET",
+            "/v1/collections/nope",
+            json!(null),
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+        ),
+        (
+            "POST",
+            "/v1/verify",
+            json!({"faceId": "00000000-0000-4000-8000-000000000000", "faceId2": "00000000-0000-4000-8000-000000000001"}),
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+        ),
+        (
+            "POST",
+            "/v1/verify",
+            json!({"faceId": "not-a-uuid", "faceId2": "x"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "POST",
+            "/v1/group",
+            json!({"faceIds": []}),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "GET",
+            "/v1/collections?maxResults=0",
+            json!(null),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "GET",
+            "/v1/collections?maxResults=-3",
+            json!(null),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "GET",
+            "/v1/collections?nextToken=%%%",
+            json!(null),
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+        ),
+        (
+            "GET",
+            "/v1/no-such-route",
+            json!(null),
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+        ),
+        (
+            "PUT",
+            "/v1/detect",
+            json!({}),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+        ),
+    ];
+    for (m, p, body, want, want_code) in cases {
+        let body = (!body.is_null()).then_some(body);
+        let (st, v) = s.call(m, p, k, body.clone()).await;
+        assert_eq!((st, code(&v)), (want, want_code), "{m} {p}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Not JSON at all, and a body over the request limit.
+    let res = s
+        .http
+        .post(format!("{}/v1/detect", s.base))
+        .bearer_auth(&s.admin)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = s
+        .http
+        .post(format!("{}/v1/detect", s.base))
+        .bearer_auth(&s.admin)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 17 * 1024 * 1024])
+        .send()
+        .await;
+    if let Ok(res) = res {
+        // The server may also close the connection early; either way nothing was processed.
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(code(&v), "PayloadTooLarge");
+    }
+    // Multipart works like JSON.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(fixture("obama.jpg")).file_name("o.jpg"),
+        )
+        .text("maxFaces", "1");
+    let res = s
+        .http
+        .post(format!("{}/v1/detect", s.base))
+        .bearer_auth(&s.admin)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["faceDetails"].as_array().unwrap().len(), 1);
+}
+
+async fn crypto_shredding(s: &Server) {
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "shred"})),
+    )
+    .await;
+    let f = s
+        .ok(
+            "POST",
+            "/v1/collections/shred/faces",
+            Some(json!({"image": b64(&fixture("obama.jpg"))})),
+        )
+        .await;
+    let fid = f["faceRecords"][0]["face"]["faceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let store = s.service.store();
+    // A "backup" of the face rows taken before deletion.
+    let backup = store.get_faces("shred", &[fid.clone()]).await.unwrap();
+    assert_eq!(backup.len(), 1);
+    let old_key_row = store.get_collection("shred").await.unwrap().unwrap();
+    s.ok("DELETE", "/v1/collections/shred", None).await;
+    assert!(
+        store.get_collection("shred").await.unwrap().is_none(),
+        "the wrapped data key is destroyed"
+    );
+    assert!(store
+        .get_faces("shred", &[fid.clone()])
+        .await
+        .unwrap()
+        .is_empty());
+    // A new collection with the same id gets a new key that cannot open the old template.
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "shred"})),
+    )
+    .await;
+    let new_key_row = store.get_collection("shred").await.unwrap().unwrap();
+    assert_ne!(old_key_row.wrapped_key, new_key_row.wrapped_key);
+    let r = s
+        .ok(
+            "POST",
+            "/v1/collections/shred/search",
+            Some(json!({"image": b64(&fixture("obama.jpg"))})),
+        )
+        .await;
+    assert!(r["faceMatches"].as_array().unwrap().is_empty());
+    assert!(
+        !backup[0].template.windows(8).any(|w| w == b"honnin-1"),
+        "templates are stored sealed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeper_deletes_expired_transient_faces() {
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.service.face_id_ttl_min_secs = 1;
+        c.background.sweep_interval_ms = 200;
+    })
+    .await
+    else {
+        return;
+    };
+    let v = s
+        .ok("POST", "/v1/detect", Some(json!({"image": b64(&fixture("obama.jpg")), "returnFaceId": true, "faceIdTimeToLive": 1})))
+        .await;
+    let a = v["faceDetails"][0]["faceId"].as_str().unwrap().to_string();
+    let v = s
+        .ok("POST", "/v1/detect", Some(json!({"image": b64(&fixture("obama2.jpg")), "returnFaceId": true, "faceIdTimeToLive": 3600})))
+        .await;
+    let b = v["faceDetails"][0]["faceId"].as_str().unwrap().to_string();
+    assert_eq!(s.service.store().count_transient().await.unwrap(), 2);
+    let v = s
+        .ok(
+            "POST",
+            "/v1/verify",
+            Some(json!({"faceId": a, "faceId2": b})),
+        )
+        .await;
+    assert_eq!(v["isIdentical"], true, "usable before it expires");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        s.service.store().count_transient().await.unwrap(),
+        1,
+        "the sweeper deleted the expired row"
+    );
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/verify",
+            Some(&s.admin),
+            Some(json!({"faceId": a, "faceId2": b})),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "ResourceNotFound"));
+    let m = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("honnin_sweeper_runs_total"), "{m}");
+    assert!(
+        m.contains(
+            "honnin_http_requests_total{route=\"/v1/verify\",method=\"POST\",status=\"404\"}"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("honnin_templates_in_memory"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after() {
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.limits.rate_limit_per_second = 1;
+        c.limits.rate_limit_burst = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut statuses = Vec::new();
+    let mut retry = None;
+    for _ in 0..6 {
+        let (st, h, v) = s
+            .call_full("GET", "/v1/collections", Some(&s.admin.clone()), None)
+            .await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(code(&v), "Throttling");
+            retry = h
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+        }
+        statuses.push(st.as_u16());
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    assert!(
+        retry.is_some_and(|r| (1..=2).contains(&r)),
+        "Retry-After {retry:?}"
+    );
+    // Health and metrics are not limited and need no key.
+    for p in ["/healthz", "/readyz", "/metrics"] {
+        let res = s.http.get(format!("{}{p}", s.base)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{p}");
+    }
+    s.stop().await;
+}
