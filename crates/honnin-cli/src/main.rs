@@ -61,6 +61,8 @@ enum Command {
     Eval(eval::EvalCommand),
     /// Per-stage latency and throughput on real images.
     Bench(commands::bench::BenchArgs),
+    /// Service benchmarks: 1:N search at 10k–1M templates, memory, start-up load.
+    BenchService(commands::bench_service::BenchServiceArgs),
     /// Run the face service (HTTP API on 127.0.0.1:8080, data in ./honnin-data).
     Serve(commands::serve::ServeArgs),
     /// Manage API keys directly in the database.
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => commands::embed::run(&cli.engine, a),
         Command::Eval(c) => eval::run(&cli.engine, c),
         Command::Bench(a) => commands::bench::run(&cli.engine, a),
+        Command::BenchService(a) => commands::bench_service::run(&cli.engine, a),
         Command::Serve(a) => commands::serve::serve(&cli.engine, a),
         Command::Keys(c) => commands::serve::keys(c),
     };
