@@ -64,22 +64,27 @@ fn serve(data_dir: &Path, database: Option<&str>, master_env: bool) -> Proc {
     } else {
         cmd.env_remove("HONNIN_MASTER_KEY");
     }
-    let mut child = cmd.spawn().expect("start honnin serve");
-    let stdout = child.stdout.take().unwrap();
+    let child = cmd.spawn().expect("start honnin serve");
+    // Owned by `Proc` from here on, so the process is killed and reaped on every path.
+    let mut proc = Proc {
+        child,
+        base: String::new(),
+        admin: None,
+    };
+    let stdout = proc.child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let mut admin = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "honnin serve did not start");
         let line = lines.next().expect("server output").expect("utf-8");
         if let Some(k) = line.strip_prefix("admin API key (shown once, store it now): ") {
-            admin = Some(k.trim().to_string());
+            proc.admin = Some(k.trim().to_string());
         }
         if let Some(rest) = line.strip_prefix("honnin listening on ") {
-            let base = rest.split_whitespace().next().unwrap().to_string();
+            proc.base = rest.split_whitespace().next().unwrap().to_string();
             // Keep draining stdout so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines.by_ref() {});
-            return Proc { child, base, admin };
+            return proc;
         }
     }
 }

@@ -418,7 +418,7 @@ mod tests {
         };
         let a = [1.0, 0.0, 0.0, 1.0];
         let b = [1.0, 0.0, 0.0, -1.0];
-        let fused = 0.25 * 1.0 + 0.75 * -1.0;
+        let fused = 0.25 * 1.0 - 0.75 * 1.0;
         let got = honnin_engine::template::dot(&w.apply(&a), &w.apply(&b));
         assert!((got - fused).abs() < 1e-6);
     }

@@ -1039,7 +1039,10 @@ impl Service {
                 Ok((v, Some(id), None))
             }
             Probe::TransientFace(id) => {
-                let t = self.transient(p, &[id.clone()]).await?.remove(0);
+                let t = self
+                    .transient(p, std::slice::from_ref(&id))
+                    .await?
+                    .remove(0);
                 Ok((self.weighting.apply(&t.vector), Some(id), None))
             }
         }

@@ -106,21 +106,21 @@ const NOT_CONFIG: &[&str] = &[
 
 impl ServerConfig {
     /// Defaults, then `file` (if given; it must exist), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<ServerConfig, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<ServerConfig, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
         if let Some(f) = file {
             if !f.is_file() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} does not exist",
                     f.display()
-                )));
+                ))));
             }
             fig = fig.merge(Toml::file(f));
         }
         let env = Env::prefixed("HONNIN_")
             .split("__")
             .filter(|k| !NOT_CONFIG.contains(&k.as_str().to_ascii_lowercase().as_str()));
-        fig.merge(env).extract()
+        fig.merge(env).extract().map_err(Box::new)
     }
 
     /// The database URL actually used.
@@ -146,6 +146,7 @@ impl ServerConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
 mod tests {
     use super::*;
 
@@ -169,7 +170,7 @@ mod tests {
             )?;
             jail.set_env("HONNIN_LIMITS__RATE_LIMIT_BURST", "3");
             jail.set_env("HONNIN_MASTER_KEY", "ignored-here");
-            let c = ServerConfig::load(Some(Path::new("honnin.toml")))?;
+            let c = ServerConfig::load(Some(Path::new("honnin.toml"))).map_err(|e| *e)?;
             assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
             assert_eq!(c.limits.rate_limit_per_second, 7);
             assert_eq!(c.limits.rate_limit_burst, 3);

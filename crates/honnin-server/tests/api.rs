@@ -942,7 +942,10 @@ async fn crypto_shredding(s: &Server) {
         .to_string();
     let store = s.service.store();
     // A "backup" of the face rows taken before deletion.
-    let backup = store.get_faces("shred", &[fid.clone()]).await.unwrap();
+    let backup = store
+        .get_faces("shred", std::slice::from_ref(&fid))
+        .await
+        .unwrap();
     assert_eq!(backup.len(), 1);
     let old_key_row = store.get_collection("shred").await.unwrap().unwrap();
     s.ok("DELETE", "/v1/collections/shred", None).await;
@@ -951,7 +954,7 @@ async fn crypto_shredding(s: &Server) {
         "the wrapped data key is destroyed"
     );
     assert!(store
-        .get_faces("shred", &[fid.clone()])
+        .get_faces("shred", std::slice::from_ref(&fid))
         .await
         .unwrap()
         .is_empty());
