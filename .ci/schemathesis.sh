@@ -9,7 +9,9 @@ if [ ! -x "$VENV/bin/st" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet "schemathesis==$ST_VERSION"
 fi
-cargo build -p honnin-cli
+# Same target selection as the README test command, so features unify the same way and
+# the binary built by `cargo test --workspace` is reused instead of rebuilt.
+cargo test --workspace --no-run
 DATA=$(mktemp -d)
 LOG="$DATA/serve.log"
 # Rate limits high so the fuzzer tests the API, not the limiter (429 is tested in the suite).

@@ -1,7 +1,7 @@
 //! Data-driven regression tests on `../shared/data` (CI runs them; see `.ci/run`).
 //!
 //! They are `#[ignore]`d so the everyday `cargo test` stays fast and self-contained;
-//! run them with `cargo test -p honnin-cli --test data -- --ignored`.
+//! run them with `cargo test --workspace --test data -- --ignored`.
 //! Without the data folder they skip with a message, unless `HONNIN_REQUIRE_DATA` is
 //! set (CI sets it), in which case a missing folder fails the run.
 //!
