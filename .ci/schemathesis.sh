@@ -27,8 +27,11 @@ done
 URL=$(grep -o 'http://[0-9.:]*' "$LOG" | head -1)
 KEY=$(grep -o 'hn_[A-Za-z0-9_-]*' "$LOG" | head -1)
 [ -n "$URL" ] && [ -n "$KEY" ] || { cat "$LOG"; echo "no address or admin key in the server output"; exit 1; }
+# DELETE /v1/keys/{keyId} is left out: the stateful phase would revoke the very key it
+# authenticates with and spend the rest of the run on 401s. The API suite tests revocation.
 "$VENV/bin/st" run "$URL/openapi.json" \
   -H "Authorization: Bearer $KEY" \
+  --exclude-path-regex '^/v1/keys/' \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-time "${SCHEMATHESIS_SECONDS:-150}" \
   --seed 1
