@@ -23,6 +23,31 @@ pub struct Weighting {
 }
 
 impl Weighting {
+    /// The weighting of `engine`'s recognizers, from its calibration, normalised to sum to 1.
+    pub fn for_engine(engine: &honnin_engine::Engine) -> Result<Weighting, crate::CoreError> {
+        let cal = engine
+            .calibration()
+            .ok_or_else(|| crate::CoreError::Config("the engine has no calibration".into()))?;
+        let raw: Vec<(usize, f32)> = engine
+            .config()
+            .recognizers
+            .iter()
+            .map(|k| {
+                let w = cal
+                    .parts
+                    .iter()
+                    .find(|p| p.recognizer == k.name())
+                    .map(|p| p.weight)
+                    .unwrap_or(1.0);
+                (k.dim(), w)
+            })
+            .collect();
+        let total: f32 = raw.iter().map(|p| p.1).sum();
+        Ok(Weighting {
+            parts: raw.into_iter().map(|(d, w)| (d, w / total)).collect(),
+        })
+    }
+
     pub fn dim(&self) -> usize {
         self.parts.iter().map(|p| p.0).sum()
     }

@@ -247,33 +247,7 @@ impl Service {
             .map_err(|_| CoreError::Config("corrupt transient key in the database".into()))?;
         let transient_key = DataKey::unwrap(&raw, &master, "transient")?;
 
-        let cal = engine
-            .calibration()
-            .ok_or_else(|| CoreError::Config("the engine has no calibration".into()))?;
-        let weighting = Weighting {
-            parts: engine
-                .config()
-                .recognizers
-                .iter()
-                .map(|k| {
-                    let w = cal
-                        .parts
-                        .iter()
-                        .find(|p| p.recognizer == k.name())
-                        .map(|p| p.weight)
-                        .unwrap_or(1.0);
-                    (k.dim(), w)
-                })
-                .collect(),
-        };
-        let total: f32 = weighting.parts.iter().map(|p| p.1).sum();
-        let weighting = Weighting {
-            parts: weighting
-                .parts
-                .iter()
-                .map(|&(d, w)| (d, w / total))
-                .collect(),
-        };
+        let weighting = Weighting::for_engine(&engine)?;
         let svc = Arc::new(Service {
             engine,
             store,

@@ -151,26 +151,7 @@ pub fn run(engine_args: &EngineArgs, args: BenchServiceArgs) -> Result<()> {
         .iter()
         .map(|k| k.dim())
         .collect();
-    let weights: Vec<f32> = engine
-        .config()
-        .recognizers
-        .iter()
-        .map(|k| {
-            cal.parts
-                .iter()
-                .find(|p| p.recognizer == k.name())
-                .map(|p| p.weight)
-                .unwrap_or(1.0)
-        })
-        .collect();
-    let total: f32 = weights.iter().sum();
-    let weighting = Weighting {
-        parts: dims
-            .iter()
-            .zip(&weights)
-            .map(|(&d, &w)| (d, w / total))
-            .collect(),
-    };
+    let weighting = Weighting::for_engine(&engine)?;
     let dim = weighting.dim();
     let min_score = cal.score_for_similarity(70.0);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
