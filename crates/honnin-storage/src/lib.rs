@@ -229,6 +229,17 @@ impl Store {
         Ok(())
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock up
+    /// front (`BEGIN IMMEDIATE`), so `busy_timeout` applies: a deferred transaction that
+    /// reads and then writes fails at once with SQLITE_BUSY when another connection
+    /// committed in between.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -386,7 +397,7 @@ impl Store {
     /// Deletes a collection, its wrapped key, faces and users in one transaction.
     /// Returns false if it did not exist.
     pub async fn delete_collection(&self, id: &str, now_ms: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO tombstones (face_id, collection_id, deleted_ms) \
              SELECT face_id, collection_id, $1 FROM faces WHERE collection_id = $2 \
@@ -436,7 +447,7 @@ impl Store {
         if faces.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for f in faces {
             let exists = sqlx::query("SELECT 1 AS one FROM collections WHERE collection_id = $1")
                 .bind(&f.collection_id)
@@ -527,7 +538,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<String>> {
         let mut deleted = Vec::new();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for id in ids {
             let r = sqlx::query("DELETE FROM faces WHERE collection_id = $1 AND face_id = $2")
                 .bind(collection)
@@ -560,7 +571,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<u64> {
         let mut n = 0;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for id in ids {
             let r = sqlx::query("UPDATE faces SET user_id = $1, updated_ms = $2 WHERE collection_id = $3 AND face_id = $4")
                 .bind(user)
@@ -680,7 +691,7 @@ impl Store {
 
     /// Deletes a user and detaches its faces (they stay indexed); false if unknown.
     pub async fn delete_user(&self, collection: &str, user: &str, now_ms: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE faces SET user_id = NULL, updated_ms = $1 WHERE collection_id = $2 AND user_id = $3")
             .bind(now_ms)
             .bind(collection)
@@ -699,7 +710,7 @@ impl Store {
     // ------------------------------------------------------------------ transient faces
 
     pub async fn insert_transient(&self, rows: &[TransientRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for t in rows {
             sqlx::query(
                 "INSERT INTO transient_faces (face_id, owner_key, template, details, created_ms, expires_ms) \
