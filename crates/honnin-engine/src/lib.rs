@@ -22,7 +22,8 @@
 //! Module map: [`decode`] (bytes → pixels), [`detect`] (CenterFace), [`align`]
 //! (landmarks → 112×112 chip), [`recognize`] (chip → embedding), [`template`],
 //! [`calibration`] (score → similarity ↔ FMR), [`quality`] (pose, brightness,
-//! sharpness, `qualityForRecognition`), [`models`] (files and checksums),
+//! sharpness, `qualityForRecognition`), [`pad`] (passive presentation-attack
+//! detection, `fr_liveness`), [`models`] (files and checksums),
 //! [`runtime`] (the only module that knows tract), [`geometry`].
 
 pub mod align;
@@ -33,6 +34,7 @@ pub mod engine;
 pub mod error;
 pub mod geometry;
 pub mod models;
+pub mod pad;
 pub mod quality;
 pub mod recognize;
 pub mod runtime;
@@ -43,6 +45,7 @@ pub use decode::{DecodeLimits, DecodedImage};
 pub use detect::DetectOptions;
 pub use engine::{Comparison, Engine, EngineConfig, Face};
 pub use error::{EngineError, ImageError, ModelError};
+pub use pad::{PadModel, PAD_THRESHOLD};
 pub use quality::{QualityLevel, QualityReason};
 pub use recognize::RecognizerKind;
 pub use template::Template;

@@ -48,6 +48,12 @@ pub const FR_FEATURE: ModelFile = ModelFile {
     file: "fr_feature.onnx",
 };
 
+/// `fr_liveness` passive anti-spoofing classifier, 3 classes (npm
+/// `faceplugin-face-recognition-js@0.0.1`, MIT declared); used by [`crate::pad`].
+pub const FR_LIVENESS: ModelFile = ModelFile {
+    file: "fr_liveness.onnx",
+};
+
 /// Environment variable that overrides where model files are looked up.
 pub const MODEL_DIR_ENV: &str = "HONNIN_MODEL_DIR";
 
@@ -125,7 +131,7 @@ mod tests {
 
     #[test]
     fn every_model_has_a_checksum() {
-        for m in [CENTERFACE, MOBILEFACENET, FR_FEATURE] {
+        for m in [CENTERFACE, MOBILEFACENET, FR_FEATURE, FR_LIVENESS] {
             let sum = m
                 .sha256()
                 .unwrap_or_else(|| panic!("{} has no SHA256SUMS entry", m.file));

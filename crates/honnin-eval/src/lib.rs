@@ -3,9 +3,11 @@
 //! Measurement for honnin, independent of the engine: dataset readers
 //! ([`datasets`]), genuine/impostor metrics with FMR-indexed operating points,
 //! ROC/DET and k-fold accuracy ([`metrics`]), detection recall/precision
-//! ([`detection`]) and SVG plots ([`plot`]). The `honnin eval` commands feed it scores.
+//! ([`detection`]), presentation-attack detection metrics in ISO/IEC 30107-3 terms
+//! ([`pad`]) and SVG plots ([`plot`]). The `honnin eval` commands feed it scores.
 
 pub mod datasets;
 pub mod detection;
 pub mod metrics;
+pub mod pad;
 pub mod plot;

@@ -3,6 +3,7 @@
 
 mod detection;
 mod lfw;
+mod pad;
 mod pairs;
 mod scoring;
 
@@ -21,6 +22,8 @@ pub enum EvalCommand {
     Pairs(pairs::PairsArgs),
     /// Detection recall/precision on annotated boxes, and the face-found rate on LFW.
     Detect(detection::DetectEvalArgs),
+    /// Presentation-attack detection (fr_liveness): APCER/BPCER, EER on live vs attack images or videos.
+    Pad(pad::PadEvalArgs),
 }
 
 pub fn run(engine: &EngineArgs, cmd: EvalCommand) -> Result<()> {
@@ -28,6 +31,7 @@ pub fn run(engine: &EngineArgs, cmd: EvalCommand) -> Result<()> {
         EvalCommand::Lfw(a) => lfw::run(engine, a),
         EvalCommand::Pairs(a) => pairs::run(engine, a),
         EvalCommand::Detect(a) => detection::run(engine, a),
+        EvalCommand::Pad(a) => pad::run(engine, a),
     }
 }
 

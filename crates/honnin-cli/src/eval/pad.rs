@@ -1,0 +1,460 @@
+//! `honnin eval pad`: passive presentation-attack detection (fr_liveness) on live
+//! versus attack images or videos, in ISO/IEC 30107-3 terms (APCER, BPCER, EER,
+//! BPCER at APCER 5 / 1 / 0.1 %), with a DET plot and a JSON report.
+//!
+//! Every sample goes through the path the service takes: decode, detect the largest
+//! face, score it with [`PadModel::live_score`] on the full frame. Samples without a
+//! face (or that cannot be decoded) are counted and listed, never dropped silently.
+//! Videos are split into frames by the `ffmpeg` binary (an evaluation-time tool only).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use honnin_engine::pad::{PadModel, PAD_THRESHOLD};
+use honnin_engine::{DetectOptions, Engine};
+use honnin_eval::pad::{det_plot, evaluate, PadReport, TARGET_APCERS};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::common;
+use crate::EngineArgs;
+
+#[derive(Args, Debug)]
+pub struct PadEvalArgs {
+    /// Live (bona fide) samples: image files or folders (searched recursively for
+    /// .jpg/.jpeg/.png); with --video, video files or folders of videos. Repeatable.
+    #[arg(long, required = true, num_args = 1..)]
+    pub live: Vec<PathBuf>,
+    /// Attack samples (prints, screen replays, masks…), as for --live. Repeatable.
+    #[arg(long, required = true, num_args = 1..)]
+    pub attack: Vec<PathBuf>,
+    /// Treat the inputs as videos and score their frames (needs `ffmpeg` on PATH).
+    #[arg(long)]
+    pub video: bool,
+    /// Frames per second taken from each video (0 = every frame).
+    #[arg(long, default_value_t = 5.0)]
+    pub fps: f64,
+    /// Decision threshold on the live score for APCER/BPCER (default: the shipped PAD_THRESHOLD).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Where to write the JSON report (default target/eval/pad/report.json).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Where to write the DET curve as SVG (default target/eval/pad/det.svg).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// One scored (or unscorable) sample.
+struct Sample {
+    /// The file, or `video#frame` for a video frame.
+    name: String,
+    /// The video a frame came from.
+    source: Option<PathBuf>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Score(f32),
+    NoFace,
+    Error(String),
+}
+
+pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
+    let threshold = args.threshold.unwrap_or(PAD_THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        bail!("--threshold must lie in [0, 1], got {threshold}");
+    }
+    if args.video && !(args.fps >= 0.0 && args.fps.is_finite()) {
+        bail!("--fps must be ≥ 0, got {}", args.fps);
+    }
+    let engine = common::engine(eargs, false)?;
+    let pad = PadModel::load(eargs.model_dir.as_deref())?;
+    let opts = DetectOptions {
+        max_faces: 1,
+        ..common::detect_options(eargs)
+    };
+
+    let mut sides = Vec::new();
+    for (label, inputs) in [("live", &args.live), ("attack", &args.attack)] {
+        let samples = if args.video {
+            score_videos(&engine, &pad, &opts, inputs, args.fps, label)?
+        } else {
+            let files = collect_files(inputs, &["jpg", "jpeg", "png"])?;
+            if files.is_empty() {
+                bail!("no .jpg/.png images under the --{label} inputs {inputs:?}");
+            }
+            score_images(&engine, &pad, &opts, &files, label)
+        };
+        sides.push(samples);
+    }
+    let (live, attack) = (&sides[0], &sides[1]);
+    let scores = |s: &[Sample]| -> Vec<f32> {
+        s.iter()
+            .filter_map(|x| match x.outcome {
+                Outcome::Score(v) => Some(v),
+                _ => None,
+            })
+            .collect()
+    };
+    let (live_scores, attack_scores) = (scores(live), scores(attack));
+    if live_scores.is_empty() || attack_scores.is_empty() {
+        bail!(
+            "nothing to measure: {} live and {} attack samples had a scorable face",
+            live_scores.len(),
+            attack_scores.len()
+        );
+    }
+    let report = evaluate(&live_scores, &attack_scores, threshold, &TARGET_APCERS);
+
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| super::default_out("pad").join("report.json"));
+    let plot_path = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| super::default_out("pad").join("det.svg"));
+    let title = format!(
+        "PAD (fr_liveness): {} live vs {} attack {}",
+        live_scores.len(),
+        attack_scores.len(),
+        if args.video { "frames" } else { "images" }
+    );
+    let plot = det_plot(&title, &[("fr_liveness", &report)]);
+    if let Some(dir) = plot_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&plot_path, plot.to_svg())
+        .with_context(|| format!("cannot write {}", plot_path.display()))?;
+    let full = json!({
+        "command": common::command_line(),
+        "model": honnin_engine::models::FR_LIVENESS.file,
+        "mode": if args.video { "video" } else { "image" },
+        "fps": if args.video { Some(args.fps) } else { None },
+        "threshold": threshold,
+        "counts": { "live": counts(live), "attack": counts(attack) },
+        "report": report,
+        "videos": if args.video { Some(json!({
+            "live": per_video(live, threshold), "attack": per_video(attack, threshold),
+        })) } else { None },
+        "samples": {
+            "live": sample_rows(live), "attack": sample_rows(attack),
+        },
+    });
+    common::write_json(&json_path, &full)?;
+    print_summary(&report, live, attack, args.video);
+    println!(
+        "report: {}  plot: {}",
+        json_path.display(),
+        plot_path.display()
+    );
+    println!("reproduce: {}", common::command_line());
+    Ok(())
+}
+
+/// Files under `inputs` (files given directly are kept whatever their extension),
+/// sorted, with the given extensions (case-insensitive) when walking folders.
+fn collect_files(inputs: &[PathBuf], exts: &[&str]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for e in entries {
+            let p = e?.path();
+            if p.is_dir() {
+                walk(&p, exts, out)?;
+            } else if p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
+            {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for i in inputs {
+        if i.is_dir() {
+            let mut v = Vec::new();
+            walk(i, exts, &mut v)?;
+            v.sort();
+            out.extend(v);
+        } else if i.is_file() {
+            out.push(i.clone());
+        } else {
+            bail!("{}: no such file or folder", i.display());
+        }
+    }
+    Ok(out)
+}
+
+fn score_one(engine: &Engine, pad: &PadModel, opts: &DetectOptions, path: &Path) -> Outcome {
+    let img = match common::load_image(engine, path) {
+        Ok(i) => i,
+        Err(e) => return Outcome::Error(format!("{e:#}")),
+    };
+    let faces = match engine.detect(&img, opts) {
+        Ok(f) => f,
+        Err(e) => return Outcome::Error(format!("{e:#}")),
+    };
+    let Some(face) = faces.first() else {
+        return Outcome::NoFace;
+    };
+    match pad.live_score(&img.rgb, &face.bounding_box_pixels) {
+        Ok(s) => Outcome::Score(s),
+        Err(e) => Outcome::Error(format!("{}: {e}", e.code())),
+    }
+}
+
+fn score_images(
+    engine: &Engine,
+    pad: &PadModel,
+    opts: &DetectOptions,
+    files: &[PathBuf],
+    label: &str,
+) -> Vec<Sample> {
+    let pb = common::progress(files.len() as u64, label);
+    let out = files
+        .par_iter()
+        .map(|p| {
+            let outcome = score_one(engine, pad, opts, p);
+            pb.inc(1);
+            Sample {
+                name: p.display().to_string(),
+                source: None,
+                outcome,
+            }
+        })
+        .collect();
+    pb.finish_and_clear();
+    out
+}
+
+/// A temporary folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p =
+            std::env::temp_dir().join(format!("honnin-pad-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Checks that `ffmpeg` runs, with a clear message when it does not.
+fn require_ffmpeg() -> Result<()> {
+    match Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => bail!("`ffmpeg -version` failed ({s}); --video needs a working ffmpeg"),
+        Err(e) => bail!(
+            "--video needs the `ffmpeg` binary on PATH to extract frames ({e}); install it \
+             (e.g. `apt-get install ffmpeg`) or extract frames yourself and pass the folders without --video"
+        ),
+    }
+}
+
+/// Extracts the frames of `video` as PNG files into `dir` (sorted by name).
+fn extract_frames(video: &Path, dir: &Path, fps: f64) -> Result<Vec<PathBuf>> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error", "-i"])
+        .arg(video)
+        .args(["-map", "0:v:0"]);
+    if fps > 0.0 {
+        cmd.arg("-vf").arg(format!("fps={fps}"));
+    } else {
+        cmd.args(["-fps_mode", "passthrough"]);
+    }
+    cmd.args(["-pix_fmt", "rgb24"]).arg(dir.join("f%06d.png"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running ffmpeg on {}", video.display()))?;
+    if !out.status.success() {
+        bail!(
+            "ffmpeg could not read {}: {}",
+            video.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut frames = collect_files(&[dir.to_path_buf()], &["png"])?;
+    frames.sort();
+    if frames.is_empty() {
+        bail!("ffmpeg extracted no frames from {}", video.display());
+    }
+    Ok(frames)
+}
+
+fn score_videos(
+    engine: &Engine,
+    pad: &PadModel,
+    opts: &DetectOptions,
+    inputs: &[PathBuf],
+    fps: f64,
+    label: &str,
+) -> Result<Vec<Sample>> {
+    require_ffmpeg()?;
+    let videos = collect_files(inputs, &["mp4", "mov", "avi", "mkv", "webm", "m4v"])?;
+    if videos.is_empty() {
+        bail!("no videos under the --{label} inputs {inputs:?}");
+    }
+    let mut samples = Vec::new();
+    for (k, v) in videos.iter().enumerate() {
+        let tmp = TempDir::new(label)?;
+        let frames = extract_frames(v, &tmp.0, fps)?;
+        let name = v
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let scored = score_images(
+            engine,
+            pad,
+            opts,
+            &frames,
+            &format!("{label} {}/{}", k + 1, videos.len()),
+        );
+        samples.extend(scored.into_iter().enumerate().map(|(i, s)| Sample {
+            name: format!("{}#{}", v.display(), i + 1),
+            source: Some(v.clone()),
+            outcome: s.outcome,
+        }));
+        eprintln!("{label}: {name}: {} frames", frames.len());
+    }
+    Ok(samples)
+}
+
+fn counts(s: &[Sample]) -> serde_json::Value {
+    let scored = s
+        .iter()
+        .filter(|x| matches!(x.outcome, Outcome::Score(_)))
+        .count();
+    let no_face = s
+        .iter()
+        .filter(|x| matches!(x.outcome, Outcome::NoFace))
+        .count();
+    json!({ "samples": s.len(), "scored": scored, "noFace": no_face, "errors": s.len() - scored - no_face })
+}
+
+fn sample_rows(s: &[Sample]) -> Vec<serde_json::Value> {
+    s.iter()
+        .map(|x| match &x.outcome {
+            Outcome::Score(v) => json!({"sample": x.name, "liveScore": v}),
+            Outcome::NoFace => json!({"sample": x.name, "liveScore": null, "noFace": true}),
+            Outcome::Error(e) => json!({"sample": x.name, "liveScore": null, "error": e}),
+        })
+        .collect()
+}
+
+/// Per video: frames scored, mean live score, share of frames accepted as live.
+fn per_video(s: &[Sample], threshold: f32) -> Vec<serde_json::Value> {
+    let mut sources: Vec<&PathBuf> = s.iter().filter_map(|x| x.source.as_ref()).collect();
+    sources.dedup();
+    sources
+        .into_iter()
+        .map(|src| {
+            let frames: Vec<&Sample> = s
+                .iter()
+                .filter(|x| x.source.as_ref() == Some(src))
+                .collect();
+            let sc: Vec<f32> = frames
+                .iter()
+                .filter_map(|x| match x.outcome {
+                    Outcome::Score(v) => Some(v),
+                    _ => None,
+                })
+                .collect();
+            let n = sc.len().max(1) as f64;
+            let mean = sc.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let accepted = sc.iter().filter(|&&v| v >= threshold).count();
+            json!({
+                "video": src, "frames": frames.len(), "scored": sc.len(),
+                "meanLiveScore": mean, "acceptedAsLive": accepted,
+                "acceptedShare": accepted as f64 / n,
+            })
+        })
+        .collect()
+}
+
+fn print_summary(r: &PadReport, live: &[Sample], attack: &[Sample], video: bool) {
+    let unit = if video { "frames" } else { "images" };
+    for (label, s) in [("live", live), ("attack", attack)] {
+        let c = counts(s);
+        println!(
+            "{label:>6}: {} {unit}, {} scored, {} without a face, {} errors",
+            c["samples"], c["scored"], c["noFace"], c["errors"]
+        );
+        for x in s.iter().filter(|x| !matches!(x.outcome, Outcome::Score(_))) {
+            match &x.outcome {
+                Outcome::NoFace => println!("        no face: {}", x.name),
+                Outcome::Error(e) => println!("        error: {}: {e}", x.name),
+                Outcome::Score(_) => {}
+            }
+        }
+    }
+    let p = r.at_threshold;
+    println!(
+        "at threshold {}: APCER {:.2} % ({}/{} attacks accepted as live), BPCER {:.2} % ({}/{} live rejected)",
+        p.threshold,
+        p.apcer * 100.0,
+        p.attacks_accepted,
+        r.attacks,
+        p.bpcer * 100.0,
+        p.live_rejected,
+        r.live
+    );
+    match r.eer_threshold_above {
+        Some(lo) => println!(
+            "EER {:.2} % (APCER {:.2} %, BPCER {:.2} %) for thresholds in ({lo:.6}, {:.6}]",
+            r.eer * 100.0,
+            r.eer_point.apcer * 100.0,
+            r.eer_point.bpcer * 100.0,
+            r.eer_threshold
+        ),
+        None => println!(
+            "EER {:.2} % at threshold {:.6}",
+            r.eer * 100.0,
+            r.eer_threshold
+        ),
+    }
+    for b in &r.bpcer_at_apcer {
+        println!(
+            "BPCER at APCER ≤ {:.1} %: {:.2} % (threshold {:.6}, APCER {:.2} %){}",
+            b.target_apcer * 100.0,
+            b.point.bpcer * 100.0,
+            b.point.threshold,
+            b.point.apcer * 100.0,
+            if b.low_evidence {
+                "  [low evidence: fewer attacks than 1/target]"
+            } else {
+                ""
+            }
+        );
+    }
+    println!("threshold sweep (APCER / BPCER):");
+    for p in &r.sweep {
+        println!(
+            "  {:>6}: {:6.2} % / {:6.2} %",
+            p.threshold,
+            p.apcer * 100.0,
+            p.bpcer * 100.0
+        );
+    }
+}
