@@ -63,6 +63,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Service benchmarks: 1:N search at 10k–1M templates, memory, start-up load.
     BenchService(commands::bench_service::BenchServiceArgs),
+    /// Liveness benchmark: per-frame cost and verdict latency of simulated sessions.
+    BenchLiveness(commands::bench_liveness::BenchLivenessArgs),
     /// Run the face service (HTTP API on 127.0.0.1:8080, data in ./honnin-data).
     Serve(commands::serve::ServeArgs),
     /// Manage API keys directly in the database.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Eval(c) => eval::run(&cli.engine, c),
         Command::Bench(a) => commands::bench::run(&cli.engine, a),
         Command::BenchService(a) => commands::bench_service::run(&cli.engine, a),
+        Command::BenchLiveness(a) => commands::bench_liveness::run(&cli.engine, a),
         Command::Serve(a) => commands::serve::serve(&cli.engine, a),
         Command::Keys(c) => commands::serve::keys(c),
     };

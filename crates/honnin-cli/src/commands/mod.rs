@@ -1,6 +1,7 @@
-//! The subcommands: `detect`, `compare`, `embed`, `bench` (engine) and `serve`, `keys` (service).
+//! The subcommands: `detect`, `compare`, `embed`, `bench`, `bench-service`, `bench-liveness` and `serve`, `keys` (service).
 
 pub mod bench;
+pub mod bench_liveness;
 pub mod bench_service;
 pub mod compare;
 pub mod detect;
