@@ -29,6 +29,18 @@ pub enum CoreError {
     Throttling(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A liveness session id that does not exist (or is not the caller's).
+    #[error("{0}")]
+    SessionNotFound(String),
+    /// The liveness session ran out of time.
+    #[error("{0}")]
+    SessionExpired(String),
+    /// The liveness session was already streamed (a session runs once).
+    #[error("{0}")]
+    SessionAlreadyStarted(String),
+    /// The client token does not belong to this liveness session.
+    #[error("{0}")]
+    InvalidClientToken(String),
     #[error("encryption: {0}")]
     Crypto(String),
     #[error("configuration: {0}")]
@@ -53,6 +65,10 @@ impl CoreError {
             CoreError::Unauthenticated(_) => "Unauthenticated",
             CoreError::Throttling(_) => "Throttling",
             CoreError::PayloadTooLarge(_) => "PayloadTooLarge",
+            CoreError::SessionNotFound(_) => "SessionNotFound",
+            CoreError::SessionExpired(_) => "SessionExpired",
+            CoreError::SessionAlreadyStarted(_) => "SessionAlreadyStarted",
+            CoreError::InvalidClientToken(_) => "InvalidClientToken",
             CoreError::Crypto(_)
             | CoreError::Config(_)
             | CoreError::Storage(_)

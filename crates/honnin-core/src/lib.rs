@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod error;
 pub mod index;
 pub mod keys;
+pub mod liveness;
 pub mod model;
 pub mod service;
 

@@ -42,6 +42,8 @@ pub struct ServiceConfig {
     pub tombstone_retention_secs: u64,
     /// Overlap of successive change polls, milliseconds (covers commit delays and clock skew).
     pub sync_margin_ms: i64,
+    /// Face Liveness sessions.
+    pub liveness: crate::liveness::LivenessConfig,
 }
 
 impl Default for ServiceConfig {
@@ -55,6 +57,7 @@ impl Default for ServiceConfig {
             min_face_size: 40.0,
             tombstone_retention_secs: 86_400,
             sync_margin_ms: 5_000,
+            liveness: crate::liveness::LivenessConfig::default(),
         }
     }
 }
@@ -183,6 +186,12 @@ struct Loaded {
 pub struct SweepReport {
     pub transient_deleted: u64,
     pub tombstones_purged: u64,
+    /// Liveness sessions that ran out of time unfinished.
+    pub liveness_expired: u64,
+    /// Liveness images deleted because nobody read them in time.
+    pub liveness_images_cleared: u64,
+    /// Liveness sessions deleted at the end of their retention.
+    pub liveness_deleted: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -199,9 +208,11 @@ pub struct Service {
     engine: Arc<Engine>,
     store: Store,
     master: DataKey,
-    transient_key: DataKey,
+    pub(crate) transient_key: DataKey,
     config: ServiceConfig,
     weighting: Weighting,
+    /// The passive presentation-attack model, for liveness sessions.
+    pub(crate) pad: Arc<honnin_engine::pad::PadModel>,
     collections: RwLock<HashMap<String, Arc<Loaded>>>,
     sync_since: parking_lot::Mutex<i64>,
     key_cache: parking_lot::Mutex<HashMap<String, (KeyRow, std::time::Instant)>>,
@@ -248,7 +259,12 @@ impl Service {
         let transient_key = DataKey::unwrap(&raw, &master, "transient")?;
 
         let weighting = Weighting::for_engine(&engine)?;
+        let pad = Arc::new(
+            honnin_engine::pad::PadModel::load(engine.config().model_dir.as_deref())
+                .map_err(|e| CoreError::Config(format!("presentation-attack model: {e}")))?,
+        );
         let svc = Arc::new(Service {
+            pad,
             engine,
             store,
             master,
@@ -291,7 +307,7 @@ impl Service {
         CollectionIndex::new(self.weighting.dim()).bytes_per_template()
     }
 
-    fn threshold_info(&self, similarity: f32) -> ThresholdInfo {
+    pub(crate) fn threshold_info(&self, similarity: f32) -> ThresholdInfo {
         let (fmr, measured) = self
             .engine
             .calibration()
@@ -312,7 +328,7 @@ impl Service {
         self.engine.threshold_for_fmr(fmr)
     }
 
-    fn similarity(&self, score: f32) -> f32 {
+    pub(crate) fn similarity(&self, score: f32) -> f32 {
         self.engine
             .calibration()
             .map(|c| c.similarity(score))
@@ -428,7 +444,11 @@ impl Service {
     /// Deletes expired transient faces and forgets old tombstones.
     pub async fn sweep_once(&self) -> Result<SweepReport> {
         let now = now_ms();
+        let live = self.store.sweep_liveness(now).await?;
         Ok(SweepReport {
+            liveness_expired: live.expired,
+            liveness_images_cleared: live.images_cleared,
+            liveness_deleted: live.deleted,
             transient_deleted: self.store.delete_expired_transient(now).await?,
             tombstones_purged: self
                 .store
@@ -499,7 +519,7 @@ impl Service {
     // ------------------------------------------------------------------ engine helpers
 
     /// Decodes and detects on a blocking thread (CPU work never blocks the async runtime).
-    async fn analyse(
+    pub(crate) async fn analyse(
         &self,
         bytes: Vec<u8>,
         opts: DetectOptions,
@@ -519,7 +539,7 @@ impl Service {
         .map_err(|e| CoreError::Internal(format!("worker: {e}")))?
     }
 
-    async fn templates(
+    pub(crate) async fn templates(
         &self,
         img: DecodedImage,
         faces: Vec<Face>,
@@ -535,7 +555,7 @@ impl Service {
         .map_err(|e| CoreError::Internal(format!("worker: {e}")))?
     }
 
-    fn detect_options(&self, max_faces: usize) -> DetectOptions {
+    pub(crate) fn detect_options(&self, max_faces: usize) -> DetectOptions {
         DetectOptions {
             min_face_size: self.config.min_face_size,
             max_faces,

@@ -57,6 +57,14 @@ impl Default for Background {
     }
 }
 
+/// The demo pages (`/demo/liveness`) and their key-less backend routes. Off by default:
+/// the demo backend lets anyone who reaches the server create liveness sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Demo {
+    pub enabled: bool,
+}
+
 /// Everything `honnin serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -76,6 +84,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub background: Background,
     pub service: ServiceConfig,
+    pub demo: Demo,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +98,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             background: Background::default(),
             service: ServiceConfig::default(),
+            demo: Demo::default(),
         }
     }
 }

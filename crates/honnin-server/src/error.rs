@@ -13,7 +13,8 @@ pub struct ErrorBody {
     /// Stable machine-readable code: InvalidParameter, InvalidImageFormat,
     /// ImageTooLarge, NoFaceDetected, ResourceNotFound, ResourceAlreadyExists,
     /// AccessDenied, Unauthenticated, Throttling, PayloadTooLarge, RequestTimeout,
-    /// MethodNotAllowed, InternalError.
+    /// MethodNotAllowed, SessionNotFound, SessionExpired, SessionAlreadyStarted,
+    /// InvalidClientToken, InternalError.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -57,7 +58,10 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         CoreError::ImageTooLarge(_) | CoreError::PayloadTooLarge(_) => {
             StatusCode::PAYLOAD_TOO_LARGE
         }
-        CoreError::ResourceNotFound(_) => StatusCode::NOT_FOUND,
+        CoreError::ResourceNotFound(_) | CoreError::SessionNotFound(_) => StatusCode::NOT_FOUND,
+        CoreError::SessionExpired(_) => StatusCode::GONE,
+        CoreError::SessionAlreadyStarted(_) => StatusCode::CONFLICT,
+        CoreError::InvalidClientToken(_) => StatusCode::UNAUTHORIZED,
         CoreError::ResourceAlreadyExists(_) => StatusCode::CONFLICT,
         CoreError::AccessDenied(_) => StatusCode::FORBIDDEN,
         CoreError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,

@@ -200,6 +200,7 @@ async fn suite(backend: Backend) {
     transient_faces(&s).await;
     bad_input(&s).await;
     crypto_shredding(&s).await;
+    liveness_sessions(&s).await;
     s.stop().await;
 }
 
@@ -1080,5 +1081,445 @@ async fn rate_limit_answers_429_with_retry_after() {
         let res = s.http.get(format!("{}{p}", s.base)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{p}");
     }
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------- liveness sessions
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Server {
+    fn ws_url(&self, session: &str, token: &str) -> String {
+        format!(
+            "{}/v1/liveness/sessions/{session}/stream?token={token}",
+            self.base.replace("http://", "ws://")
+        )
+    }
+
+    /// Opens a session's stream; Err(HTTP status, JSON body) when refused before the upgrade.
+    async fn open_stream(&self, session: &str, token: &str) -> Result<Ws, (u16, Value)> {
+        match tokio_tungstenite::connect_async(self.ws_url(session, token)).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                let status = res.status().as_u16();
+                let body = res
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(Value::Null);
+                Err((status, body))
+            }
+            Err(e) => panic!("websocket: {e}"),
+        }
+    }
+}
+
+/// Reads server messages until one of type `want` (returns it) or the socket closes.
+async fn ws_until(ws: &mut Ws, want: &str) -> Option<Value> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
+        match msg {
+            Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("server sends JSON");
+                if v["type"] == want {
+                    return Some(v);
+                }
+            }
+            Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn ws_send(ws: &mut Ws, v: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        v.to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+async fn liveness_sessions(s: &Server) {
+    let rec = s.key("recognizer", None).await;
+    let other = s.key("recognizer", None).await;
+    // Create: recognizer keys may; the result carries a UUID and a session-only token.
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/liveness/sessions",
+            Some(&rec),
+            Some(json!({"settings": {"auditImagesLimit": 2}, "deviceCorrelationId": "dev-1"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let id = v["sessionId"].as_str().unwrap().to_string();
+    let token = v["clientToken"].as_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    assert!(token.len() >= 40, "{token}");
+    assert_eq!(
+        v["streamPath"],
+        format!("/v1/liveness/sessions/{id}/stream")
+    );
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&rec),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "CREATED");
+    assert_eq!(v["challenge"], "FaceMovementAndLightChallenge");
+    assert_eq!(v["confidence"], Value::Null);
+    assert_eq!(v["deviceCorrelationId"], "dev-1");
+    // The client token is no API key, and a session is private to its key.
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "Unauthenticated")
+    );
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "SessionNotFound"));
+    let (st, v) = s
+        .call("GET", "/v1/liveness/sessions/not-a-uuid", Some(&rec), None)
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "SessionNotFound"));
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{}", uuid::Uuid::new_v4()),
+            Some(&rec),
+            None,
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "SessionNotFound"));
+
+    // Bad settings.
+    for body in [
+        json!({"settings": {"auditImagesLimit": 5}}),
+        json!({"settings": {"challenge": "Dance"}}),
+        json!({"settings": {"auditImagesLimit": -1}}),
+        json!({"sessionColour": "red"}),
+        json!({"deviceCorrelationId": ""}),
+        json!({"referenceImage": {"bytes": "not base64!"}}),
+    ] {
+        let (st, v) = s
+            .call(
+                "POST",
+                "/v1/liveness/sessions",
+                Some(&rec),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+            "{body}: {v}"
+        );
+    }
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/liveness/sessions",
+            Some(&rec),
+            Some(json!({"referenceImage": b64(&blank_png())})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "NoFaceDetected"),
+        "{v}"
+    );
+
+    // The stream: refused without the right token, without an upgrade, and a second time.
+    assert_eq!(
+        s.open_stream(&id, "wrong")
+            .await
+            .err()
+            .map(|e| (e.0, code(&e.1).to_string())),
+        Some((401, "InvalidClientToken".into()))
+    );
+    assert_eq!(
+        s.open_stream(&uuid::Uuid::new_v4().to_string(), &token)
+            .await
+            .err()
+            .map(|e| e.0),
+        Some(404)
+    );
+    let res = s
+        .http
+        .get(format!(
+            "{}/v1/liveness/sessions/{id}/stream?token={token}",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "plain GET is no upgrade"
+    );
+    let mut ws = s
+        .open_stream(&id, &token)
+        .await
+        .expect("first stream opens");
+    assert_eq!(
+        s.open_stream(&id, &token)
+            .await
+            .err()
+            .map(|e| (e.0, code(&e.1).to_string())),
+        Some((409, "SessionAlreadyStarted".into())),
+        "a session streams once"
+    );
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&rec),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "IN_PROGRESS");
+    ws_send(&mut ws, json!({"type": "start", "video": {"width": 640, "height": 480}, "client": {"name": "api-test", "version": "1"}})).await;
+    let ch = ws_until(&mut ws, "challenge").await.expect("challenge");
+    assert_eq!(ch["challengeType"], "FaceMovementAndLightChallenge");
+    assert!(ch["oval"]["width"].as_f64().unwrap() > 0.0, "{ch}");
+    // A protocol violation ends the stream with an error and fails the session.
+    ws_send(&mut ws, json!({"type": "start", "video": {"width": 640, "height": 480}, "client": {"name": "x", "version": "1"}})).await;
+    let err = ws_until(&mut ws, "error").await.expect("error message");
+    assert_eq!(err["code"], "ProtocolViolation", "{err}");
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        let (_, v) = s
+            .call(
+                "GET",
+                &format!("/v1/liveness/sessions/{id}"),
+                Some(&rec),
+                None,
+            )
+            .await;
+        status = v.clone();
+        if v["status"] != "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "FAILED", "{status}");
+    assert_eq!(
+        status["reasons"][0]["code"], "ProtocolViolation",
+        "{status}"
+    );
+    assert_eq!(status["decision"], "spoof");
+
+    // Delete removes it at once.
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&rec),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&rec),
+            None,
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "SessionNotFound"));
+    assert_eq!(
+        s.service.store().get_liveness(&id).await.unwrap(),
+        None,
+        "the row is gone"
+    );
+
+    // The component's file is served without a key; the demo is off by default.
+    let res = s
+        .http
+        .get(format!("{}/static/honnin-liveness.js", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    let (st, v) = s
+        .call("POST", "/demo/api/liveness-sessions", None, Some(json!({})))
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "ResourceNotFound"));
+    let res = s
+        .http
+        .get(format!("{}/demo/liveness", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_time_limits_and_rate_limits() {
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.service.liveness.session_ttl_secs = 1;
+        c.service.liveness.results_retention_secs = 3;
+        c.service.liveness.max_sessions_per_device_per_hour = 2;
+        c.background.sweep_interval_ms = 200;
+        c.demo.enabled = true;
+    })
+    .await
+    else {
+        return;
+    };
+    // Per-device limit, across keys.
+    let rec = s.key("recognizer", None).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let key = if i == 0 { rec.clone() } else { s.admin.clone() };
+        let (st, h, v) = s
+            .call_full(
+                "POST",
+                "/v1/liveness/sessions",
+                Some(&key),
+                Some(json!({"deviceCorrelationId": "phone-7"})),
+            )
+            .await;
+        if i < 2 {
+            assert_eq!(st, StatusCode::OK, "{v}");
+            ids.push((
+                v["sessionId"].as_str().unwrap().to_string(),
+                v["clientToken"].as_str().unwrap().to_string(),
+            ));
+        } else {
+            assert_eq!(
+                (st, code(&v)),
+                (StatusCode::TOO_MANY_REQUESTS, "Throttling"),
+                "{v}"
+            );
+            assert!(h.get("retry-after").is_some());
+        }
+    }
+    let (st, _) = s
+        .call(
+            "POST",
+            "/v1/liveness/sessions",
+            Some(&rec),
+            Some(json!({"deviceCorrelationId": "phone-8"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "another device is not limited");
+
+    // Expiry: after the TTL the stream is refused, the status reads EXPIRED, and the
+    // sweeper records it; after the retention the row is gone.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (id, token) = &ids[0];
+    assert_eq!(
+        s.open_stream(id, token)
+            .await
+            .err()
+            .map(|e| (e.0, code(&e.1).to_string())),
+        Some((410, "SessionExpired".into()))
+    );
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&rec),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "EXPIRED", "{v}");
+    assert_eq!(v["reasons"][0]["code"], "SessionExpired");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.service
+            .store()
+            .get_liveness(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "EXPIRED",
+        "the sweeper marked it"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        s.service.store().get_liveness(id).await.unwrap(),
+        None,
+        "retention over: deleted"
+    );
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{id}"),
+            Some(&rec),
+            None,
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "SessionNotFound"));
+
+    // The demo backend works without a key when enabled, and sees only its own sessions.
+    let (st, v) = s
+        .call(
+            "POST",
+            "/demo/api/liveness-sessions",
+            None,
+            Some(json!({"auditImagesLimit": 1})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let demo_id = v["sessionId"].as_str().unwrap().to_string();
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/demo/api/liveness-sessions/{demo_id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("CREATED"))
+    );
+    let (st, _) = s
+        .call(
+            "GET",
+            &format!("/demo/api/liveness-sessions/{}", ids[1].0),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "not the demo's session");
+    let res = s
+        .http
+        .get(format!("{}/demo/liveness", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("honnin-liveness"));
     s.stop().await;
 }

@@ -135,6 +135,44 @@ pub struct Tombstone {
     pub deleted_ms: i64,
 }
 
+/// A Face Liveness session (see `migrations/*/0002_liveness.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivenessRow {
+    pub session_id: String,
+    pub owner_key: String,
+    /// SHA-256 of the client token.
+    pub token_hash: Vec<u8>,
+    /// The caller's `deviceCorrelationId`.
+    pub device_id: Option<String>,
+    /// Settings as JSON (owned by honnin-core).
+    pub settings: String,
+    /// Sealed template of the caller's reference image (liveness-with-verify).
+    pub reference: Option<Vec<u8>>,
+    /// CREATED | IN_PROGRESS | SUCCEEDED | FAILED | EXPIRED
+    pub status: String,
+    /// Results metadata as JSON, once finished.
+    pub result: Option<String>,
+    /// Sealed reference and audit images, until read or `images_until_ms`.
+    pub images: Option<Vec<u8>>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub images_until_ms: Option<i64>,
+    pub retain_until_ms: i64,
+}
+
+/// What one liveness sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LivenessSweep {
+    /// Sessions that ran out of time before finishing (now EXPIRED, images gone).
+    pub expired: u64,
+    /// Finished sessions whose unread images reached their time limit.
+    pub images_cleared: u64,
+    /// Rows deleted at the end of their retention.
+    pub deleted: u64,
+}
+
 /// The storage handle. Cheap to clone (a pool).
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -772,5 +810,201 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(r.try_get("n")?)
+    }
+
+    // ------------------------------------------------------------------ liveness sessions
+
+    pub async fn insert_liveness(&self, r: &LivenessRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO liveness_sessions (session_id, owner_key, token_hash, device_id, settings, \
+             reference, status, result, images, created_ms, expires_ms, started_ms, finished_ms, \
+             images_until_ms, retain_until_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&r.session_id)
+        .bind(&r.owner_key)
+        .bind(&r.token_hash)
+        .bind(&r.device_id)
+        .bind(&r.settings)
+        .bind(&r.reference)
+        .bind(&r.status)
+        .bind(&r.result)
+        .bind(&r.images)
+        .bind(r.created_ms)
+        .bind(r.expires_ms)
+        .bind(r.started_ms)
+        .bind(r.finished_ms)
+        .bind(r.images_until_ms)
+        .bind(r.retain_until_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(format!("liveness session `{}`", r.session_id))
+            }
+            _ => e.into(),
+        })?;
+        Ok(())
+    }
+
+    pub async fn get_liveness(&self, id: &str) -> Result<Option<LivenessRow>> {
+        let r = sqlx::query("SELECT * FROM liveness_sessions WHERE session_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| {
+            Ok(LivenessRow {
+                session_id: r.try_get("session_id")?,
+                owner_key: r.try_get("owner_key")?,
+                token_hash: r.try_get("token_hash")?,
+                device_id: r.try_get("device_id")?,
+                settings: r.try_get("settings")?,
+                reference: r.try_get("reference")?,
+                status: r.try_get("status")?,
+                result: r.try_get("result")?,
+                images: r.try_get("images")?,
+                created_ms: r.try_get("created_ms")?,
+                expires_ms: r.try_get("expires_ms")?,
+                started_ms: r.try_get("started_ms")?,
+                finished_ms: r.try_get("finished_ms")?,
+                images_until_ms: r.try_get("images_until_ms")?,
+                retain_until_ms: r.try_get("retain_until_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sessions created at or after `since_ms` by `device` (if given) and/or `owner` (if given).
+    pub async fn count_liveness_since(
+        &self,
+        device: Option<&str>,
+        owner: Option<&str>,
+        since_ms: i64,
+    ) -> Result<i64> {
+        let mut sql =
+            "SELECT COUNT(*) AS n FROM liveness_sessions WHERE created_ms >= $1".to_string();
+        let mut n = 1;
+        if device.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND device_id = ${n}"));
+        }
+        if owner.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND owner_key = ${n}"));
+        }
+        let mut q = sqlx::query(&sql).bind(since_ms);
+        if let Some(d) = device {
+            q = q.bind(d);
+        }
+        if let Some(o) = owner {
+            q = q.bind(o);
+        }
+        let r = q.fetch_one(&self.pool).await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Marks a CREATED, unexpired session IN_PROGRESS. False if it was already started,
+    /// finished, expired or unknown: a session streams once, even with several servers.
+    pub async fn start_liveness(&self, id: &str, now_ms: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE liveness_sessions SET status = 'IN_PROGRESS', started_ms = $1 \
+             WHERE session_id = $2 AND status = 'CREATED' AND expires_ms > $1",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records the outcome of an IN_PROGRESS session and drops its reference template.
+    /// False if the session is no longer in progress (expired or deleted meanwhile).
+    pub async fn finish_liveness(
+        &self,
+        id: &str,
+        status: &str,
+        result: &str,
+        images: Option<&[u8]>,
+        now_ms: i64,
+        images_until_ms: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE liveness_sessions SET status = $1, result = $2, images = $3, finished_ms = $4, \
+             images_until_ms = $5, reference = NULL \
+             WHERE session_id = $6 AND status = 'IN_PROGRESS'",
+        )
+        .bind(status)
+        .bind(result)
+        .bind(images)
+        .bind(now_ms)
+        .bind(images_until_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Returns a finished session's images and deletes them in the same transaction:
+    /// exactly one reader ever gets them.
+    pub async fn take_liveness_images(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT images FROM liveness_sessions WHERE session_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let images: Option<Vec<u8>> = match row {
+            Some(r) => r.try_get("images")?,
+            None => None,
+        };
+        if images.is_none() {
+            return Ok(None);
+        }
+        let r = sqlx::query(
+            "UPDATE liveness_sessions SET images = NULL WHERE session_id = $1 AND images IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if r.rows_affected() == 1 { images } else { None })
+    }
+
+    /// Deletes a session and everything it holds; false if unknown.
+    pub async fn delete_liveness(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM liveness_sessions WHERE session_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Enforces every liveness time limit at `now_ms` (see [`LivenessSweep`]).
+    pub async fn sweep_liveness(&self, now_ms: i64) -> Result<LivenessSweep> {
+        let expired = sqlx::query(
+            "UPDATE liveness_sessions SET status = 'EXPIRED', images = NULL, reference = NULL \
+             WHERE status IN ('CREATED', 'IN_PROGRESS') AND expires_ms <= $1",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let images_cleared = sqlx::query(
+            "UPDATE liveness_sessions SET images = NULL \
+             WHERE images IS NOT NULL AND images_until_ms <= $1",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let deleted = sqlx::query("DELETE FROM liveness_sessions WHERE retain_until_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(LivenessSweep {
+            expired,
+            images_cleared,
+            deleted,
+        })
     }
 }

@@ -6,6 +6,7 @@
 pub mod collections;
 pub mod images;
 pub mod keys;
+pub mod liveness;
 pub mod transient;
 pub mod users;
 
@@ -68,6 +69,22 @@ pub fn router() -> Router<AppState> {
         .route("/v1/group", post(transient::group))
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{keyId}", axum::routing::delete(keys::revoke))
+        .route("/v1/liveness/sessions", post(liveness::create))
+        .route(
+            "/v1/liveness/sessions/{sessionId}",
+            get(liveness::results).delete(liveness::delete),
+        )
+        .route(
+            "/v1/liveness/sessions/{sessionId}/stream",
+            get(liveness::stream),
+        )
+        .route("/static/{*file}", get(liveness::static_file))
+        .route("/demo/liveness", get(liveness::demo_page))
+        .route("/demo/api/liveness-sessions", post(liveness::demo_create))
+        .route(
+            "/demo/api/liveness-sessions/{sessionId}",
+            get(liveness::demo_results),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -170,6 +187,9 @@ pub async fn openapi_json() -> Response {
         keys::create,
         keys::list,
         keys::revoke,
+        liveness::create,
+        liveness::results,
+        liveness::delete,
         healthz,
         readyz,
         metrics,
@@ -186,6 +206,7 @@ const MULTIPART_ROUTES: &[&str] = &[
     "/v1/collections/{collectionId}/faces",
     "/v1/collections/{collectionId}/search",
     "/v1/collections/{collectionId}/search-users",
+    "/v1/liveness/sessions",
 ];
 
 /// The complete OpenAPI document: the derived description plus what every `/v1`

@@ -1,0 +1,479 @@
+//! Face Liveness: `POST/GET/DELETE /v1/liveness/sessions…`, the capture stream (a
+//! WebSocket per session, protocol in `docs/liveness-protocol.md`), the browser
+//! component's static files and the demo's key-less backend.
+//!
+//! The stream handler is transport only: it feeds client messages to the sans-IO
+//! [`honnin_liveness::LiveSession`] (frames on a blocking thread), sends back what it
+//! answers, fires its timers, enforces the session's expiry and an idle timeout, and
+//! hands the outcome to [`honnin_core::Service::complete_liveness_stream`].
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use honnin_core::liveness::{
+    stream_idle_timeout, CreatedLivenessSession, LivenessResults, LivenessTicket,
+    NewLivenessSession,
+};
+use honnin_core::{CoreError, Principal, Role, Service};
+use honnin_liveness::{ChallengeKind, LiveSession, OutcomeStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, ImageInput, Input, Path, Query};
+use crate::AppState;
+
+/// The challenge a session runs.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Challenge {
+    /// Move into the oval, then a random sequence of full-screen colours (default).
+    #[default]
+    FaceMovementAndLightChallenge,
+    /// Move into the oval only (no colours: for people who must avoid flashing light).
+    FaceMovementChallenge,
+}
+
+impl From<Challenge> for ChallengeKind {
+    fn from(c: Challenge) -> Self {
+        match c {
+            Challenge::FaceMovementAndLightChallenge => {
+                ChallengeKind::FaceMovementAndLightChallenge
+            }
+            Challenge::FaceMovementChallenge => ChallengeKind::FaceMovementChallenge,
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LivenessSettings {
+    /// How many audit images (frames besides the reference image) to return, 0–4 (default 0).
+    #[schema(minimum = 0, maximum = 4)]
+    pub audit_images_limit: Option<u8>,
+    pub challenge: Option<Challenge>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateLivenessSessionRequest {
+    #[serde(default)]
+    pub settings: LivenessSettings,
+    /// Liveness-with-verify: compare the live face with the largest face of this image.
+    pub reference_image: Option<ImageInput>,
+    /// Links the sessions of one device, for abuse detection and its own rate limit.
+    pub device_correlation_id: Option<String>,
+}
+
+/// Create a liveness session; give `sessionId` and `clientToken` to the capture client.
+#[utoipa::path(post, path = "/v1/liveness/sessions", tag = "liveness",
+    request_body(content = CreateLivenessSessionRequest, description = "JSON, or multipart/form-data with a `referenceImage` file part"),
+    responses(
+        (status = 200, description = "Created; it expires 3 minutes from now", body = CreatedLivenessSession),
+        (status = 400, description = "InvalidParameter, InvalidImageFormat, NoFaceDetected (referenceImage)", body = ErrorBody),
+        (status = 403, description = "AccessDenied", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Input(r): Input<CreateLivenessSessionRequest>,
+) -> ApiResult<Json<CreatedLivenessSession>> {
+    create_as(&s, &p, r).await.map(Json)
+}
+
+async fn create_as(
+    s: &AppState,
+    p: &Principal,
+    r: CreateLivenessSessionRequest,
+) -> ApiResult<CreatedLivenessSession> {
+    let reference_image = match &r.reference_image {
+        Some(i) => Some(i.decode("referenceImage")?),
+        None => None,
+    };
+    let req = NewLivenessSession {
+        challenge: r.settings.challenge.unwrap_or_default().into(),
+        audit_images_limit: r.settings.audit_images_limit.unwrap_or(0),
+        reference_image,
+        device_correlation_id: r.device_correlation_id,
+    };
+    s.service
+        .create_liveness_session(p, req)
+        .await
+        .map_err(|e| {
+            let throttled = matches!(e, CoreError::Throttling(_));
+            let mut e = ApiError::from(e);
+            if throttled {
+                e.retry_after = Some(60);
+            }
+            e
+        })
+}
+
+/// A session's status and, once finished, its confidence, decision and images (the
+/// images only on the first read after it finished: they are deleted by that read).
+#[utoipa::path(get, path = "/v1/liveness/sessions/{sessionId}", tag = "liveness",
+    params(("sessionId" = String, Path)),
+    responses(
+        (status = 200, description = "The session", body = LivenessResults),
+        (status = 404, description = "SessionNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn results(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<LivenessResults>> {
+    Ok(Json(s.service.liveness_results(&p, &id).await?))
+}
+
+/// Delete a session, its results and images at once.
+#[utoipa::path(delete, path = "/v1/liveness/sessions/{sessionId}", tag = "liveness",
+    params(("sessionId" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "SessionNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.service.delete_liveness_session(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    token: Option<String>,
+}
+
+/// Largest WebSocket message: a frame (512 KiB of JPEG) plus its header.
+const MAX_WS_MESSAGE: usize = 512 * 1024 + 64;
+
+/// The capture stream (WebSocket upgrade; see `docs/liveness-protocol.md`). Before the
+/// upgrade, errors are JSON: InvalidClientToken (401), SessionNotFound (404),
+/// SessionAlreadyStarted (409), SessionExpired (410).
+pub async fn stream(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let ws = ws.map_err(|e| {
+        ApiError::invalid(format!(
+            "this route takes a WebSocket upgrade (see docs/liveness-protocol.md): {e}"
+        ))
+    })?;
+    let token = q.token.unwrap_or_default();
+    if token.is_empty() {
+        return Err(CoreError::InvalidClientToken(
+            "the stream needs `?token=<clientToken>`".into(),
+        )
+        .into());
+    }
+    let ticket = s.service.open_liveness_stream(&id, &token).await?;
+    Ok(ws
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| run_stream(s, ticket, socket)))
+}
+
+fn json_msg(v: serde_json::Value) -> Message {
+    Message::Text(v.to_string().into())
+}
+
+/// How a stream ended before the analysis.
+enum Ended {
+    Finished(Box<LiveSession>),
+    Failed { code: String, message: String },
+}
+
+async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) {
+    let svc = s.service.clone();
+    let started = Instant::now();
+    let expiry = started
+        + Duration::from_millis((ticket.expires_ms - honnin_core::service::now_ms()).max(0) as u64);
+    let idle = stream_idle_timeout(&svc.config().liveness);
+    let mut frames = 0u32;
+    let ended = drive(&svc, &ticket, &mut socket, expiry, idle, &mut frames).await;
+    match ended {
+        Ended::Finished(sess) => {
+            let t0 = Instant::now();
+            let outcome = tokio::task::spawn_blocking(move || sess.finish()).await;
+            metrics::histogram!("honnin_liveness_verdict_seconds")
+                .record(t0.elapsed().as_secs_f64());
+            match outcome {
+                Ok(outcome) => {
+                    let status = match outcome.status {
+                        OutcomeStatus::Succeeded => "SUCCEEDED",
+                        _ => "FAILED",
+                    };
+                    let reason = outcome.reasons.first().map(|r| r.code.to_string());
+                    match svc.complete_liveness_stream(&ticket, outcome).await {
+                        Ok(_) => {
+                            let _ = socket
+                                .send(json_msg(serde_json::json!({
+                                    "type": "complete", "status": status,
+                                    "reason": if status == "FAILED" { reason } else { None },
+                                })))
+                                .await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(session = %ticket.session_id, error = %e, "liveness result not stored");
+                            let e = ApiError::from(e);
+                            let _ = socket
+                                .send(json_msg(serde_json::json!({
+                                    "type": "error", "code": e.code, "message": e.message,
+                                })))
+                                .await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(session = %ticket.session_id, "liveness analysis panicked: {e}");
+                    let _ = svc
+                        .fail_liveness_stream(
+                            &ticket,
+                            "InternalError",
+                            "the analysis failed",
+                            frames,
+                        )
+                        .await;
+                    let _ = socket
+                        .send(json_msg(serde_json::json!({
+                            "type": "error", "code": "InternalError",
+                            "message": "the analysis failed; the server log has details",
+                        })))
+                        .await;
+                }
+            }
+        }
+        Ended::Failed { code, message } => {
+            let _ = socket
+                .send(json_msg(serde_json::json!({
+                    "type": "error", "code": code, "message": message,
+                })))
+                .await;
+            if code == "SessionExpired" {
+                // The sweeper marks it EXPIRED; nothing else to record.
+            } else if let Err(e) = svc
+                .fail_liveness_stream(&ticket, &code, &message, frames)
+                .await
+            {
+                tracing::debug!(session = %ticket.session_id, error = %e, "failed session not recorded");
+            }
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Runs the message loop until the session finished or failed.
+async fn drive(
+    svc: &Service,
+    ticket: &LivenessTicket,
+    socket: &mut WebSocket,
+    expiry: Instant,
+    idle: Duration,
+    frames: &mut u32,
+) -> Ended {
+    let mut sess = Box::new(svc.new_live_session(ticket));
+    let mut last_heard = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= expiry {
+            return Ended::Failed {
+                code: "SessionExpired".into(),
+                message: "the session's time ran out during the stream".into(),
+            };
+        }
+        let mut wake = expiry.min(last_heard + idle);
+        if let Some(d) = sess.next_deadline() {
+            wake = wake.min(d);
+        }
+        let out = tokio::select! {
+            msg = socket.recv() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(t))) => sess.on_text(Instant::now(), t.as_str()),
+                    Some(Ok(Message::Binary(b))) => {
+                        *frames += 1;
+                        let moved = sess;
+                        match tokio::task::spawn_blocking(move || {
+                            let mut moved = moved;
+                            let r = moved.on_frame(Instant::now(), &b);
+                            (moved, r)
+                        })
+                        .await
+                        {
+                            Ok((back, r)) => {
+                                sess = back;
+                                r
+                            }
+                            Err(e) => {
+                                tracing::error!(session = %ticket.session_id, "frame analysis panicked: {e}");
+                                return Ended::Failed {
+                                    code: "InternalError".into(),
+                                    message: "frame analysis failed".into(),
+                                };
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Vec::new()),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        return Ended::Failed {
+                            code: "ClientDisconnected".into(),
+                            message: "the client closed the stream before it ended".into(),
+                        };
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if now >= expiry {
+                    continue;
+                }
+                if now >= last_heard + idle {
+                    return Ended::Failed {
+                        code: "Timeout".into(),
+                        message: format!("the client sent nothing for {} s", idle.as_secs()),
+                    };
+                }
+                sess.on_tick(now)
+            }
+        };
+        match out {
+            Ok(msgs) => {
+                for m in msgs {
+                    let text = match serde_json::to_string(&m) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::error!("cannot encode a server message: {e}");
+                            continue;
+                        }
+                    };
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return Ended::Failed {
+                            code: "ClientDisconnected".into(),
+                            message: "the client closed the stream before it ended".into(),
+                        };
+                    }
+                }
+            }
+            Err(e) => {
+                return Ended::Failed {
+                    code: e.code.to_string(),
+                    message: e.message.clone(),
+                }
+            }
+        }
+        if sess.is_finished() {
+            return Ended::Finished(sess);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------- web assets
+
+/// The browser component and other static files (`/static/…`).
+pub async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    serve_asset(&format!("/static/{file}"))
+}
+
+fn serve_asset(path: &str) -> Response {
+    match honnin_web::asset(path) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            a.body,
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("no such file: {path}"),
+        )
+        .into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------- demo
+
+fn demo_principal() -> Principal {
+    Principal {
+        key_id: "demo".into(),
+        role: Role::Recognizer,
+        collection: None,
+    }
+}
+
+fn demo_enabled(s: &AppState) -> ApiResult<()> {
+    if s.config.demo.enabled {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "the demo is disabled (set demo.enabled = true, or HONNIN_DEMO__ENABLED=true)",
+        ))
+    }
+}
+
+/// `GET /demo/liveness`: the demo page (only with `demo.enabled`).
+pub async fn demo_page(State(s): State<AppState>) -> Response {
+    match demo_enabled(&s) {
+        Ok(()) => serve_asset("/demo/liveness"),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemoCreate {
+    challenge: Option<Challenge>,
+    audit_images_limit: Option<u8>,
+}
+
+/// `POST /demo/api/liveness-sessions`: what a customer's backend would do, key-less,
+/// for the demo page only.
+pub async fn demo_create(
+    State(s): State<AppState>,
+    body: Option<Json<DemoCreate>>,
+) -> ApiResult<Json<CreatedLivenessSession>> {
+    demo_enabled(&s)?;
+    let p = demo_principal();
+    if let Err(wait) = s.limiter.check(&p.key_id) {
+        let mut e = ApiError::from(CoreError::Throttling(
+            "the demo is over its rate limit".into(),
+        ));
+        e.retry_after = Some(wait.max(1));
+        return Err(e);
+    }
+    let b = body.map(|b| b.0).unwrap_or_default();
+    let r = CreateLivenessSessionRequest {
+        settings: LivenessSettings {
+            audit_images_limit: b.audit_images_limit,
+            challenge: b.challenge,
+        },
+        reference_image: None,
+        device_correlation_id: None,
+    };
+    create_as(&s, &p, r).await.map(Json)
+}
+
+/// `GET /demo/api/liveness-sessions/{id}`: the demo's own sessions' results.
+pub async fn demo_results(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<LivenessResults>> {
+    demo_enabled(&s)?;
+    Ok(Json(
+        s.service.liveness_results(&demo_principal(), &id).await?,
+    ))
+}
