@@ -177,3 +177,74 @@ fn id_document_portraits_are_found() {
         "a face was reported on card backs without a portrait: {false_faces:?}"
     );
 }
+
+fn pad_report(args: &[&str], name: &str) -> serde_json::Value {
+    let json = std::env::temp_dir().join(format!("honnin-pad-{name}-{}.json", std::process::id()));
+    let plot = json.with_extension("svg");
+    let mut all = vec!["eval", "pad"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    let (ok, text) = honnin(&all);
+    println!("{text}");
+    assert!(ok, "honnin eval pad failed:\n{text}");
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).ok();
+    std::fs::remove_file(&plot).ok();
+    report
+}
+
+/// Liveness issue target: the single-frame PAD model's EER on NUAA (live vs printed
+/// photos) stays ≤ 1 % (measured 0.00 %, MODELS.md), and the shipped threshold keeps
+/// both error rates ≤ 1 %.
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn pad_model_separates_nuaa_live_from_prints() {
+    let Some(data) = data_dir() else { return };
+    let nuaa = data.join("nuaa-train");
+    let r = pad_report(
+        &[
+            "--live",
+            nuaa.join("live").to_str().unwrap(),
+            "--attack",
+            nuaa.join("print").to_str().unwrap(),
+        ],
+        "nuaa",
+    );
+    let rep = &r["report"];
+    assert!(rep["live"].as_u64().unwrap() >= 500, "{rep}");
+    assert!(rep["attacks"].as_u64().unwrap() >= 500, "{rep}");
+    assert!(rep["eer"].as_f64().unwrap() <= 0.01, "EER {}", rep["eer"]);
+    assert!(rep["atThreshold"]["apcer"].as_f64().unwrap() <= 0.01, "{rep}");
+    assert!(rep["atThreshold"]["bpcer"].as_f64().unwrap() <= 0.01, "{rep}");
+}
+
+/// Liveness issue target: BPCER ≤ 5 % on every frame of the live video at the shipped
+/// threshold (measured 0.81 %), while the screen replay of the same person is
+/// rejected (APCER measured 0 %; floor 5 %). Needs `ffmpeg` (the CI script installs it).
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn pad_model_keeps_live_video_frames_and_rejects_the_replay() {
+    let Some(data) = data_dir() else { return };
+    let replay = data.join("replay");
+    let r = pad_report(
+        &[
+            "--video",
+            "--fps",
+            "0",
+            "--live",
+            replay.join("person1-live.mp4").to_str().unwrap(),
+            "--attack",
+            replay.join("person1-screen-replay.mp4").to_str().unwrap(),
+        ],
+        "video",
+    );
+    let rep = &r["report"];
+    assert!(rep["live"].as_u64().unwrap() >= 300, "{rep}");
+    assert!(rep["atThreshold"]["bpcer"].as_f64().unwrap() <= 0.05, "{rep}");
+    assert!(rep["atThreshold"]["apcer"].as_f64().unwrap() <= 0.05, "{rep}");
+}
