@@ -250,6 +250,13 @@ async function fullFlow(browser, args, run, viewport, mobile) {
       `confidence ${result.confidence} is not below the live threshold ${threshold}: a pre-recorded video must not pass the colour challenge`);
     check(result.decision !== 'live', `decision is ${result.decision} for a pre-recorded video`);
     check(state.pageResult === result.decision, `the page shows ${state.pageResult}, the result says ${result.decision}`);
+    // The first read returned the images and deleted them: a second read has none.
+    check(result.referenceImage && result.referenceImage.bytes, 'the first read of the results has no reference image');
+    const again = await (await fetch(`${args.baseUrl}/demo/api/liveness-sessions/${encodeURIComponent(result.sessionId)}`)).json();
+    check(again.status === 'SUCCEEDED' && again.confidence === result.confidence,
+      `a second read changed the results: ${JSON.stringify(redact(again))}`);
+    check(again.imagesDeleted === true && !again.referenceImage && (again.auditImages || []).length === 0,
+      `the images survived the first read: ${JSON.stringify(redact(again))}`);
     log(`${run}: PASS — SUCCEEDED, confidence ${result.confidence} < ${threshold}, decision ${result.decision}`);
   } catch (e) {
     await shot(page, dir, 'failure', true).catch(() => {});
