@@ -219,8 +219,14 @@ fn pad_model_separates_nuaa_live_from_prints() {
     assert!(rep["live"].as_u64().unwrap() >= 500, "{rep}");
     assert!(rep["attacks"].as_u64().unwrap() >= 500, "{rep}");
     assert!(rep["eer"].as_f64().unwrap() <= 0.01, "EER {}", rep["eer"]);
-    assert!(rep["atThreshold"]["apcer"].as_f64().unwrap() <= 0.01, "{rep}");
-    assert!(rep["atThreshold"]["bpcer"].as_f64().unwrap() <= 0.01, "{rep}");
+    assert!(
+        rep["atThreshold"]["apcer"].as_f64().unwrap() <= 0.01,
+        "{rep}"
+    );
+    assert!(
+        rep["atThreshold"]["bpcer"].as_f64().unwrap() <= 0.01,
+        "{rep}"
+    );
 }
 
 /// Liveness issue target: BPCER ≤ 5 % on every frame of the live video at the shipped
@@ -245,6 +251,12 @@ fn pad_model_keeps_live_video_frames_and_rejects_the_replay() {
     );
     let rep = &r["report"];
     assert!(rep["live"].as_u64().unwrap() >= 300, "{rep}");
-    assert!(rep["atThreshold"]["bpcer"].as_f64().unwrap() <= 0.05, "{rep}");
-    assert!(rep["atThreshold"]["apcer"].as_f64().unwrap() <= 0.05, "{rep}");
+    assert!(
+        rep["atThreshold"]["bpcer"].as_f64().unwrap() <= 0.05,
+        "{rep}"
+    );
+    assert!(
+        rep["atThreshold"]["apcer"].as_f64().unwrap() <= 0.05,
+        "{rep}"
+    );
 }

@@ -182,6 +182,12 @@ pub fn spawn_background(state: &AppState) {
                         .increment(r.transient_deleted);
                     metrics::counter!("honnin_sweeper_deleted_total", "what" => "tombstone")
                         .increment(r.tombstones_purged);
+                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "liveness_session")
+                        .increment(r.liveness_deleted);
+                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "liveness_images")
+                        .increment(r.liveness_images_cleared);
+                    metrics::counter!("honnin_sweeper_expired_total", "what" => "liveness_session")
+                        .increment(r.liveness_expired);
                 }
                 Err(e) => {
                     metrics::counter!("honnin_sweeper_errors_total").increment(1);
