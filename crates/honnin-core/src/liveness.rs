@@ -142,7 +142,7 @@ pub struct LivenessResults {
     pub live_threshold: f32,
     pub reasons: Vec<LivenessReason>,
     /// Every signal's score and measurements (see `docs/liveness.md`).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub signals: Option<serde_json::Value>,
     /// The best frame, with its face box. Returned by the first read only.
     pub reference_image: Option<LivenessImage>,
