@@ -106,6 +106,9 @@ rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS"
 status=0
 node tests/browser/liveness.mjs --base-url "$URL" --video "$TMP/camera.y4m" --out "$ARTIFACTS" || status=$?
+if [ "$status" = 0 ]; then
+  node tests/browser/verify.mjs --base-url "$URL" --video "$TMP/camera.y4m" --out "$ARTIFACTS/verify" || status=$?
+fi
 cp "$LOG" "$ARTIFACTS/serve.log"
 if [ "$status" != 0 ]; then
   echo "--- honnin serve log (last 60 lines)"

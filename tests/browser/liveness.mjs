@@ -16,19 +16,19 @@
 // Screenshots go to <out>/<run>/NN-stage.png. Exit code 0 = passed (or skipped because
 // ../shared/data is missing and HONNIN_REQUIRE_DATA is not 1), 1 = failed.
 
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  STAGE_TIMEOUT_MS, TestFailure, check, launchArgs, log, makeVideo, newPage, redact, shot, waitStage,
+} from './common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '../..');
 const DATA = process.env.HONNIN_SHARED_DATA || path.resolve(REPO, '../shared/data');
 const SOURCE_VIDEO = path.join(DATA, 'replay/person1-live.mp4');
 const RESULT_TIMEOUT_MS = 120_000;
-const STAGE_TIMEOUT_MS = 30_000;
 const DEFAULT_LIVE_THRESHOLD = 50;
 
 function parseArgs(argv) {
@@ -57,94 +57,6 @@ function parseArgs(argv) {
   return args;
 }
 
-class TestFailure extends Error {}
-function check(cond, message) {
-  if (!cond) throw new TestFailure(message);
-}
-
-function log(...a) {
-  console.log(`[browser ${new Date().toISOString().slice(11, 19)}]`, ...a);
-}
-
-function makeVideo() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'honnin-camera-'));
-  const out = path.join(dir, 'camera.y4m');
-  const r = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', SOURCE_VIDEO, '-t', '20',
-    '-vf', 'scale=360:-2,fps=15', '-pix_fmt', 'yuv420p', out], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`ffmpeg failed to make ${out} (is ffmpeg installed?)`);
-  return { file: out, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
-}
-
-function launchArgs(video, fakeUi) {
-  return [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream',
-    ...(fakeUi ? ['--use-fake-ui-for-media-stream'] : ['--deny-permission-prompts']),
-    `--use-file-for-fake-video-capture=${video}`,
-  ];
-}
-
-// Records every data-stage the component goes through and its events, from page start.
-const INIT_SCRIPT = () => {
-  window.__stages = [];
-  window.__events = [];
-  new MutationObserver((records) => {
-    for (const r of records) {
-      if (r.target.localName === 'honnin-liveness') {
-        const s = r.target.getAttribute('data-stage');
-        if (window.__stages[window.__stages.length - 1] !== s) window.__stages.push(s);
-      }
-    }
-  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-stage'] });
-  for (const type of ['honnin-liveness-complete', 'honnin-liveness-error']) {
-    document.addEventListener(type, (e) => window.__events.push({ type, detail: e.detail }));
-  }
-};
-
-async function newPage(browser, viewport, mobile, runLog) {
-  const context = await browser.newContext({
-    viewport,
-    deviceScaleFactor: 1,
-    isMobile: mobile,
-    hasTouch: mobile,
-  });
-  const page = await context.newPage();
-  page.on('console', (m) => runLog.push(`console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => runLog.push(`pageerror: ${e.message}`));
-  page.on('requestfailed', (r) => runLog.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
-  await page.addInitScript(INIT_SCRIPT);
-  return { context, page };
-}
-
-async function waitStage(page, stages, timeout = STAGE_TIMEOUT_MS) {
-  const list = Array.isArray(stages) ? stages : [stages];
-  try {
-    await page.waitForFunction((l) => {
-      const el = document.querySelector('honnin-liveness');
-      return el && (l.includes(el.dataset.stage) || el.dataset.stage === 'error');
-    }, list, { timeout, polling: 50 });
-  } catch (_) {
-    const now = await page.evaluate(() => document.querySelector('honnin-liveness')?.dataset.stage);
-    throw new TestFailure(`timed out after ${timeout} ms waiting for stage ${list.join('|')} (stage is ${now})`);
-  }
-  const stage = await page.evaluate(() => document.querySelector('honnin-liveness').dataset.stage);
-  if (stage === 'error' && !list.includes('error')) {
-    const text = await page.evaluate(() => {
-      const r = document.querySelector('honnin-liveness').shadowRoot;
-      return `${r.getElementById('h-error').textContent}: ${r.getElementById('error-text').textContent} ${r.getElementById('error-code').textContent}`;
-    });
-    throw new TestFailure(`the component reached the error stage instead of ${list.join('|')}: ${text}`);
-  }
-  return stage;
-}
-
-async function shot(page, dir, name, fullPage = false) {
-  const file = path.join(dir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage });
-  log(`screenshot ${path.relative(process.cwd(), file)}`);
-}
-
 function liveThreshold(result) {
   const candidates = [result.liveThreshold, result.threshold, result.signals?.liveThreshold,
     result.signals?.threshold, result.signals?.confidenceThreshold];
@@ -152,9 +64,6 @@ function liveThreshold(result) {
   return t ?? DEFAULT_LIVE_THRESHOLD;
 }
 
-function redact(result) {
-  return JSON.parse(JSON.stringify(result, (k, v) => (k === 'bytes' && typeof v === 'string' ? `<${v.length} base64 chars>` : v)));
-}
 
 async function fullFlow(browser, args, run, viewport, mobile) {
   const dir = path.join(args.out, run);
@@ -301,7 +210,7 @@ async function main() {
       console.log(`SKIP: ${msg}`);
       return;
     }
-    video = makeVideo();
+    video = makeVideo(SOURCE_VIDEO);
   }
   check(fs.existsSync(video.file), `camera video ${video.file} does not exist`);
   check(fs.existsSync(args.chromium), `${args.chromium} not found: apt-get install -y chromium`);

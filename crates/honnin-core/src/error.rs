@@ -41,6 +41,21 @@ pub enum CoreError {
     /// The client token does not belong to this liveness session.
     #[error("{0}")]
     InvalidClientToken(String),
+    /// A verification id that does not exist (or is not the caller's).
+    #[error("{0}")]
+    VerificationNotFound(String),
+    /// The verification ran out of time before this step.
+    #[error("{0}")]
+    VerificationExpired(String),
+    /// A verification step sent before its turn, or a second time.
+    #[error("{0}")]
+    StepOutOfOrder(String),
+    /// Several faces of similar size on an ID document: no single main portrait.
+    #[error("{0}")]
+    DocumentPortraitAmbiguous(String),
+    /// The document portrait is too small or too poor to compare.
+    #[error("{0}")]
+    DocumentPortraitUnusable(String),
     #[error("encryption: {0}")]
     Crypto(String),
     #[error("configuration: {0}")]
@@ -69,6 +84,11 @@ impl CoreError {
             CoreError::SessionExpired(_) => "SessionExpired",
             CoreError::SessionAlreadyStarted(_) => "SessionAlreadyStarted",
             CoreError::InvalidClientToken(_) => "InvalidClientToken",
+            CoreError::VerificationNotFound(_) => "VerificationNotFound",
+            CoreError::VerificationExpired(_) => "VerificationExpired",
+            CoreError::StepOutOfOrder(_) => "VerificationStepOutOfOrder",
+            CoreError::DocumentPortraitAmbiguous(_) => "DocumentPortraitAmbiguous",
+            CoreError::DocumentPortraitUnusable(_) => "DocumentPortraitUnusable",
             CoreError::Crypto(_)
             | CoreError::Config(_)
             | CoreError::Storage(_)

@@ -1,7 +1,8 @@
 //! # honnin-core
 //!
 //! The operations of the honnin face service — collections, faces, users, 1:N search,
-//! transient face IDs, verify/identify/find-similar/group, API keys and roles — over
+//! transient face IDs, verify/identify/find-similar/group, API keys and roles, Face
+//! Liveness sessions, identity verifications and webhooks — over
 //! the engine (`honnin-engine`) and the store (`honnin-storage`), with encryption at
 //! rest ([`crypto`]) and an exact in-memory search index ([`index`]). Nothing here
 //! knows about HTTP: the `/v1` API and any later front end call [`Service`].
@@ -14,6 +15,8 @@ pub mod keys;
 pub mod liveness;
 pub mod model;
 pub mod service;
+pub mod verification;
+pub mod webhooks;
 
 pub use auth::{Action, Principal, Role};
 pub use error::{CoreError, Result};

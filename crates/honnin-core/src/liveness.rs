@@ -427,6 +427,8 @@ impl Service {
                 rfc3339(row.expires_ms)
             )));
         }
+        // A verification's session streams only once its document is in.
+        self.check_verification_stream(id).await?;
         if row.status != "CREATED" || !self.store().start_liveness(id, now).await? {
             return Err(CoreError::SessionAlreadyStarted(format!(
                 "liveness session `{id}` was already streamed; create a new session"
@@ -526,7 +528,16 @@ impl Service {
             frames_received: outcome.frames_received,
             analysis_ms: Some(outcome.analysis_ms),
         };
-        self.store_result(t, results, Some(images), now).await
+        let live_template = outcome.reference_template.clone();
+        let results = self.store_result(t, results, Some(images), now).await?;
+        if let Err(e) = self
+            .on_liveness_finished(&t.session_id, live_template.as_ref())
+            .await
+        {
+            // The background task retries the verification; the stream's result stands.
+            tracing::warn!(session = %t.session_id, error = %e, "verification step after liveness failed");
+        }
+        Ok(results)
     }
 
     /// Ends a stream that could not run to its end (protocol error, client gone).
@@ -561,7 +572,11 @@ impl Service {
             frames_received,
             analysis_ms: None,
         };
-        self.store_result(t, results, None, now_ms()).await
+        let results = self.store_result(t, results, None, now_ms()).await?;
+        if let Err(e) = self.on_liveness_finished(&t.session_id, None).await {
+            tracing::warn!(session = %t.session_id, error = %e, "verification step after liveness failed");
+        }
+        Ok(results)
     }
 
     async fn store_result(

@@ -44,6 +44,10 @@ pub struct ServiceConfig {
     pub sync_margin_ms: i64,
     /// Face Liveness sessions.
     pub liveness: crate::liveness::LivenessConfig,
+    /// Identity verifications (document → liveness → compare → duplicates → enrolment).
+    pub verification: crate::verification::VerificationConfig,
+    /// Webhook delivery.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl Default for ServiceConfig {
@@ -58,6 +62,8 @@ impl Default for ServiceConfig {
             tombstone_retention_secs: 86_400,
             sync_margin_ms: 5_000,
             liveness: crate::liveness::LivenessConfig::default(),
+            verification: crate::verification::VerificationConfig::default(),
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -175,9 +181,9 @@ fn page_limit(max: Option<u32>, default: u32, cap: u32) -> Result<i64> {
 }
 
 /// A collection as the index holds it.
-struct Loaded {
-    key: DataKey,
-    index: RwLock<CollectionIndex>,
+pub(crate) struct Loaded {
+    pub(crate) key: DataKey,
+    pub(crate) index: RwLock<CollectionIndex>,
 }
 
 /// What the periodic work did (for metrics and tests).
@@ -192,6 +198,12 @@ pub struct SweepReport {
     pub liveness_images_cleared: u64,
     /// Liveness sessions deleted at the end of their retention.
     pub liveness_deleted: u64,
+    /// Verification images (kept by policy) deleted at the end of their retention.
+    pub verification_images_cleared: u64,
+    /// Verification records deleted at the end of their retention.
+    pub verifications_deleted: u64,
+    /// Finished webhook deliveries forgotten.
+    pub deliveries_purged: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -210,7 +222,7 @@ pub struct Service {
     master: DataKey,
     pub(crate) transient_key: DataKey,
     config: ServiceConfig,
-    weighting: Weighting,
+    pub(crate) weighting: Weighting,
     /// The passive presentation-attack model, for liveness sessions.
     pub(crate) pad: Arc<honnin_engine::pad::PadModel>,
     collections: RwLock<HashMap<String, Arc<Loaded>>>,
@@ -335,7 +347,7 @@ impl Service {
             .unwrap_or(0.0)
     }
 
-    fn score_for(&self, similarity: f32) -> f32 {
+    pub(crate) fn score_for(&self, similarity: f32) -> f32 {
         self.engine
             .calibration()
             .map(|c| c.score_for_similarity(similarity))
@@ -388,7 +400,7 @@ impl Service {
         Ok(self.weighting.apply(&t.vector))
     }
 
-    async fn collection(&self, id: &str) -> Result<Arc<Loaded>> {
+    pub(crate) async fn collection(&self, id: &str) -> Result<Arc<Loaded>> {
         if let Some(c) = self.collections.read().get(id) {
             return Ok(c.clone());
         }
@@ -445,7 +457,15 @@ impl Service {
     pub async fn sweep_once(&self) -> Result<SweepReport> {
         let now = now_ms();
         let live = self.store.sweep_liveness(now).await?;
+        let ver = self.store.sweep_verifications(now).await?;
+        let deliveries_purged = self
+            .store
+            .purge_deliveries(now - self.config.webhooks.retention_secs as i64 * 1000)
+            .await?;
         Ok(SweepReport {
+            verification_images_cleared: ver.images_cleared,
+            verifications_deleted: ver.deleted,
+            deliveries_purged,
             liveness_expired: live.expired,
             liveness_images_cleared: live.images_cleared,
             liveness_deleted: live.deleted,

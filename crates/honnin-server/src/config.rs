@@ -46,6 +46,8 @@ pub struct Background {
     pub sync_interval_ms: u64,
     /// How often the sweeper deletes expired data, ms.
     pub sweep_interval_ms: u64,
+    /// How often pending verifications are decided and webhooks delivered, ms.
+    pub work_interval_ms: u64,
 }
 
 impl Default for Background {
@@ -53,6 +55,7 @@ impl Default for Background {
         Background {
             sync_interval_ms: 250,
             sweep_interval_ms: 10_000,
+            work_interval_ms: 1_000,
         }
     }
 }

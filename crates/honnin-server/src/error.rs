@@ -58,9 +58,14 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         CoreError::ImageTooLarge(_) | CoreError::PayloadTooLarge(_) => {
             StatusCode::PAYLOAD_TOO_LARGE
         }
-        CoreError::ResourceNotFound(_) | CoreError::SessionNotFound(_) => StatusCode::NOT_FOUND,
-        CoreError::SessionExpired(_) => StatusCode::GONE,
-        CoreError::SessionAlreadyStarted(_) => StatusCode::CONFLICT,
+        CoreError::ResourceNotFound(_)
+        | CoreError::SessionNotFound(_)
+        | CoreError::VerificationNotFound(_) => StatusCode::NOT_FOUND,
+        CoreError::SessionExpired(_) | CoreError::VerificationExpired(_) => StatusCode::GONE,
+        CoreError::SessionAlreadyStarted(_) | CoreError::StepOutOfOrder(_) => StatusCode::CONFLICT,
+        CoreError::DocumentPortraitAmbiguous(_) | CoreError::DocumentPortraitUnusable(_) => {
+            StatusCode::BAD_REQUEST
+        }
         CoreError::InvalidClientToken(_) => StatusCode::UNAUTHORIZED,
         CoreError::ResourceAlreadyExists(_) => StatusCode::CONFLICT,
         CoreError::AccessDenied(_) => StatusCode::FORBIDDEN,

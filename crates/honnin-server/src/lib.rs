@@ -139,7 +139,8 @@ pub async fn metrics_layer(req: Request, next: Next) -> Response {
     res
 }
 
-/// Starts index sync and the sweeper on the current runtime.
+/// Starts index sync, the sweeper, and the work loop (pending verifications, webhook
+/// delivery) on the current runtime.
 pub fn spawn_background(state: &AppState) {
     let svc = state.service.clone();
     let every = Duration::from_millis(state.config.background.sync_interval_ms.max(10));
@@ -188,6 +189,12 @@ pub fn spawn_background(state: &AppState) {
                         .increment(r.liveness_images_cleared);
                     metrics::counter!("honnin_sweeper_expired_total", "what" => "liveness_session")
                         .increment(r.liveness_expired);
+                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "verification")
+                        .increment(r.verifications_deleted);
+                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "verification_images")
+                        .increment(r.verification_images_cleared);
+                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "webhook_delivery")
+                        .increment(r.deliveries_purged);
                 }
                 Err(e) => {
                     metrics::counter!("honnin_sweeper_errors_total").increment(1);
@@ -195,6 +202,50 @@ pub fn spawn_background(state: &AppState) {
                 }
             }
             limiter.shrink();
+        }
+    });
+    let svc = state.service.clone();
+    let every = Duration::from_millis(state.config.background.work_interval_ms.max(10));
+    let timeout = Duration::from_millis(svc.config().webhooks.timeout_ms.max(100));
+    tokio::spawn(async move {
+        let client = match reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("honnin-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = svc.advance_verifications().await {
+                tracing::warn!(error = %e, "deciding pending verifications failed; retrying");
+            }
+            let send = |r: honnin_core::webhooks::SignedRequest| {
+                let client = client.clone();
+                async move {
+                    client
+                        .post(&r.url)
+                        .header("content-type", "application/json")
+                        .header("honnin-signature", &r.signature)
+                        .header("honnin-event", &r.event)
+                        .header("honnin-delivery", &r.delivery_id)
+                        .body(r.body)
+                        .send()
+                        .await
+                        .map(|res| res.status().as_u16())
+                        .map_err(|e| e.to_string())
+                }
+            };
+            if let Err(e) = svc.deliver_webhooks(send).await {
+                tracing::warn!(error = %e, "webhook delivery round failed; retrying");
+            }
         }
     });
 }

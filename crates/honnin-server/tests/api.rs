@@ -173,6 +173,12 @@ impl Server {
         v
     }
 
+    async fn ok_as(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method, path, Some(key), body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
     async fn key(&self, role: &str, collection: Option<&str>) -> String {
         let v = self
             .ok(
@@ -201,6 +207,7 @@ async fn suite(backend: Backend) {
     bad_input(&s).await;
     crypto_shredding(&s).await;
     liveness_sessions(&s).await;
+    verifications(&s).await;
     s.stop().await;
 }
 
@@ -1522,4 +1529,679 @@ async fn liveness_time_limits_and_rate_limits() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("honnin-liveness"));
     s.stop().await;
+}
+
+// ---------------------------------------------------------------------- verifications
+
+/// An ID-card-like image: a pale card with the face of `photo` as the main portrait
+/// (left), a faded small ghost copy (right) and dark "text" bars, as a phone sees a card.
+fn id_card(photo: &[u8]) -> Vec<u8> {
+    use image::imageops;
+    let face = image::load_from_memory(photo).unwrap().to_rgb8();
+    let mut card = image::RgbImage::from_pixel(860, 540, image::Rgb([214, 226, 236]));
+    let portrait = imageops::resize(
+        &face,
+        240,
+        240 * face.height() / face.width(),
+        imageops::FilterType::Triangle,
+    );
+    let portrait = imageops::crop_imm(&portrait, 0, 0, 240, 300.min(portrait.height())).to_image();
+    imageops::overlay(&mut card, &portrait, 40, 150);
+    let mut ghost = imageops::resize(
+        &portrait,
+        100,
+        100 * portrait.height() / portrait.width(),
+        imageops::FilterType::Triangle,
+    );
+    for p in ghost.pixels_mut() {
+        for c in p.0.iter_mut() {
+            *c = (*c as u16 / 2 + 110) as u8;
+        }
+    }
+    imageops::overlay(&mut card, &ghost, 700, 330);
+    for (i, w) in [420u32, 300, 360, 250, 380].iter().enumerate() {
+        for y in 0..18 {
+            for x in 0..*w {
+                card.put_pixel(310 + x, 170 + 50 * i as u32 + y, image::Rgb([40, 48, 60]));
+            }
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(card)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    out.into_inner()
+}
+
+fn template_of(photo: &[u8]) -> honnin_engine::Template {
+    let e = engine();
+    let img = e.decode(photo).unwrap();
+    let faces = e.detect(&img, &Default::default()).unwrap();
+    e.templates(&img, &faces[..1]).unwrap().remove(0)
+}
+
+/// Runs a verification's liveness step at the service boundary: claims the stream with
+/// the client token (as the WebSocket does) and records an outcome whose live face is
+/// `live_photo`. The WebSocket and the analysis themselves are tested by
+/// `liveness_sessions`, the liveness crate's simulator tests and the browser test.
+async fn finish_liveness(
+    s: &Server,
+    session: &str,
+    token: &str,
+    confidence: f32,
+    live_photo: &[u8],
+) {
+    let ticket = s
+        .service
+        .open_liveness_stream(session, token)
+        .await
+        .unwrap();
+    let mut outcome = honnin_liveness::LivenessOutcome::failed("unused", 60);
+    outcome.status = honnin_liveness::OutcomeStatus::Succeeded;
+    outcome.status_reason = None;
+    outcome.reasons.clear();
+    outcome.confidence = confidence;
+    outcome.decision = honnin_liveness::Decision::from_confidence(confidence);
+    outcome.reference_template = Some(template_of(live_photo));
+    s.service
+        .complete_liveness_stream(&ticket, outcome)
+        .await
+        .unwrap();
+}
+
+async fn start_verification(
+    s: &Server,
+    key: &str,
+    user: &str,
+    policy: Value,
+) -> (String, String, String) {
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/verifications",
+            Some(key),
+            Some(json!({"collectionId": "kyc", "externalUserId": user, "policy": policy})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "awaiting_document");
+    (
+        v["verificationId"].as_str().unwrap().into(),
+        v["livenessSessionId"].as_str().unwrap().into(),
+        v["clientToken"].as_str().unwrap().into(),
+    )
+}
+
+async fn put_document(s: &Server, key: &str, id: &str, image: &[u8]) -> (StatusCode, Value) {
+    s.call(
+        "PUT",
+        &format!("/v1/verifications/{id}/document"),
+        Some(key),
+        Some(json!({"image": b64(image)})),
+    )
+    .await
+}
+
+async fn put_document_ok(s: &Server, key: &str, id: &str, image: &[u8]) {
+    let (st, v) = put_document(s, key, id, image).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+async fn decided(s: &Server, key: &str, id: &str) -> Value {
+    for _ in 0..100 {
+        let (st, v) = s
+            .call("GET", &format!("/v1/verifications/{id}"), Some(key), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        if v["decision"].is_object() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("verification {id} was not decided");
+}
+
+fn step<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["decision"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {v}"))
+}
+
+async fn verifications(s: &Server) {
+    let enroller = s.key("enroller", Some("kyc")).await;
+    let rec = s.key("recognizer", None).await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "kyc"})),
+    )
+    .await;
+    let obama_card = id_card(&fixture("obama.jpg"));
+
+    // Creation: enroller keys only, existing collection, valid ids and policy.
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/verifications",
+            Some(&rec),
+            Some(json!({"collectionId": "kyc", "externalUserId": "u"})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "AccessDenied"),
+        "{v}"
+    );
+    for (body, want) in [
+        (
+            json!({"collectionId": "kyc", "externalUserId": "has space"}),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        ),
+        (
+            json!({"collectionId": "kyc"}),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        ),
+        (
+            json!({"collectionId": "kyc", "externalUserId": "u", "policy": {"documentMatchFmr": 2}}),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        ),
+        (
+            json!({"collectionId": "kyc", "externalUserId": "u", "policy": {"livenessThreshold": 101}}),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        ),
+        (
+            json!({"collectionId": "kyc", "externalUserId": "u", "policy": {"colour": "red"}}),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        ),
+    ] {
+        let (st, v) = s
+            .call(
+                "POST",
+                "/v1/verifications",
+                Some(&enroller),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!((st, code(&v)), want, "{body}: {v}");
+    }
+
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/verifications",
+            Some(&s.admin),
+            Some(json!({"collectionId": "nope", "externalUserId": "u"})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::NOT_FOUND, "ResourceNotFound"),
+        "{v}"
+    );
+
+    // 1. Same person: document portrait (on a card, with a ghost image) and live face
+    //    are two different photos of one person → approved and enrolled.
+    let (id, session, token) = start_verification(s, &enroller, "alice", json!({})).await;
+    // Wrong order: the liveness stream is refused before the document.
+    let (code_, _) = s
+        .open_stream(&session, &token)
+        .await
+        .err()
+        .map(|e| (e.0, e.1))
+        .unwrap();
+    assert_eq!(code_, 409, "liveness before the document");
+    // Bad documents leave it waiting for a document.
+    let (st, v) = put_document(s, &enroller, &id, &blank_png()).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "NoFaceDetected"),
+        "{v}"
+    );
+    let (st, v) = put_document(s, &enroller, &id, b"not an image").await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "InvalidImageFormat"),
+        "{v}"
+    );
+    let two_people = {
+        use image::imageops;
+        let a = image::load_from_memory(&fixture("obama.jpg"))
+            .unwrap()
+            .to_rgb8();
+        let b = image::load_from_memory(&fixture("biden.jpg"))
+            .unwrap()
+            .to_rgb8();
+        let a = imageops::resize(
+            &a,
+            300,
+            300 * a.height() / a.width(),
+            imageops::FilterType::Triangle,
+        );
+        let b = imageops::resize(
+            &b,
+            300,
+            300 * b.height() / b.width(),
+            imageops::FilterType::Triangle,
+        );
+        let mut canvas = image::RgbImage::from_pixel(
+            640,
+            a.height().max(b.height()),
+            image::Rgb([200, 200, 200]),
+        );
+        imageops::overlay(&mut canvas, &a, 0, 0);
+        imageops::overlay(&mut canvas, &b, 330, 0);
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(canvas)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    let (st, v) = put_document(s, &enroller, &id, &two_people).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "DocumentPortraitAmbiguous"),
+        "{v}"
+    );
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/verifications/{id}"),
+            Some(&enroller),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "awaiting_document", "{v}");
+    // The card: the main portrait is found, the ghost image ignored.
+    let (st, v) = put_document(s, &enroller, &id, &obama_card).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "awaiting_liveness");
+    assert!(v["document"]["facesFound"].as_u64().unwrap() >= 1, "{v}");
+    assert!(
+        v["document"]["boundingBox"]["left"].as_f64().unwrap() < 0.35,
+        "the portrait, not the ghost: {v}"
+    );
+    let (st, v) = put_document(s, &enroller, &id, &obama_card).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "VerificationStepOutOfOrder"),
+        "{v}"
+    );
+    // Other keys do not see it.
+    let (st, v) = s
+        .call("GET", &format!("/v1/verifications/{id}"), Some(&rec), None)
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::NOT_FOUND, "VerificationNotFound"),
+        "{v}"
+    );
+    finish_liveness(s, &session, &token, 92.0, &fixture("obama2.jpg")).await;
+    let v = decided(s, &enroller, &id).await;
+    assert_eq!(v["status"], "approved", "{v}");
+    assert_eq!(v["decision"]["outcome"], "approved");
+    assert_eq!(v["decision"]["reasons"], json!([]));
+    assert_eq!(step(&v, "document")["outcome"], "passed");
+    let l = step(&v, "liveness");
+    assert_eq!(
+        (
+            l["outcome"].as_str(),
+            l["score"].as_f64(),
+            l["threshold"].as_f64()
+        ),
+        (Some("passed"), Some(92.0), Some(50.0)),
+        "{l}"
+    );
+    let m = step(&v, "documentMatch");
+    assert_eq!(m["outcome"], "passed", "{m}");
+    assert!(m["score"].as_f64().unwrap() >= m["threshold"].as_f64().unwrap());
+    assert_eq!(
+        m["thresholdInfo"]["falseMatchRate"].as_f64(),
+        Some(1e-4),
+        "{m}"
+    );
+    assert_eq!(step(&v, "duplicateSearch")["outcome"], "passed");
+    let e = step(&v, "enrolment");
+    assert_eq!(e["outcome"], "passed", "{e}");
+    let face_id = e["details"]["faceId"].as_str().unwrap().to_string();
+    assert!(
+        v["decision"]["models"]["faceModel"]
+            .as_str()
+            .unwrap()
+            .starts_with("honnin-"),
+        "{v}"
+    );
+    // The user exists with the live face; a search with another photo finds it.
+    let users = s.ok("GET", "/v1/collections/kyc/users", None).await;
+    assert!(users.to_string().contains("alice"), "{users}");
+    let found = s
+        .ok(
+            "POST",
+            "/v1/collections/kyc/search",
+            Some(json!({"image": b64(&fixture("obama.jpg"))})),
+        )
+        .await;
+    assert_eq!(
+        found["faceMatches"][0]["face"]["faceId"],
+        face_id.as_str(),
+        "{found}"
+    );
+    assert_eq!(found["faceMatches"][0]["face"]["userId"], "alice");
+    // The session's images went with the decision; the stream cannot be reused.
+    let (_, l) = s
+        .call(
+            "GET",
+            &format!("/v1/liveness/sessions/{session}"),
+            Some(&enroller),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (l["imagesDeleted"].as_bool(), l["referenceImage"].is_null()),
+        (Some(true), true),
+        "{l}"
+    );
+    assert_eq!(
+        s.open_stream(&session, &token).await.err().map(|e| e.0),
+        Some(409)
+    );
+
+    // 2. A different person on the document → rejected, with the reason.
+    let (id, session, token) = start_verification(s, &enroller, "bob", json!({})).await;
+    let (st, v) = put_document(s, &enroller, &id, &id_card(&fixture("biden.jpg"))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    finish_liveness(s, &session, &token, 95.0, &fixture("Tom_Hanks_54745.png")).await;
+    let v = decided(s, &enroller, &id).await;
+    assert_eq!(v["status"], "rejected", "{v}");
+    assert_eq!(v["decision"]["reasons"], json!(["DocumentMismatch"]), "{v}");
+    assert_eq!(step(&v, "documentMatch")["outcome"], "failed");
+    assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
+
+    // 3. Alice again under another externalUserId → duplicate, rejected by default...
+    let (id, session, token) = start_verification(s, &enroller, "mallory", json!({})).await;
+    put_document_ok(s, &enroller, &id, &obama_card).await;
+    finish_liveness(s, &session, &token, 90.0, &fixture("obama2.jpg")).await;
+    let v = decided(s, &enroller, &id).await;
+    assert_eq!(v["status"], "rejected", "{v}");
+    assert_eq!(
+        v["decision"]["reasons"],
+        json!(["DuplicateIdentity"]),
+        "{v}"
+    );
+    let d = step(&v, "duplicateSearch");
+    assert_eq!(d["details"]["duplicates"][0]["userId"], "alice", "{d}");
+    assert_eq!(
+        d["details"]["duplicates"][0]["faceId"],
+        face_id.as_str(),
+        "{d}"
+    );
+    // ...or sent to review when the policy says duplicates do not block.
+    let (id, session, token) =
+        start_verification(s, &enroller, "mallory2", json!({"duplicatesBlock": false})).await;
+    put_document_ok(s, &enroller, &id, &obama_card).await;
+    finish_liveness(s, &session, &token, 90.0, &fixture("obama2.jpg")).await;
+    let v = decided(s, &enroller, &id).await;
+    assert_eq!(v["status"], "needs_review", "{v}");
+    assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
+    // Re-verifying alice herself is no duplicate (and adds her new face).
+    let (id, session, token) = start_verification(s, &enroller, "alice", json!({})).await;
+    put_document_ok(s, &enroller, &id, &obama_card).await;
+    finish_liveness(s, &session, &token, 90.0, &fixture("obama2.jpg")).await;
+    let v = decided(s, &enroller, &id).await;
+    assert_eq!(v["status"], "approved", "{v}");
+    assert_eq!(
+        step(&v, "duplicateSearch")["details"]["sameUserMatches"],
+        1,
+        "{v}"
+    );
+
+    // 4. A spoof (low liveness confidence) → rejected; uncertain → needs_review.
+    for (conf, want, reason) in [
+        (10.0, "rejected", "LivenessCheckFailed"),
+        (40.0, "needs_review", "LivenessUncertain"),
+    ] {
+        let (id, session, token) =
+            start_verification(s, &enroller, "carol", json!({"enrolOnSuccess": false})).await;
+        put_document_ok(s, &enroller, &id, &id_card(&fixture("Tom_Hanks_54745.png"))).await;
+        finish_liveness(s, &session, &token, conf, &fixture("Tom_Hanks_54745.png")).await;
+        let v = decided(s, &enroller, &id).await;
+        assert_eq!(v["status"], want, "{v}");
+        assert!(
+            v["decision"]["reasons"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(reason)),
+            "{v}"
+        );
+    }
+
+    // Delete removes it.
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/verifications/{id}"),
+            Some(&enroller),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/v1/verifications/{id}"),
+            Some(&enroller),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::NOT_FOUND, "VerificationNotFound")
+    );
+    let (st, v) = s
+        .call("GET", "/v1/verifications/not-a-uuid", Some(&enroller), None)
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::NOT_FOUND, "VerificationNotFound")
+    );
+}
+
+/// Out of time at either step, a verification is decided `expired` with its record;
+/// its `verification.completed` event reaches the customer's webhook, signed, after a
+/// failed first attempt is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_expiry_and_signed_webhooks_with_retries() {
+    use std::sync::Mutex;
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.service.liveness.session_ttl_secs = 1;
+        c.background.work_interval_ms = 100;
+        c.service.webhooks.initial_backoff_ms = 300;
+    })
+    .await
+    else {
+        return;
+    };
+    // The customer's receiver: 503 to the first request, 200 afterwards.
+    type Seen = Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>;
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(seen): axum::extract::State<Seen>,
+                 headers: axum::http::HeaderMap,
+                 body: String| async move {
+                    let mut v = seen.lock().unwrap();
+                    v.push((headers, body));
+                    if v.len() == 1 {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+
+    let enroller = s.key("enroller", Some("kyc")).await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "kyc"})),
+    )
+    .await;
+    for bad in [
+        json!({"url": "ftp://example.com/x"}),
+        json!({"url": hook_url, "events": ["face.deleted"]}),
+        json!({"url": hook_url, "events": []}),
+        json!({"url": hook_url, "secret": "mine"}),
+    ] {
+        let (st, v) = s
+            .call("POST", "/v1/webhooks", Some(&enroller), Some(bad.clone()))
+            .await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+            "{bad}: {v}"
+        );
+    }
+    let (st, hook) = s
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(&enroller),
+            Some(json!({"url": hook_url})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let hook_id = hook["webhookId"].as_str().unwrap().to_string();
+    let listed = s.ok_as(&enroller, "GET", "/v1/webhooks", None).await;
+    assert_eq!(listed[0]["webhookId"], hook_id.as_str());
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is shown once: {listed}"
+    );
+    // Another key sees neither the webhook nor its deliveries.
+    let (st, _) = s
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{hook_id}/deliveries"),
+            Some(&s.key("recognizer", None).await),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // One verification never gets its document, one never streams its liveness.
+    let (no_doc, _, _) = start_verification(&s, &enroller, "dave", json!({})).await;
+    let (no_live, _, _) = start_verification(&s, &enroller, "erin", json!({})).await;
+    let (st, v) = put_document(&s, &enroller, &no_live, &id_card(&fixture("obama.jpg"))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (st, v) = put_document(&s, &enroller, &no_doc, &id_card(&fixture("obama.jpg"))).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::GONE, "VerificationExpired"),
+        "{v}"
+    );
+    let v = decided(&s, &enroller, &no_doc).await;
+    assert_eq!(v["status"], "expired", "{v}");
+    assert_eq!(v["decision"]["reasons"], json!(["VerificationExpired"]));
+    let v = decided(&s, &enroller, &no_live).await;
+    assert_eq!(v["status"], "expired", "{v}");
+    assert_eq!(
+        v["decision"]["reasons"],
+        json!(["LivenessSessionExpired"]),
+        "{v}"
+    );
+
+    // Two events, the first tried twice: at least three requests, all signed.
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = seen.lock().unwrap().clone();
+        let ok = s
+            .ok_as(
+                &enroller,
+                "GET",
+                &format!("/v1/webhooks/{hook_id}/deliveries"),
+                None,
+            )
+            .await;
+        if ok
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"] == "delivered")
+            .count()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(got.len() >= 3, "{} requests", got.len());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut ids = std::collections::HashSet::new();
+    for (h, body) in &got {
+        let sig = h["honnin-signature"].to_str().unwrap();
+        assert!(
+            honnin_core::webhooks::verify_signature(secret.as_bytes(), sig, body, now, 300),
+            "bad signature {sig}"
+        );
+        assert!(!honnin_core::webhooks::verify_signature(
+            b"whsec_other",
+            sig,
+            body,
+            now,
+            300
+        ));
+        assert_eq!(h["honnin-event"], "verification.completed");
+        let e: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(e["event"], "verification.completed");
+        assert_eq!(e["status"], "expired");
+        assert!(
+            [no_doc.as_str(), no_live.as_str()].contains(&e["verificationId"].as_str().unwrap())
+        );
+        ids.insert(e["verificationId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 2, "both verifications were announced");
+    let first = &got[0].0["honnin-delivery"];
+    assert!(
+        got[1..].iter().any(|(h, _)| h["honnin-delivery"] == first),
+        "the delivery answered 503 was retried"
+    );
+    let d = s
+        .ok_as(
+            &enroller,
+            "GET",
+            &format!("/v1/webhooks/{hook_id}/deliveries"),
+            None,
+        )
+        .await;
+    let attempts: Vec<i64> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["attempts"].as_i64().unwrap())
+        .collect();
+    assert!(attempts.contains(&2), "{d}");
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/webhooks/{hook_id}"),
+            Some(&enroller),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
 }

@@ -14,6 +14,12 @@
 //! collection deletes its wrapped data key, its faces and users in one transaction.
 
 pub mod testing;
+mod verification;
+
+pub use verification::{
+    DeliveryOutcome, DeliveryRow, VerificationRow, VerificationSweep, WebhookRow,
+    FINAL_VERIFICATION_STATUSES,
+};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -35,6 +35,8 @@ pub async fn run_suite(store: &Store) {
     users(store).await;
     transient(store).await;
     liveness(store).await;
+    verifications(store).await;
+    webhooks_and_outbox(store).await;
     collection_delete_removes_everything(store).await;
 }
 
@@ -439,4 +441,301 @@ impl TestDatabase {
             conn.close().await.ok();
         }
     }
+}
+
+async fn verifications(s: &Store) {
+    let live = |id: &str| LivenessRow {
+        session_id: id.into(),
+        owner_key: "kid1".into(),
+        token_hash: vec![3; 32],
+        device_id: None,
+        settings: "{}".into(),
+        reference: None,
+        status: "CREATED".into(),
+        result: None,
+        images: None,
+        created_ms: 10_000,
+        expires_ms: 190_000,
+        started_ms: None,
+        finished_ms: None,
+        images_until_ms: None,
+        retain_until_ms: 10_000 + 172_800_000,
+    };
+    let row = |id: &str, session: &str| VerificationRow {
+        verification_id: id.into(),
+        owner_key: "kid1".into(),
+        collection_id: "c-ver".into(),
+        external_user_id: "user-1".into(),
+        policy: "{}".into(),
+        liveness_session_id: session.into(),
+        status: "awaiting_document".into(),
+        document: None,
+        document_info: None,
+        decision: None,
+        images: None,
+        images_until_ms: None,
+        created_ms: 10_000,
+        updated_ms: 10_000,
+        expires_ms: 610_000,
+        decided_ms: None,
+        retain_until_ms: 10_000 + 2_592_000_000,
+    };
+    for (v, l) in [("v1", "vl1"), ("v2", "vl2"), ("v3", "vl3")] {
+        s.insert_liveness(&live(l)).await.unwrap();
+        s.insert_verification(&row(v, l)).await.unwrap();
+    }
+    assert!(matches!(
+        s.insert_verification(&row("v1", "vl1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.get_verification("v1").await.unwrap(),
+        Some(row("v1", "vl1"))
+    );
+    assert_eq!(s.get_verification("nope").await.unwrap(), None);
+    assert_eq!(
+        s.verification_of_liveness("vl2").await.unwrap().as_deref(),
+        Some("v2")
+    );
+    assert_eq!(s.verification_of_liveness("ls1").await.unwrap(), None);
+
+    // The document step happens once, and moves the verification on.
+    assert!(s
+        .set_verification_document("v1", &[7, 7], "{\"w\":90}", 11_000)
+        .await
+        .unwrap());
+    assert!(
+        !s.set_verification_document("v1", &[8], "{}", 11_500)
+            .await
+            .unwrap(),
+        "a second document is refused"
+    );
+    assert!(
+        !s.set_verification_document("v2", &[8], "{}", 610_000)
+            .await
+            .unwrap(),
+        "not after expiry"
+    );
+    let got = s.get_verification("v1").await.unwrap().unwrap();
+    assert_eq!(got.status, "awaiting_liveness");
+    assert_eq!(got.document.as_deref(), Some(&[7u8, 7][..]));
+    assert_eq!(got.updated_ms, 11_000);
+
+    // Ready only once its liveness session has ended.
+    assert!(s.verifications_ready(20_000, 10).await.unwrap().is_empty());
+    assert!(s.start_liveness("vl1", 12_000).await.unwrap());
+    assert!(s.verifications_ready(20_000, 10).await.unwrap().is_empty());
+    assert!(s
+        .finish_liveness("vl1", "SUCCEEDED", "{}", None, 13_000, 20_000)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.verifications_ready(20_000, 10).await.unwrap(),
+        vec!["v1".to_string()]
+    );
+
+    // The live template is taken once.
+    assert!(s.set_live_template("vl1", &[4, 2]).await.unwrap());
+    assert!(!s.set_live_template("nope", &[4, 2]).await.unwrap());
+    assert_eq!(s.take_live_template("vl1").await.unwrap(), Some(vec![4, 2]));
+    assert_eq!(s.take_live_template("vl1").await.unwrap(), None);
+
+    // One server wins the move to processing; deciding needs processing.
+    assert!(
+        !s.decide_verification("v1", "approved", "{}", None, None, 14_000, 99_000)
+            .await
+            .unwrap(),
+        "not processing yet"
+    );
+    assert!(s
+        .transition_verification("v1", "awaiting_liveness", "processing", 14_000)
+        .await
+        .unwrap());
+    assert!(!s
+        .transition_verification("v1", "awaiting_liveness", "processing", 14_000)
+        .await
+        .unwrap());
+    assert!(s.verifications_ready(20_000, 10).await.unwrap().is_empty());
+    // A processing verification whose server died is requeued.
+    assert_eq!(
+        s.requeue_stale_verifications(14_000, 15_000).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        s.requeue_stale_verifications(14_001, 15_000).await.unwrap(),
+        1
+    );
+    assert!(s
+        .transition_verification("v1", "awaiting_liveness", "processing", 15_500)
+        .await
+        .unwrap());
+    assert!(s
+        .decide_verification(
+            "v1",
+            "approved",
+            "{\"ok\":true}",
+            Some(&[9]),
+            Some(50_000),
+            16_000,
+            99_000
+        )
+        .await
+        .unwrap());
+    let got = s.get_verification("v1").await.unwrap().unwrap();
+    assert_eq!(got.status, "approved");
+    assert_eq!(got.document, None, "the document template is gone");
+    assert_eq!(got.decision.as_deref(), Some("{\"ok\":true}"));
+    assert_eq!(got.decided_ms, Some(16_000));
+    assert_eq!(got.images.as_deref(), Some(&[9u8][..]));
+    assert!(!s
+        .decide_verification("v1", "rejected", "{}", None, None, 17_000, 99_000)
+        .await
+        .unwrap());
+
+    // The sweeper: v1's images go at 50 000, its row at 99 000.
+    let sw = s.sweep_verifications(49_999).await.unwrap();
+    assert_eq!(sw, VerificationSweep::default());
+    let sw = s.sweep_verifications(50_000).await.unwrap();
+    assert_eq!((sw.images_cleared, sw.deleted), (1, 0));
+    assert_eq!(
+        s.get_verification("v1").await.unwrap().unwrap().images,
+        None
+    );
+    let sw = s.sweep_verifications(99_000).await.unwrap();
+    assert_eq!(sw.deleted, 1);
+    assert_eq!(s.get_verification("v1").await.unwrap(), None);
+    // Out of time (610 000), waiting verifications become work for the processor,
+    // whatever step they wait for.
+    assert!(s
+        .set_verification_document("v3", &[1], "{}", 20_000)
+        .await
+        .unwrap());
+    assert!(s.verifications_ready(609_999, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.verifications_ready(610_000, 10).await.unwrap(),
+        vec!["v2".to_string(), "v3".to_string()]
+    );
+    // ...as is one whose liveness session is gone.
+    assert!(s.delete_liveness("vl3").await.unwrap());
+    assert_eq!(
+        s.verifications_ready(20_000, 10).await.unwrap(),
+        vec!["v3".to_string()]
+    );
+    assert!(s.delete_verification("v2").await.unwrap());
+    assert!(!s.delete_verification("v2").await.unwrap());
+    assert!(s.delete_verification("v3").await.unwrap());
+}
+
+async fn webhooks_and_outbox(s: &Store) {
+    let hook = |id: &str, owner: &str, ms: i64| WebhookRow {
+        webhook_id: id.into(),
+        owner_key: owner.into(),
+        url: format!("https://example.test/{id}"),
+        secret: vec![1; 44],
+        events: "[\"verification.completed\"]".into(),
+        created_ms: ms,
+    };
+    s.insert_webhook(&hook("w1", "kid1", 1)).await.unwrap();
+    s.insert_webhook(&hook("w2", "kid1", 2)).await.unwrap();
+    s.insert_webhook(&hook("w3", "kid2", 3)).await.unwrap();
+    assert!(matches!(
+        s.insert_webhook(&hook("w1", "kid1", 1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.get_webhook("w3").await.unwrap(),
+        Some(hook("w3", "kid2", 3))
+    );
+    let mine: Vec<String> = s
+        .list_webhooks("kid1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.webhook_id)
+        .collect();
+    assert_eq!(mine, ["w1", "w2"]);
+
+    let delivery = |id: &str, hook: &str| DeliveryRow {
+        delivery_id: id.into(),
+        webhook_id: hook.into(),
+        event: "verification.completed".into(),
+        body: "{}".into(),
+        attempts: 0,
+        next_attempt_ms: 100,
+        lease_until_ms: None,
+        delivered_ms: None,
+        failed_ms: None,
+        last_error: None,
+        created_ms: 100,
+    };
+    s.enqueue_deliveries(&[
+        delivery("d1", "w1"),
+        delivery("d2", "w2"),
+        delivery("d3", "w3"),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        s.claim_deliveries(99, 200, 10).await.unwrap().is_empty(),
+        "not due"
+    );
+    let claimed = s.claim_deliveries(100, 200, 2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|d| d.lease_until_ms == Some(200)));
+    // Leased ones are not claimed again until the lease runs out.
+    let rest = s.claim_deliveries(150, 250, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(s.claim_deliveries(199, 300, 10).await.unwrap().is_empty());
+    let ids: Vec<&str> = claimed.iter().map(|d| d.delivery_id.as_str()).collect();
+    s.record_delivery_attempt(ids[0], DeliveryOutcome::Delivered, 160)
+        .await
+        .unwrap();
+    s.record_delivery_attempt(
+        ids[1],
+        DeliveryOutcome::Retry {
+            next_attempt_ms: 1_000,
+            error: "HTTP 503",
+        },
+        160,
+    )
+    .await
+    .unwrap();
+    s.record_delivery_attempt(
+        &rest[0].delivery_id,
+        DeliveryOutcome::Failed { error: "gave up" },
+        170,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim_deliveries(999, 2_000, 10).await.unwrap().is_empty(),
+        "retry not due"
+    );
+    let again = s.claim_deliveries(1_000, 2_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery_id, ids[1]);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("HTTP 503"));
+    // An expired lease (its server died) is claimed again.
+    let retaken = s.claim_deliveries(2_000, 3_000, 10).await.unwrap();
+    assert_eq!(retaken.len(), 1);
+    let w1 = s.list_deliveries("w1", 10).await.unwrap();
+    assert_eq!(w1.len(), 1);
+    assert_eq!(w1[0].delivered_ms, Some(160));
+    assert_eq!(w1[0].attempts, 1);
+
+    assert_eq!(s.purge_deliveries(160).await.unwrap(), 0);
+    assert_eq!(
+        s.purge_deliveries(171).await.unwrap(),
+        2,
+        "delivered and failed"
+    );
+    assert!(s.delete_webhook("w2").await.unwrap());
+    assert!(
+        s.list_deliveries("w2", 10).await.unwrap().is_empty(),
+        "its deliveries go too"
+    );
+    assert!(!s.delete_webhook("w2").await.unwrap());
+    assert!(s.delete_webhook("w1").await.unwrap());
+    assert!(s.delete_webhook("w3").await.unwrap());
 }

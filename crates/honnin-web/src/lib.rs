@@ -9,6 +9,7 @@
 //! | path | what |
 //! |---|---|
 //! | `/static/honnin-liveness.js` | The `<honnin-liveness>` custom element: a dependency-free ES module that captures the camera, shows the oval and the colour sequence, and speaks the liveness streaming protocol (`docs/liveness-protocol.md`). |
+//! | `/demo/verify` | The identity-verification demo: document upload (`PUT /demo/api/verifications/{id}/document`), the liveness component, then the decision record (`GET /demo/api/verifications/{id}`), into the collection `demo-verify`. |
 //! | `/demo/liveness` | A demo page: creates a session through the demo-only backend (`POST /demo/api/liveness-sessions`), mounts the component, then shows the result (`GET /demo/api/liveness-sessions/{id}`). |
 //!
 //! Embedding the component in a page of your own:
@@ -47,6 +48,8 @@ pub const HTML: &str = "text/html; charset=utf-8";
 pub const LIVENESS_COMPONENT_PATH: &str = "/static/honnin-liveness.js";
 /// Path of the liveness demo page.
 pub const LIVENESS_DEMO_PATH: &str = "/demo/liveness";
+/// Path of the identity-verification demo page.
+pub const VERIFY_DEMO_PATH: &str = "/demo/verify";
 
 /// Every asset, in no particular order. Paths are unique.
 pub const ASSETS: &[Asset] = &[
@@ -59,6 +62,11 @@ pub const ASSETS: &[Asset] = &[
         path: LIVENESS_DEMO_PATH,
         content_type: HTML,
         body: include_bytes!("../assets/demo-liveness.html"),
+    },
+    Asset {
+        path: VERIFY_DEMO_PATH,
+        content_type: HTML,
+        body: include_bytes!("../assets/demo-verify.html"),
     },
 ];
 
@@ -108,6 +116,8 @@ mod tests {
             JAVASCRIPT
         );
         assert_eq!(asset("/demo/liveness").unwrap().content_type, HTML);
+        assert_eq!(asset(VERIFY_DEMO_PATH).unwrap().content_type, HTML);
+        assert!(is_demo(VERIFY_DEMO_PATH));
         assert!(asset("/demo/liveness/").is_none());
         assert!(asset("/static/nope.js").is_none());
         assert!(asset("").is_none());

@@ -383,7 +383,7 @@ pub async fn static_file(axum::extract::Path(file): axum::extract::Path<String>)
     serve_asset(&format!("/static/{file}"))
 }
 
-fn serve_asset(path: &str) -> Response {
+pub(crate) fn serve_asset(path: &str) -> Response {
     match honnin_web::asset(path) {
         Some(a) => (
             [
@@ -413,7 +413,7 @@ fn demo_principal() -> Principal {
     }
 }
 
-fn demo_enabled(s: &AppState) -> ApiResult<()> {
+pub(crate) fn demo_enabled(s: &AppState) -> ApiResult<()> {
     if s.config.demo.enabled {
         Ok(())
     } else {

@@ -9,6 +9,8 @@ pub mod keys;
 pub mod liveness;
 pub mod transient;
 pub mod users;
+pub mod verifications;
+pub mod webhooks;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -78,8 +80,36 @@ pub fn router() -> Router<AppState> {
             "/v1/liveness/sessions/{sessionId}/stream",
             get(liveness::stream),
         )
+        .route("/v1/verifications", post(verifications::create))
+        .route(
+            "/v1/verifications/{verificationId}",
+            get(verifications::status).delete(verifications::delete),
+        )
+        .route(
+            "/v1/verifications/{verificationId}/document",
+            axum::routing::put(verifications::document),
+        )
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/v1/webhooks/{webhookId}",
+            axum::routing::delete(webhooks::delete),
+        )
+        .route(
+            "/v1/webhooks/{webhookId}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route("/static/{*file}", get(liveness::static_file))
         .route("/demo/liveness", get(liveness::demo_page))
+        .route("/demo/verify", get(verifications::demo_page))
+        .route("/demo/api/verifications", post(verifications::demo_create))
+        .route(
+            "/demo/api/verifications/{verificationId}",
+            get(verifications::demo_status),
+        )
+        .route(
+            "/demo/api/verifications/{verificationId}/document",
+            axum::routing::put(verifications::demo_document),
+        )
         .route("/demo/api/liveness-sessions", post(liveness::demo_create))
         .route(
             "/demo/api/liveness-sessions/{sessionId}",
@@ -190,6 +220,14 @@ pub async fn openapi_json() -> Response {
         liveness::create,
         liveness::results,
         liveness::delete,
+        verifications::create,
+        verifications::document,
+        verifications::status,
+        verifications::delete,
+        webhooks::create,
+        webhooks::list,
+        webhooks::delete,
+        webhooks::deliveries,
         healthz,
         readyz,
         metrics,
@@ -207,6 +245,7 @@ const MULTIPART_ROUTES: &[&str] = &[
     "/v1/collections/{collectionId}/search",
     "/v1/collections/{collectionId}/search-users",
     "/v1/liveness/sessions",
+    "/v1/verifications/{verificationId}/document",
 ];
 
 /// The complete OpenAPI document: the derived description plus what every `/v1`
@@ -239,7 +278,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     for (path, item) in doc.paths.paths.iter_mut() {
         let v1 = path.starts_with("/v1/");
         let multipart = MULTIPART_ROUTES.contains(&path.as_str());
-        let ops: [&mut Option<Operation>; 3] = [&mut item.get, &mut item.post, &mut item.delete];
+        let ops: [&mut Option<Operation>; 4] = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ];
         for op in ops.into_iter().flatten() {
             if v1 {
                 let r = &mut op.responses.responses;

@@ -1,0 +1,184 @@
+//! Identity verification: `POST /v1/verifications`, `PUT …/{id}/document`,
+//! `GET`/`DELETE …/{id}`. The liveness step runs through the liveness session the
+//! creation returns (`/v1/liveness/sessions/{id}/stream`); the decision follows by itself.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use honnin_core::verification::{CreatedVerification, NewVerification, VerificationStatus};
+use honnin_core::{CoreError, Principal, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, ImageInput, Input, Path};
+use crate::AppState;
+
+/// Start a verification: returns its id and the liveness session (id + client token)
+/// the capture client runs after the document step.
+#[utoipa::path(post, path = "/v1/verifications", tag = "verification",
+    request_body(content = NewVerification),
+    responses(
+        (status = 200, description = "Created, awaiting_document", body = CreatedVerification),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 403, description = "AccessDenied: an enroller key for the collection is needed", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound: no such collection", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Input(r): Input<NewVerification>,
+) -> ApiResult<Json<CreatedVerification>> {
+    Ok(Json(s.service.create_verification(&p, r).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DocumentRequest {
+    /// The ID document: photo page or card front, photographed or scanned.
+    pub image: ImageInput,
+}
+
+/// The document step: the main portrait is found, checked, and only its template kept.
+#[utoipa::path(put, path = "/v1/verifications/{verificationId}/document", tag = "verification",
+    params(("verificationId" = String, Path)),
+    request_body(content = DocumentRequest, description = "JSON, or multipart/form-data with an `image` file part"),
+    responses(
+        (status = 200, description = "Accepted, awaiting_liveness", body = VerificationStatus),
+        (status = 400, description = "InvalidParameter, InvalidImageFormat, NoFaceDetected, DocumentPortraitAmbiguous, DocumentPortraitUnusable", body = ErrorBody),
+        (status = 404, description = "VerificationNotFound", body = ErrorBody),
+        (status = 409, description = "VerificationStepOutOfOrder: the document was already received", body = ErrorBody),
+        (status = 410, description = "VerificationExpired", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn document(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Input(r): Input<DocumentRequest>,
+) -> ApiResult<Json<VerificationStatus>> {
+    let image = r.image.decode("image")?;
+    Ok(Json(
+        s.service.put_verification_document(&p, &id, image).await?,
+    ))
+}
+
+/// A verification's status and, once decided, its decision record.
+#[utoipa::path(get, path = "/v1/verifications/{verificationId}", tag = "verification",
+    params(("verificationId" = String, Path)),
+    responses(
+        (status = 200, description = "The verification", body = VerificationStatus),
+        (status = 404, description = "VerificationNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn status(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VerificationStatus>> {
+    Ok(Json(s.service.verification_status(&p, &id).await?))
+}
+
+/// Delete a verification's record and its liveness session at once.
+#[utoipa::path(delete, path = "/v1/verifications/{verificationId}", tag = "verification",
+    params(("verificationId" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "VerificationNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.service.delete_verification(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------- demo
+
+/// The collection the verification demo enrols into.
+pub const DEMO_COLLECTION: &str = "demo-verify";
+
+fn demo_principal() -> Principal {
+    Principal {
+        key_id: "demo".into(),
+        role: Role::Enroller,
+        collection: Some(DEMO_COLLECTION.into()),
+    }
+}
+
+/// `GET /demo/verify`: the demo page (only with `demo.enabled`).
+pub async fn demo_page(State(s): State<AppState>) -> Response {
+    match super::liveness::demo_enabled(&s) {
+        Ok(()) => super::liveness::serve_asset(honnin_web::VERIFY_DEMO_PATH),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemoCreate {
+    external_user_id: String,
+}
+
+/// `POST /demo/api/verifications`: what a customer's backend would do, key-less, for
+/// the demo page only (creates the `demo-verify` collection on first use).
+pub async fn demo_create(
+    State(s): State<AppState>,
+    Json(b): Json<DemoCreate>,
+) -> ApiResult<Json<CreatedVerification>> {
+    super::liveness::demo_enabled(&s)?;
+    let p = demo_principal();
+    if let Err(wait) = s.limiter.check(&p.key_id) {
+        let mut e = ApiError::from(CoreError::Throttling(
+            "the demo is over its rate limit".into(),
+        ));
+        e.retry_after = Some(wait.max(1));
+        return Err(e);
+    }
+    match s
+        .service
+        .create_collection(&Principal::system(), DEMO_COLLECTION)
+        .await
+    {
+        Ok(_) | Err(CoreError::ResourceAlreadyExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let req = NewVerification {
+        collection_id: DEMO_COLLECTION.into(),
+        external_user_id: b.external_user_id,
+        ..NewVerification::default()
+    };
+    Ok(Json(s.service.create_verification(&p, req).await?))
+}
+
+/// `PUT /demo/api/verifications/{id}/document`.
+pub async fn demo_document(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Input(r): Input<DocumentRequest>,
+) -> ApiResult<Json<VerificationStatus>> {
+    super::liveness::demo_enabled(&s)?;
+    let image = r.image.decode("image")?;
+    Ok(Json(
+        s.service
+            .put_verification_document(&demo_principal(), &id, image)
+            .await?,
+    ))
+}
+
+/// `GET /demo/api/verifications/{id}`: the demo's own verifications.
+pub async fn demo_status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VerificationStatus>> {
+    super::liveness::demo_enabled(&s)?;
+    Ok(Json(
+        s.service
+            .verification_status(&demo_principal(), &id)
+            .await?,
+    ))
+}

@@ -1,0 +1,72 @@
+//! Webhooks: `POST/GET /v1/webhooks`, `DELETE /v1/webhooks/{id}`,
+//! `GET /v1/webhooks/{id}/deliveries`. Delivery runs in the background
+//! (`crate::spawn_background`); signing is described in `docs/api.md`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use honnin_core::webhooks::{DeliveryInfo, NewWebhook, WebhookInfo};
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Caller, Input, Path};
+use crate::AppState;
+
+/// Register a URL for this key's events; the signing secret is returned once.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
+    request_body(content = NewWebhook),
+    responses(
+        (status = 200, description = "Registered (with its secret)", body = WebhookInfo),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Input(r): Input<NewWebhook>,
+) -> ApiResult<Json<WebhookInfo>> {
+    Ok(Json(s.service.create_webhook(&p, r).await?))
+}
+
+/// This key's webhooks (without secrets).
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    responses((status = 200, description = "Webhooks", body = Vec<WebhookInfo>)),
+    security(("apiKey" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> ApiResult<Json<Vec<WebhookInfo>>> {
+    Ok(Json(s.service.list_webhooks(&p).await?))
+}
+
+/// Remove a webhook and its pending deliveries.
+#[utoipa::path(delete, path = "/v1/webhooks/{webhookId}", tag = "webhooks",
+    params(("webhookId" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.service.delete_webhook(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A webhook's latest deliveries: pending, delivered or failed, with attempts and errors.
+#[utoipa::path(get, path = "/v1/webhooks/{webhookId}/deliveries", tag = "webhooks",
+    params(("webhookId" = String, Path)),
+    responses(
+        (status = 200, description = "Deliveries, newest first", body = Vec<DeliveryInfo>),
+        (status = 404, description = "ResourceNotFound", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn deliveries(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<DeliveryInfo>>> {
+    Ok(Json(s.service.webhook_deliveries(&p, &id).await?))
+}

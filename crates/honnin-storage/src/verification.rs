@@ -1,0 +1,577 @@
+//! Identity verifications, webhooks and the webhook outbox
+//! (`migrations/*/0003_verification.sql`).
+//!
+//! Every state change of a verification is a conditional `UPDATE … WHERE status = …`, so
+//! with several servers exactly one of them moves a verification from one step to the
+//! next (the one whose update affected the row). Outbox deliveries are claimed the same
+//! way, with a lease that lets another server retry a delivery whose server died.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError};
+
+/// One identity verification. Templates and images are sealed by honnin-core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationRow {
+    pub verification_id: String,
+    pub owner_key: String,
+    pub collection_id: String,
+    pub external_user_id: String,
+    /// The effective policy as JSON (owned by honnin-core).
+    pub policy: String,
+    pub liveness_session_id: String,
+    /// awaiting_document | awaiting_liveness | processing | approved | rejected |
+    /// needs_review | expired
+    pub status: String,
+    /// Sealed template of the document portrait, until the decision.
+    pub document: Option<Vec<u8>>,
+    /// What was found on the document, as JSON (no biometrics).
+    pub document_info: Option<String>,
+    /// The decision record as JSON, once decided.
+    pub decision: Option<String>,
+    /// Sealed images kept by policy, until `images_until_ms`.
+    pub images: Option<Vec<u8>>,
+    pub images_until_ms: Option<i64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub expires_ms: i64,
+    pub decided_ms: Option<i64>,
+    pub retain_until_ms: i64,
+}
+
+/// What one verification sweep did. (Verifications that run out of time are decided
+/// as `expired` by the processor, with a decision record and an event: see
+/// [`Store::verifications_ready`].)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerificationSweep {
+    /// Kept images deleted at the end of their retention.
+    pub images_cleared: u64,
+    /// Rows deleted at the end of their retention.
+    pub deleted: u64,
+}
+
+/// A webhook registered by an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    pub webhook_id: String,
+    pub owner_key: String,
+    pub url: String,
+    /// Sealed HMAC secret.
+    pub secret: Vec<u8>,
+    /// Event names as JSON array.
+    pub events: String,
+    pub created_ms: i64,
+}
+
+/// One delivery of one event to one webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub event: String,
+    pub body: String,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub lease_until_ms: Option<i64>,
+    pub delivered_ms: Option<i64>,
+    pub failed_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+}
+
+fn verification_from_row(r: &AnyRow) -> Result<VerificationRow> {
+    Ok(VerificationRow {
+        verification_id: r.try_get("verification_id")?,
+        owner_key: r.try_get("owner_key")?,
+        collection_id: r.try_get("collection_id")?,
+        external_user_id: r.try_get("external_user_id")?,
+        policy: r.try_get("policy")?,
+        liveness_session_id: r.try_get("liveness_session_id")?,
+        status: r.try_get("status")?,
+        document: r.try_get("document")?,
+        document_info: r.try_get("document_info")?,
+        decision: r.try_get("decision")?,
+        images: r.try_get("images")?,
+        images_until_ms: r.try_get("images_until_ms")?,
+        created_ms: r.try_get("created_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+        expires_ms: r.try_get("expires_ms")?,
+        decided_ms: r.try_get("decided_ms")?,
+        retain_until_ms: r.try_get("retain_until_ms")?,
+    })
+}
+
+fn webhook_from_row(r: &AnyRow) -> Result<WebhookRow> {
+    Ok(WebhookRow {
+        webhook_id: r.try_get("webhook_id")?,
+        owner_key: r.try_get("owner_key")?,
+        url: r.try_get("url")?,
+        secret: r.try_get("secret")?,
+        events: r.try_get("events")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+fn delivery_from_row(r: &AnyRow) -> Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        delivery_id: r.try_get("delivery_id")?,
+        webhook_id: r.try_get("webhook_id")?,
+        event: r.try_get("event")?,
+        body: r.try_get("body")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_ms: r.try_get("next_attempt_ms")?,
+        lease_until_ms: r.try_get("lease_until_ms")?,
+        delivered_ms: r.try_get("delivered_ms")?,
+        failed_ms: r.try_get("failed_ms")?,
+        last_error: r.try_get("last_error")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+/// The statuses a verification can no longer leave.
+pub const FINAL_VERIFICATION_STATUSES: [&str; 4] =
+    ["approved", "rejected", "needs_review", "expired"];
+
+impl Store {
+    // ------------------------------------------------------------------ verifications
+
+    pub async fn insert_verification(&self, v: &VerificationRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO verifications (verification_id, owner_key, collection_id, \
+             external_user_id, policy, liveness_session_id, status, document, document_info, \
+             decision, images, images_until_ms, created_ms, updated_ms, expires_ms, decided_ms, \
+             retain_until_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(&v.verification_id)
+        .bind(&v.owner_key)
+        .bind(&v.collection_id)
+        .bind(&v.external_user_id)
+        .bind(&v.policy)
+        .bind(&v.liveness_session_id)
+        .bind(&v.status)
+        .bind(&v.document)
+        .bind(&v.document_info)
+        .bind(&v.decision)
+        .bind(&v.images)
+        .bind(v.images_until_ms)
+        .bind(v.created_ms)
+        .bind(v.updated_ms)
+        .bind(v.expires_ms)
+        .bind(v.decided_ms)
+        .bind(v.retain_until_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(format!("verification `{}`", v.verification_id))
+            }
+            _ => e.into(),
+        })?;
+        Ok(())
+    }
+
+    pub async fn get_verification(&self, id: &str) -> Result<Option<VerificationRow>> {
+        let r = sqlx::query("SELECT * FROM verifications WHERE verification_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(verification_from_row).transpose()
+    }
+
+    /// The verification a liveness session belongs to, if any.
+    pub async fn verification_of_liveness(&self, session_id: &str) -> Result<Option<String>> {
+        let r =
+            sqlx::query("SELECT verification_id FROM verifications WHERE liveness_session_id = $1")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match r {
+            Some(r) => Some(r.try_get("verification_id")?),
+            None => None,
+        })
+    }
+
+    /// Records the document portrait of an `awaiting_document`, unexpired verification
+    /// and moves it to `awaiting_liveness`. False if it is in another state (or expired).
+    pub async fn set_verification_document(
+        &self,
+        id: &str,
+        document: &[u8],
+        document_info: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE verifications SET document = $1, document_info = $2, \
+             status = 'awaiting_liveness', updated_ms = $3 \
+             WHERE verification_id = $4 AND status = 'awaiting_document' AND expires_ms > $3",
+        )
+        .bind(document)
+        .bind(document_info)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Moves a verification from `from` to `to`; false if it was not in `from` (another
+    /// server moved it first, or it expired).
+    pub async fn transition_verification(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE verifications SET status = $1, updated_ms = $2 \
+             WHERE verification_id = $3 AND status = $4",
+        )
+        .bind(to)
+        .bind(now_ms)
+        .bind(id)
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records the decision of a `processing` verification: final status, decision
+    /// record, images kept by policy (or none), and drops the document template.
+    /// False if it was not processing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn decide_verification(
+        &self,
+        id: &str,
+        status: &str,
+        decision: &str,
+        images: Option<&[u8]>,
+        images_until_ms: Option<i64>,
+        now_ms: i64,
+        retain_until_ms: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE verifications SET status = $1, decision = $2, images = $3, \
+             images_until_ms = $4, decided_ms = $5, updated_ms = $5, retain_until_ms = $6, \
+             document = NULL \
+             WHERE verification_id = $7 AND status = 'processing'",
+        )
+        .bind(status)
+        .bind(decision)
+        .bind(images)
+        .bind(images_until_ms)
+        .bind(now_ms)
+        .bind(retain_until_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Work for the processor, oldest first: verifications waiting for liveness whose
+    /// liveness session has ended (or is gone), and verifications still waiting for a
+    /// step at `now_ms` past their time limit (to be decided as expired).
+    pub async fn verifications_ready(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT v.verification_id FROM verifications v \
+             LEFT JOIN liveness_sessions l ON l.session_id = v.liveness_session_id \
+             WHERE (v.status = 'awaiting_liveness' \
+                    AND (l.status IS NULL OR l.status IN ('SUCCEEDED', 'FAILED', 'EXPIRED'))) \
+             OR (v.status IN ('awaiting_document', 'awaiting_liveness') AND v.expires_ms <= $1) \
+             ORDER BY v.created_ms, v.verification_id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("verification_id")?))
+            .collect()
+    }
+
+    /// Verifications stuck in `processing` since before `before_ms` (their server died
+    /// mid-way): moved back to `awaiting_liveness` so the processor retries them.
+    pub async fn requeue_stale_verifications(&self, before_ms: i64, now_ms: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE verifications SET status = 'awaiting_liveness', updated_ms = $1 \
+             WHERE status = 'processing' AND updated_ms < $2",
+        )
+        .bind(now_ms)
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Deletes a verification and everything it holds; false if unknown.
+    pub async fn delete_verification(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM verifications WHERE verification_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Enforces the retention of kept images and of decision records at `now_ms`.
+    pub async fn sweep_verifications(&self, now_ms: i64) -> Result<VerificationSweep> {
+        let images_cleared = sqlx::query(
+            "UPDATE verifications SET images = NULL \
+             WHERE images IS NOT NULL AND images_until_ms <= $1",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let deleted = sqlx::query("DELETE FROM verifications WHERE retain_until_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(VerificationSweep {
+            images_cleared,
+            deleted,
+        })
+    }
+
+    /// Keeps the sealed live-face template of a finished liveness session that belongs
+    /// to a verification, for the verification to take.
+    pub async fn set_live_template(&self, session_id: &str, sealed: &[u8]) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE liveness_sessions SET live_template = $1 WHERE session_id = $2")
+                .bind(sealed)
+                .bind(session_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Returns a liveness session's live-face template and clears it (one reader).
+    pub async fn take_live_template(&self, session_id: &str) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT live_template FROM liveness_sessions WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let t: Option<Vec<u8>> = match row {
+            Some(r) => r.try_get("live_template")?,
+            None => None,
+        };
+        if t.is_none() {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE liveness_sessions SET live_template = NULL WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    // ------------------------------------------------------------------ webhooks
+
+    pub async fn insert_webhook(&self, w: &WebhookRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (webhook_id, owner_key, url, secret, events, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&w.webhook_id)
+        .bind(&w.owner_key)
+        .bind(&w.url)
+        .bind(&w.secret)
+        .bind(&w.events)
+        .bind(w.created_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(format!("webhook `{}`", w.webhook_id))
+            }
+            _ => e.into(),
+        })?;
+        Ok(())
+    }
+
+    pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRow>> {
+        let r = sqlx::query("SELECT * FROM webhooks WHERE webhook_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(webhook_from_row).transpose()
+    }
+
+    /// The webhooks of one key, oldest first.
+    pub async fn list_webhooks(&self, owner_key: &str) -> Result<Vec<WebhookRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhooks WHERE owner_key = $1 ORDER BY created_ms, webhook_id",
+        )
+        .bind(owner_key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    /// Deletes a webhook and its pending deliveries; false if unknown.
+    pub async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM webhook_outbox WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM webhooks WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ------------------------------------------------------------------ outbox
+
+    /// Queues deliveries (one per webhook of an event) in one transaction.
+    pub async fn enqueue_deliveries(&self, rows: &[DeliveryRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for d in rows {
+            sqlx::query(
+                "INSERT INTO webhook_outbox (delivery_id, webhook_id, event, body, attempts, \
+                 next_attempt_ms, lease_until_ms, delivered_ms, failed_ms, last_error, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&d.delivery_id)
+            .bind(&d.webhook_id)
+            .bind(&d.event)
+            .bind(&d.body)
+            .bind(d.attempts)
+            .bind(d.next_attempt_ms)
+            .bind(d.lease_until_ms)
+            .bind(d.delivered_ms)
+            .bind(d.failed_ms)
+            .bind(&d.last_error)
+            .bind(d.created_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due deliveries (not delivered, not failed, next attempt due,
+    /// no live lease) until `lease_until_ms`. Each claim is a conditional update, so two
+    /// servers never claim the same delivery at once.
+    pub async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let candidates = sqlx::query(
+            "SELECT * FROM webhook_outbox WHERE delivered_ms IS NULL AND failed_ms IS NULL \
+             AND next_attempt_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms <= $1) \
+             ORDER BY next_attempt_ms, delivery_id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::new();
+        for r in &candidates {
+            let mut d = delivery_from_row(r)?;
+            let ok = sqlx::query(
+                "UPDATE webhook_outbox SET lease_until_ms = $1 WHERE delivery_id = $2 \
+                 AND delivered_ms IS NULL AND failed_ms IS NULL \
+                 AND (lease_until_ms IS NULL OR lease_until_ms <= $3)",
+            )
+            .bind(lease_until_ms)
+            .bind(&d.delivery_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1;
+            if ok {
+                d.lease_until_ms = Some(lease_until_ms);
+                claimed.push(d);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records the end of one attempt: delivered, retry at `next_attempt_ms`, or given up
+    /// (`failed`).
+    pub async fn record_delivery_attempt(
+        &self,
+        id: &str,
+        outcome: DeliveryOutcome<'_>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let q = match outcome {
+            DeliveryOutcome::Delivered => sqlx::query(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, delivered_ms = $1, \
+                 lease_until_ms = NULL, last_error = NULL WHERE delivery_id = $2",
+            )
+            .bind(now_ms)
+            .bind(id),
+            DeliveryOutcome::Retry {
+                next_attempt_ms,
+                error,
+            } => sqlx::query(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_ms = $1, \
+                 lease_until_ms = NULL, last_error = $2 WHERE delivery_id = $3",
+            )
+            .bind(next_attempt_ms)
+            .bind(error)
+            .bind(id),
+            DeliveryOutcome::Failed { error } => sqlx::query(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, failed_ms = $1, \
+                 lease_until_ms = NULL, last_error = $2 WHERE delivery_id = $3",
+            )
+            .bind(now_ms)
+            .bind(error)
+            .bind(id),
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The deliveries of one webhook, newest first.
+    pub async fn list_deliveries(&self, webhook_id: &str, limit: i64) -> Result<Vec<DeliveryRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_outbox WHERE webhook_id = $1 \
+             ORDER BY created_ms DESC, delivery_id LIMIT $2",
+        )
+        .bind(webhook_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    /// Deletes delivered or failed deliveries finished before `before_ms`.
+    pub async fn purge_deliveries(&self, before_ms: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM webhook_outbox WHERE (delivered_ms IS NOT NULL AND delivered_ms < $1) \
+             OR (failed_ms IS NOT NULL AND failed_ms < $1)",
+        )
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+}
+
+/// The end of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome<'a> {
+    Delivered,
+    Retry {
+        next_attempt_ms: i64,
+        error: &'a str,
+    },
+    Failed {
+        error: &'a str,
+    },
+}
