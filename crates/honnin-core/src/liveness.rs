@@ -579,6 +579,23 @@ impl Service {
         Ok(results)
     }
 
+    /// Takes a finished session's reference image (deleting all its images), for a
+    /// verification whose policy keeps images.
+    pub(crate) async fn take_liveness_reference_image(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<LivenessImage>> {
+        let Some(sealed) = self.store().take_liveness_images(session_id).await? else {
+            return Ok(None);
+        };
+        let plain = self
+            .transient_key
+            .open(&sealed, &aad(session_id, "images"))?;
+        let imgs: StoredImages = serde_json::from_slice(&plain)
+            .map_err(|e| CoreError::Internal(format!("stored images: {e}")))?;
+        Ok(imgs.reference)
+    }
+
     async fn store_result(
         &self,
         t: &LivenessTicket,

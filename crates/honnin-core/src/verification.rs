@@ -20,6 +20,7 @@
 //! decision; the decision record holds scores, thresholds and reasons. Images are kept
 //! only when the policy asks, for `keepImagesSecs`, and the sweeper deletes them.
 
+use base64::Engine as _;
 use honnin_engine::engine::RatioBox;
 use honnin_engine::quality::QualityLevel;
 use honnin_engine::Template;
@@ -75,6 +76,9 @@ pub struct VerificationPolicy {
     pub enrol_on_success: bool,
     /// Smallest document portrait, pixels (longer side of the face box).
     pub min_document_face_px: f32,
+    /// Keep the document image and the live face's reference image this long after the
+    /// decision (for manual review), seconds; 0 (default): no image outlives the decision.
+    pub keep_images_secs: u64,
 }
 
 impl Default for VerificationPolicy {
@@ -86,6 +90,7 @@ impl Default for VerificationPolicy {
             duplicates_block: true,
             enrol_on_success: true,
             min_document_face_px: 40.0,
+            keep_images_secs: 0,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct PolicyOverrides {
     pub duplicate_match_fmr: Option<f64>,
     pub duplicates_block: Option<bool>,
     pub enrol_on_success: Option<bool>,
+    /// 0–2592000 (30 days).
+    pub keep_images_secs: Option<u64>,
 }
 
 impl VerificationPolicy {
@@ -137,6 +144,15 @@ impl VerificationPolicy {
             duplicates_block: o.duplicates_block.unwrap_or(self.duplicates_block),
             enrol_on_success: o.enrol_on_success.unwrap_or(self.enrol_on_success),
             min_document_face_px: self.min_document_face_px,
+            keep_images_secs: match o.keep_images_secs {
+                None => self.keep_images_secs,
+                Some(x) if x <= MAX_KEEP_IMAGES_SECS => x,
+                Some(x) => {
+                    return Err(CoreError::InvalidParameter(format!(
+                        "keepImagesSecs must lie in 0–{MAX_KEEP_IMAGES_SECS}, got {x}"
+                    )))
+                }
+            },
         })
     }
 }
@@ -255,6 +271,9 @@ pub struct VerificationStatus {
     pub document: Option<DocumentPortrait>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<DecisionRecord>,
+    /// Only with a policy that keeps images, until they are deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<VerificationImages>,
 }
 
 /// The `verification.completed` webhook event body.
@@ -294,6 +313,25 @@ fn not_found(id: &str) -> CoreError {
 /// image (area ratio). Ghost images on ID cards are about a quarter of the portrait's
 /// area; a second face at least this large means two people.
 const GHOST_MAX_AREA_RATIO: f32 = 0.5;
+
+/// Longest time a policy may keep images after the decision (30 days).
+pub const MAX_KEEP_IMAGES_SECS: u64 = 30 * 86_400;
+
+/// Images a verification keeps by policy, sealed as one blob.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerificationImages {
+    /// The document image as uploaded, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// The liveness session's reference frame, with its face box.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_face: Option<crate::liveness::LivenessImage>,
+    /// When the sweeper deletes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_at: Option<String>,
+}
 
 /// Smallest face the document step's second detection pass looks for, pixels (lower
 /// than the service's default, 40): a portrait too small to compare is then reported as
@@ -401,6 +439,7 @@ impl Service {
         let now = now_ms();
         self.check_step(&row, "awaiting_document", now)?;
         let policy = stored_policy(&row)?;
+        let kept_image = (policy.keep_images_secs > 0).then(|| image.clone());
         let (img, faces) = self.find_document_faces(image).await?;
         let main = pick_document_portrait(&faces, policy.min_document_face_px)?.clone();
         let (_, kept, templates) = self.templates(img, vec![main]).await?;
@@ -420,9 +459,19 @@ impl Service {
         let sealed = self.transient_key.seal(&t.to_bytes(), &aad(id, "document"));
         let info_json =
             serde_json::to_string(&info).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let images = match kept_image {
+            Some(bytes) => Some(self.seal_images(
+                id,
+                &VerificationImages {
+                    document: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                    ..VerificationImages::default()
+                },
+            )?),
+            None => None,
+        };
         if !self
             .store()
-            .set_verification_document(id, &sealed, &info_json, now)
+            .set_verification_document(id, &sealed, &info_json, images.as_deref(), now)
             .await?
         {
             // Another request moved it meanwhile (or it just expired).
@@ -448,6 +497,25 @@ impl Service {
         tokio::task::spawn_blocking(move || document_faces(&engine, &image, usual))
             .await
             .map_err(|e| CoreError::Internal(format!("worker: {e}")))?
+    }
+
+    fn seal_images(&self, id: &str, imgs: &VerificationImages) -> Result<Vec<u8>> {
+        let plain = serde_json::to_vec(imgs).map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(self.transient_key.seal(&plain, &aad(id, "images")))
+    }
+
+    fn open_images(&self, row: &VerificationRow) -> Result<Option<VerificationImages>> {
+        match &row.images {
+            Some(sealed) => {
+                let plain = self
+                    .transient_key
+                    .open(sealed, &aad(&row.verification_id, "images"))?;
+                Ok(Some(serde_json::from_slice(&plain).map_err(|e| {
+                    CoreError::Internal(format!("stored images: {e}"))
+                })?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Refuses a step when the verification is not waiting for it.
@@ -509,6 +577,7 @@ impl Service {
             policy: stored_policy(&row)?,
             document,
             decision,
+            images: self.open_images(&row)?,
         })
     }
 
@@ -581,10 +650,21 @@ impl Service {
             .await?
             .ok_or_else(|| not_found(id))?;
         let record = self.decide(&row).await?;
-        // No images outlive the decision: the liveness session's frames go now.
-        self.store()
-            .take_liveness_images(&row.liveness_session_id)
+        // The liveness session's frames go now; with a policy that keeps images, its
+        // reference frame joins the document image for `keepImagesSecs`.
+        let policy = stored_policy(&row)?;
+        let live_face = self
+            .take_liveness_reference_image(&row.liveness_session_id)
             .await?;
+        let kept = if policy.keep_images_secs > 0 {
+            let mut imgs = self.open_images(&row)?.unwrap_or_default();
+            imgs.live_face = live_face;
+            let until = now_ms() + policy.keep_images_secs as i64 * 1000;
+            imgs.delete_at = Some(rfc3339(until));
+            Some((self.seal_images(id, &imgs)?, until))
+        } else {
+            None
+        };
         let decision =
             serde_json::to_string(&record).map_err(|e| CoreError::Internal(e.to_string()))?;
         let decided = self
@@ -593,8 +673,8 @@ impl Service {
                 id,
                 &record.outcome,
                 &decision,
-                None,
-                None,
+                kept.as_ref().map(|k| k.0.as_slice()),
+                kept.as_ref().map(|k| k.1),
                 now_ms(),
                 row.created_ms + self.config().verification.record_retention_secs as i64 * 1000,
             )

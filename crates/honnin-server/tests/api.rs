@@ -1603,6 +1603,13 @@ async fn finish_liveness(
     outcome.confidence = confidence;
     outcome.decision = honnin_liveness::Decision::from_confidence(confidence);
     outcome.reference_template = Some(template_of(live_photo));
+    outcome.reference_image = Some(honnin_liveness::CapturedImage {
+        jpeg: live_photo.to_vec(),
+        bounding_box: Default::default(),
+        width: 0,
+        height: 0,
+        timestamp_ms: 0.0,
+    });
     s.service
         .complete_liveness_stream(&ticket, outcome)
         .await
@@ -1976,6 +1983,58 @@ async fn verifications(s: &Server) {
             "{v}"
         );
     }
+
+    // Images are not kept by default...
+    assert!(v.get("images").is_none(), "{v}");
+    // ...and with `keepImagesSecs` they are, until the sweeper deletes them.
+    let (kid, session, token) = start_verification(
+        s,
+        &enroller,
+        "frank",
+        json!({"keepImagesSecs": 1, "enrolOnSuccess": false}),
+    )
+    .await;
+    let tom = fixture("Tom_Hanks_54745.png");
+    put_document_ok(s, &enroller, &kid, &id_card(&tom)).await;
+    finish_liveness(s, &session, &token, 90.0, &tom).await;
+    let v = decided(s, &enroller, &kid).await;
+    let imgs = &v["images"];
+    assert!(imgs["document"].as_str().unwrap().len() > 1000, "{imgs}");
+    assert!(
+        imgs["liveFace"]["bytes"].as_str().unwrap().len() > 1000,
+        "{imgs}"
+    );
+    assert!(imgs["deleteAt"].is_string());
+    let mut gone = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, v) = s
+            .call(
+                "GET",
+                &format!("/v1/verifications/{kid}"),
+                Some(&enroller),
+                None,
+            )
+            .await;
+        if v.get("images").is_none() {
+            assert_eq!(v["status"], "approved", "the record stays: {v}");
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the sweeper did not delete the kept images");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/verifications",
+            Some(&enroller),
+            Some(json!({"collectionId": "kyc", "externalUserId": "g", "policy": {"keepImagesSecs": 2592001}})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "InvalidParameter")
+    );
 
     // Delete removes it.
     let (st, _) = s

@@ -501,17 +501,17 @@ async fn verifications(s: &Store) {
 
     // The document step happens once, and moves the verification on.
     assert!(s
-        .set_verification_document("v1", &[7, 7], "{\"w\":90}", 11_000)
+        .set_verification_document("v1", &[7, 7], "{\"w\":90}", Some(&[5]), 11_000)
         .await
         .unwrap());
     assert!(
-        !s.set_verification_document("v1", &[8], "{}", 11_500)
+        !s.set_verification_document("v1", &[8], "{}", None, 11_500)
             .await
             .unwrap(),
         "a second document is refused"
     );
     assert!(
-        !s.set_verification_document("v2", &[8], "{}", 610_000)
+        !s.set_verification_document("v2", &[8], "{}", None, 610_000)
             .await
             .unwrap(),
         "not after expiry"
@@ -519,6 +519,7 @@ async fn verifications(s: &Store) {
     let got = s.get_verification("v1").await.unwrap().unwrap();
     assert_eq!(got.status, "awaiting_liveness");
     assert_eq!(got.document.as_deref(), Some(&[7u8, 7][..]));
+    assert_eq!(got.images.as_deref(), Some(&[5u8][..]));
     assert_eq!(got.updated_ms, 11_000);
 
     // Ready only once its liveness session has ended.
@@ -607,7 +608,7 @@ async fn verifications(s: &Store) {
     // Out of time (610 000), waiting verifications become work for the processor,
     // whatever step they wait for.
     assert!(s
-        .set_verification_document("v3", &[1], "{}", 20_000)
+        .set_verification_document("v3", &[1], "{}", None, 20_000)
         .await
         .unwrap());
     assert!(s.verifications_ready(609_999, 10).await.unwrap().is_empty());

@@ -194,21 +194,24 @@ impl Store {
     }
 
     /// Records the document portrait of an `awaiting_document`, unexpired verification
-    /// and moves it to `awaiting_liveness`. False if it is in another state (or expired).
+    /// (and the sealed document image, when the policy keeps images) and moves it to
+    /// `awaiting_liveness`. False if it is in another state (or expired).
     pub async fn set_verification_document(
         &self,
         id: &str,
         document: &[u8],
         document_info: &str,
+        images: Option<&[u8]>,
         now_ms: i64,
     ) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE verifications SET document = $1, document_info = $2, \
-             status = 'awaiting_liveness', updated_ms = $3 \
-             WHERE verification_id = $4 AND status = 'awaiting_document' AND expires_ms > $3",
+            "UPDATE verifications SET document = $1, document_info = $2, images = $3, \
+             status = 'awaiting_liveness', updated_ms = $4 \
+             WHERE verification_id = $5 AND status = 'awaiting_document' AND expires_ms > $4",
         )
         .bind(document)
         .bind(document_info)
+        .bind(images)
         .bind(now_ms)
         .bind(id)
         .execute(&self.pool)
