@@ -205,7 +205,7 @@ fn challenge_name(c: ChallengeKind) -> String {
         .unwrap_or_else(|| format!("{c:?}"))
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
@@ -436,13 +436,11 @@ impl Service {
         }
         let settings: StoredSettings = serde_json::from_str(&row.settings)
             .map_err(|e| CoreError::Internal(format!("stored settings: {e}")))?;
-        let reference = match &row.reference {
-            Some(sealed) => {
-                let plain = self.transient_key.open(sealed, &aad(id, "reference"))?;
-                Some(Template::from_bytes(&plain).map_err(|e| CoreError::Internal(e.to_string()))?)
-            }
-            None => None,
-        };
+        let reference = row
+            .reference
+            .as_deref()
+            .map(|sealed| self.open_transient_template(sealed, &aad(id, "reference")))
+            .transpose()?;
         metrics::counter!("honnin_liveness_streams_total").increment(1);
         Ok(LivenessTicket {
             session_id: row.session_id,
@@ -577,6 +575,13 @@ impl Service {
             tracing::warn!(session = %t.session_id, error = %e, "verification step after liveness failed");
         }
         Ok(results)
+    }
+
+    /// A template sealed with the transient key under `aad`.
+    pub(crate) fn open_transient_template(&self, sealed: &[u8], aad: &[u8]) -> Result<Template> {
+        let plain = self.transient_key.open(sealed, aad)?;
+        Template::from_bytes(&plain)
+            .map_err(|e| CoreError::Internal(format!("stored template: {e}")))
     }
 
     /// Takes a finished session's reference image (deleting all its images), for a

@@ -20,7 +20,6 @@
 //! decision; the decision record holds scores, thresholds and reasons. Images are kept
 //! only when the policy asks, for `keepImagesSecs`, and the sweeper deletes them.
 
-use base64::Engine as _;
 use honnin_engine::engine::RatioBox;
 use honnin_engine::quality::QualityLevel;
 use honnin_engine::Template;
@@ -463,7 +462,7 @@ impl Service {
             Some(bytes) => Some(self.seal_images(
                 id,
                 &VerificationImages {
-                    document: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                    document: Some(crate::liveness::b64(&bytes)),
                     ..VerificationImages::default()
                 },
             )?),
@@ -707,17 +706,13 @@ impl Service {
         let mut review = false;
 
         // 1. The document portrait.
-        let document = match &row.document {
-            Some(sealed) => Some(
-                Template::from_bytes(
-                    &self
-                        .transient_key
-                        .open(sealed, &aad(&row.verification_id, "document"))?,
-                )
-                .map_err(|e| CoreError::Internal(format!("document template: {e}")))?,
-            ),
-            None => None,
-        };
+        let document = row
+            .document
+            .as_deref()
+            .map(|sealed| {
+                self.open_transient_template(sealed, &aad(&row.verification_id, "document"))
+            })
+            .transpose()?;
         steps.push(DecisionStep {
             step: "document".into(),
             outcome: if document.is_some() {
@@ -805,21 +800,14 @@ impl Service {
         }
 
         // 3. The live face.
-        let live = match self
+        let live = self
             .store()
             .take_live_template(&row.liveness_session_id)
             .await?
-        {
-            Some(sealed) => Some(
-                Template::from_bytes(
-                    &self
-                        .transient_key
-                        .open(&sealed, &live_template_aad(&row.liveness_session_id))?,
-                )
-                .map_err(|e| CoreError::Internal(format!("live template: {e}")))?,
-            ),
-            None => None,
-        };
+            .map(|sealed| {
+                self.open_transient_template(&sealed, &live_template_aad(&row.liveness_session_id))
+            })
+            .transpose()?;
         let Some(live) = live else {
             reasons.push("NoLiveFace".into());
             for s in ["documentMatch", "duplicateSearch", "enrolment"] {

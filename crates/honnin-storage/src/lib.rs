@@ -18,7 +18,6 @@ mod verification;
 
 pub use verification::{
     DeliveryOutcome, DeliveryRow, VerificationRow, VerificationSweep, WebhookRow,
-    FINAL_VERIFICATION_STATUSES,
 };
 
 use std::str::FromStr;

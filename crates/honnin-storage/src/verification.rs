@@ -129,10 +129,6 @@ fn delivery_from_row(r: &AnyRow) -> Result<DeliveryRow> {
     })
 }
 
-/// The statuses a verification can no longer leave.
-pub const FINAL_VERIFICATION_STATUSES: [&str; 4] =
-    ["approved", "rejected", "needs_review", "expired"];
-
 impl Store {
     // ------------------------------------------------------------------ verifications
 
