@@ -186,6 +186,14 @@ pub(crate) struct Loaded {
     pub(crate) index: RwLock<CollectionIndex>,
 }
 
+/// Where a new face comes from (what its row records besides the template).
+pub(crate) struct FaceOrigin {
+    pub(crate) user_id: Option<String>,
+    pub(crate) external_image_id: Option<String>,
+    pub(crate) image_id: String,
+    pub(crate) details: StoredDetails,
+}
+
 /// What the periodic work did (for metrics and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -903,44 +911,99 @@ impl Service {
         let mut rows = Vec::new();
         let mut records = Vec::new();
         for (f, t) in keep.iter().zip(&templates) {
-            let face_id = uuid::Uuid::new_v4().to_string();
-            let details = StoredDetails {
-                bounding_box: f.bounding_box,
-                confidence: f.confidence,
-                quality_for_recognition: f.quality_for_recognition,
-            };
-            let row = FaceRow {
-                face_id: face_id.clone(),
-                collection_id: collection.into(),
+            let origin = FaceOrigin {
                 user_id: None,
                 external_image_id: external_image_id.clone(),
                 image_id: image_id.clone(),
-                details: serde_json::to_string(&details).unwrap_or_default(),
-                template: c
-                    .key
-                    .seal(&t.to_bytes(), &template_aad(collection, &face_id)),
-                created_ms: now,
-                updated_ms: now,
+                details: StoredDetails {
+                    bounding_box: f.bounding_box,
+                    confidence: f.confidence,
+                    quality_for_recognition: f.quality_for_recognition,
+                },
             };
+            let row = self.sealed_face_row(&c, collection, origin, t, now);
             records.push(FaceRecord {
                 face: self.stored_face(&row),
                 face_detail: FaceDetail::from(f),
             });
-            rows.push((row, self.weighting.apply(&t.vector)));
+            rows.push((row, t));
         }
-        let only_rows: Vec<FaceRow> = rows.iter().map(|r| r.0.clone()).collect();
-        self.store.insert_faces(&only_rows).await?;
-        {
-            let mut idx = c.index.write();
-            for (row, v) in &rows {
-                idx.upsert(&row.face_id, None, v);
-            }
-        }
+        self.insert_and_index(&c, &rows).await?;
         Ok(IndexResult {
             face_records: records,
             unindexed_faces: unindexed,
             face_model_version: self.engine.template_model().into(),
         })
+    }
+
+    /// A new face row for template `t`, sealed with the collection's key (bound to the
+    /// collection and the new face id).
+    pub(crate) fn sealed_face_row(
+        &self,
+        c: &Loaded,
+        collection: &str,
+        origin: FaceOrigin,
+        t: &Template,
+        now: i64,
+    ) -> FaceRow {
+        let face_id = uuid::Uuid::new_v4().to_string();
+        FaceRow {
+            template: c
+                .key
+                .seal(&t.to_bytes(), &template_aad(collection, &face_id)),
+            face_id,
+            collection_id: collection.into(),
+            user_id: origin.user_id,
+            external_image_id: origin.external_image_id,
+            image_id: origin.image_id,
+            details: serde_json::to_string(&origin.details).unwrap_or_default(),
+            created_ms: now,
+            updated_ms: now,
+        }
+    }
+
+    /// Stores new faces, then adds them to this process's index (other processes pick
+    /// them up from the change feed).
+    pub(crate) async fn insert_and_index(
+        &self,
+        c: &Loaded,
+        rows: &[(FaceRow, &Template)],
+    ) -> Result<()> {
+        let only_rows: Vec<FaceRow> = rows.iter().map(|r| r.0.clone()).collect();
+        self.store.insert_faces(&only_rows).await?;
+        let vectors: Vec<Vec<f32>> = rows
+            .iter()
+            .map(|(_, t)| self.weighting.apply(&t.vector))
+            .collect();
+        let mut idx = c.index.write();
+        for ((row, _), v) in rows.iter().zip(&vectors) {
+            idx.upsert(&row.face_id, row.user_id.as_deref(), v);
+        }
+        Ok(())
+    }
+
+    /// The stored faces of index hits with their similarities, in the hits' order (best
+    /// first); a hit deleted meanwhile is dropped.
+    pub(crate) async fn hit_rows(
+        &self,
+        collection: &str,
+        hits: &[Hit],
+    ) -> Result<Vec<(FaceRow, f32)>> {
+        let ids: Vec<String> = hits.iter().map(|h| h.face_id.to_string()).collect();
+        let mut rows: HashMap<String, FaceRow> = self
+            .store
+            .get_faces(collection, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.face_id.clone(), r))
+            .collect();
+        Ok(hits
+            .iter()
+            .filter_map(|h| {
+                rows.remove(&*h.face_id)
+                    .map(|r| (r, self.similarity(h.score)))
+            })
+            .collect())
     }
 
     pub async fn list_faces(
@@ -1094,21 +1157,13 @@ impl Service {
                 .take(k)
                 .collect()
         };
-        let ids: Vec<String> = hits.iter().map(|h| h.face_id.to_string()).collect();
-        let rows: HashMap<String, FaceRow> = self
-            .store
-            .get_faces(collection, &ids)
+        let matches = self
+            .hit_rows(collection, &hits)
             .await?
-            .into_iter()
-            .map(|r| (r.face_id.clone(), r))
-            .collect();
-        let matches = hits
             .iter()
-            .filter_map(|h| {
-                rows.get(&*h.face_id).map(|r| FaceMatch {
-                    similarity: self.similarity(h.score),
-                    face: self.stored_face(r),
-                })
+            .map(|(r, similarity)| FaceMatch {
+                similarity: *similarity,
+                face: self.stored_face(r),
             })
             .collect();
         Ok(SearchResult {

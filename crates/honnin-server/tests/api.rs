@@ -1716,6 +1716,10 @@ async fn verifications(s: &Server) {
             (StatusCode::BAD_REQUEST, "InvalidParameter"),
         ),
         (
+            json!({"collectionId": "kyc", "externalUserId": "u", "policy": {"documentMatchFmr": 1e-3, "documentReviewFmr": 1e-4}}),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        ),
+        (
             json!({"collectionId": "kyc", "externalUserId": "u", "policy": {"livenessThreshold": 101}}),
             (StatusCode::BAD_REQUEST, "InvalidParameter"),
         ),
@@ -1863,7 +1867,8 @@ async fn verifications(s: &Server) {
     );
     let m = step(&v, "documentMatch");
     assert_eq!(m["outcome"], "passed", "{m}");
-    assert!(m["score"].as_f64().unwrap() >= m["threshold"].as_f64().unwrap());
+    let alice_similarity = m["score"].as_f64().unwrap();
+    assert!(alice_similarity >= m["threshold"].as_f64().unwrap());
     assert_eq!(
         m["thresholdInfo"]["falseMatchRate"].as_f64(),
         Some(1e-4),
@@ -1923,7 +1928,41 @@ async fn verifications(s: &Server) {
     let v = decided(s, &enroller, &id).await;
     assert_eq!(v["status"], "rejected", "{v}");
     assert_eq!(v["decision"]["reasons"], json!(["DocumentMismatch"]), "{v}");
-    assert_eq!(step(&v, "documentMatch")["outcome"], "failed");
+    let m = step(&v, "documentMatch");
+    assert_eq!(m["outcome"], "failed");
+    assert!(
+        m["score"].as_f64().unwrap() < m["details"]["reviewThreshold"].as_f64().unwrap(),
+        "{m}"
+    );
+    assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
+
+    // 2b. A similarity between the review and the match thresholds → needs_review. The
+    // match threshold is put just above alice's measured similarity, the review band
+    // stays at FMR 1e-3 (similarity 50).
+    let fmr_above = 10f64.powf(-((alice_similarity + 1.0 - 20.0) / 10.0));
+    let (id, session, token) = start_verification(
+        s,
+        &enroller,
+        "alice",
+        json!({"documentMatchFmr": fmr_above, "documentReviewFmr": 1e-3, "enrolOnSuccess": false}),
+    )
+    .await;
+    put_document_ok(s, &enroller, &id, &obama_card).await;
+    finish_liveness(s, &session, &token, 92.0, &fixture("obama2.jpg")).await;
+    let v = decided(s, &enroller, &id).await;
+    assert_eq!(v["status"], "needs_review", "{v}");
+    assert_eq!(
+        v["decision"]["reasons"],
+        json!(["DocumentMatchUncertain"]),
+        "{v}"
+    );
+    let m = step(&v, "documentMatch");
+    assert_eq!(m["outcome"], "review", "{m}");
+    assert_eq!(
+        m["details"]["reviewThresholdInfo"]["falseMatchRate"].as_f64(),
+        Some(1e-3),
+        "{m}"
+    );
     assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
 
     // 3. Alice again under another externalUserId → duplicate, rejected by default...

@@ -59,7 +59,7 @@ pub struct LfwArgs {
 /// FMR targets reported for the all-pairs run.
 const REPORT_FMRS: [f64; 4] = [1e-3, 1e-4, 1e-5, 1e-6];
 
-fn locate(data: &Path) -> Result<(PathBuf, PathBuf)> {
+pub(super) fn locate(data: &Path) -> Result<(PathBuf, PathBuf)> {
     for (imgs, pairs) in [
         (data.join("lfw-deepfunneled"), data.join("pairs.txt")),
         (data.to_path_buf(), data.join("pairs.txt")),
@@ -125,49 +125,22 @@ pub fn run(eargs: &EngineArgs, args: LfwArgs) -> Result<()> {
     let paths: Vec<PathBuf> = images.iter().map(|i| i.path.clone()).collect();
 
     let t0 = Instant::now();
-    let set = match args
-        .cache
-        .as_deref()
-        .and_then(|c| scoring::load_cache(c, engine.template_model(), paths.len()))
-    {
-        Some(s) => {
-            eprintln!("templates loaded from cache");
-            s
-        }
-        None => {
-            let s = scoring::compute(&engine, &paths, &opts, Selection::Central);
-            if let Some(c) = &args.cache {
-                scoring::save_cache(c, &s)?;
-            }
-            s
-        }
-    };
+    let set = scoring::load_or_compute(
+        &engine,
+        &paths,
+        &opts,
+        Selection::Central,
+        args.cache.as_deref(),
+    )?;
     let embed_secs = t0.elapsed().as_secs_f64();
-    let dims: Vec<usize> = engine
-        .config()
-        .recognizers
-        .iter()
-        .map(|k| k.dim())
-        .collect();
+    let dims = scoring::part_dims(&engine);
     let weightings: Vec<Vec<f32>> = if dims.len() == 2 && !args.fusion_weights.is_empty() {
         args.fusion_weights
             .iter()
             .map(|&w| vec![w, 1.0 - w])
             .collect()
     } else {
-        let cal_w: Vec<f32> = engine
-            .config()
-            .recognizers
-            .iter()
-            .map(|k| {
-                engine
-                    .calibration()
-                    .and_then(|c| c.parts.iter().find(|p| p.recognizer == k.name()))
-                    .map(|p| p.weight)
-                    .unwrap_or(1.0)
-            })
-            .collect();
-        vec![cal_w]
+        vec![scoring::calibrated_weights(&engine)]
     };
     let weightings: Vec<Vec<f32>> = weightings.iter().map(|w| scoring::normalise(w)).collect();
 

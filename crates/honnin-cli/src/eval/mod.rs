@@ -2,6 +2,8 @@
 //! produced it and is written as JSON (plus an SVG DET plot for recognition).
 
 mod detection;
+mod document;
+mod document_render;
 mod lfw;
 mod pad;
 mod pairs;
@@ -22,6 +24,9 @@ pub enum EvalCommand {
     Pairs(pairs::PairsArgs),
     /// Detection recall/precision on annotated boxes, and the face-found rate on LFW.
     Detect(detection::DetectEvalArgs),
+    /// Document ↔ selfie: LFW first photos rendered as ID documents, through the
+    /// verification's document step; FNMR/FMR at the document-match thresholds.
+    Document(document::DocumentArgs),
     /// Presentation-attack detection (fr_liveness): APCER/BPCER, EER on live vs attack images or videos.
     Pad(pad::PadEvalArgs),
 }
@@ -32,6 +37,7 @@ pub fn run(engine: &EngineArgs, cmd: EvalCommand) -> Result<()> {
         EvalCommand::Pairs(a) => pairs::run(engine, a),
         EvalCommand::Detect(a) => detection::run(engine, a),
         EvalCommand::Pad(a) => pad::run(engine, a),
+        EvalCommand::Document(a) => document::run(engine, a),
     }
 }
 

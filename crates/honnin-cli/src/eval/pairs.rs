@@ -56,26 +56,8 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
         Face::Central => Selection::Central,
     };
     let set = scoring::compute(&engine, &paths, &opts, sel);
-    let dims: Vec<usize> = engine
-        .config()
-        .recognizers
-        .iter()
-        .map(|k| k.dim())
-        .collect();
-    let weights = scoring::normalise(
-        &engine
-            .config()
-            .recognizers
-            .iter()
-            .map(|k| {
-                engine
-                    .calibration()
-                    .and_then(|c| c.parts.iter().find(|p| p.recognizer == k.name()))
-                    .map(|p| p.weight)
-                    .unwrap_or(1.0)
-            })
-            .collect::<Vec<_>>(),
-    );
+    let dims = scoring::part_dims(&engine);
+    let weights = scoring::calibrated_weights(&engine);
     // Identity for identity-weighted FNMR: the folder of the first image of a pair.
     let mut ids: HashMap<PathBuf, u32> = HashMap::new();
     let mut gen = GenuineScores::default();

@@ -107,6 +107,54 @@ pub fn compute(
     }
 }
 
+/// [`compute`], or the templates stored in `cache` when it holds this model's
+/// templates of as many images (then `cache` is written after computing).
+pub fn load_or_compute(
+    engine: &Engine,
+    paths: &[PathBuf],
+    opts: &DetectOptions,
+    sel: Selection,
+    cache: Option<&Path>,
+) -> Result<TemplateSet> {
+    if let Some(set) = cache.and_then(|c| load_cache(c, engine.template_model(), paths.len())) {
+        eprintln!("templates loaded from cache");
+        return Ok(set);
+    }
+    let set = compute(engine, paths, opts, sel);
+    if let Some(c) = cache {
+        save_cache(c, &set)?;
+    }
+    Ok(set)
+}
+
+/// Each recognizer part's dimension, in template order.
+pub fn part_dims(engine: &Engine) -> Vec<usize> {
+    engine
+        .config()
+        .recognizers
+        .iter()
+        .map(|k| k.dim())
+        .collect()
+}
+
+/// The calibration's fusion weight of each recognizer part (1 where it names none),
+/// normalised to sum 1: how the engine fuses scores.
+pub fn calibrated_weights(engine: &Engine) -> Vec<f32> {
+    let w: Vec<f32> = engine
+        .config()
+        .recognizers
+        .iter()
+        .map(|k| {
+            engine
+                .calibration()
+                .and_then(|c| c.parts.iter().find(|p| p.recognizer == k.name()))
+                .map(|p| p.weight)
+                .unwrap_or(1.0)
+        })
+        .collect();
+    normalise(&w)
+}
+
 const CACHE_MAGIC: &[u8; 8] = b"HNTCACH1";
 
 /// Loads a template cache if it matches `model` and `n` images.
