@@ -526,12 +526,16 @@ impl Service {
             frames_received: outcome.frames_received,
             analysis_ms: Some(outcome.analysis_ms),
         };
-        let live_template = outcome.reference_template.clone();
-        let results = self.store_result(t, results, Some(images), now).await?;
-        if let Err(e) = self
-            .on_liveness_finished(&t.session_id, live_template.as_ref())
-            .await
-        {
+        // A verification's live face is stored with the finished status, in one
+        // statement: from that moment any server's background pass may decide it.
+        let live = match &outcome.reference_template {
+            Some(live) => self.sealed_live_template(&t.session_id, live).await?,
+            None => None,
+        };
+        let results = self
+            .store_result(t, results, Some(images), live.as_deref(), now)
+            .await?;
+        if let Err(e) = self.on_liveness_finished(&t.session_id).await {
             // The background task retries the verification; the stream's result stands.
             tracing::warn!(session = %t.session_id, error = %e, "verification step after liveness failed");
         }
@@ -570,8 +574,8 @@ impl Service {
             frames_received,
             analysis_ms: None,
         };
-        let results = self.store_result(t, results, None, now_ms()).await?;
-        if let Err(e) = self.on_liveness_finished(&t.session_id, None).await {
+        let results = self.store_result(t, results, None, None, now_ms()).await?;
+        if let Err(e) = self.on_liveness_finished(&t.session_id).await {
             tracing::warn!(session = %t.session_id, error = %e, "verification step after liveness failed");
         }
         Ok(results)
@@ -606,6 +610,7 @@ impl Service {
         t: &LivenessTicket,
         mut results: LivenessResults,
         images: Option<StoredImages>,
+        live_template: Option<&[u8]>,
         now: i64,
     ) -> Result<LivenessResults> {
         let row = self.store().get_liveness(&t.session_id).await?;
@@ -632,6 +637,7 @@ impl Service {
                 &results.status,
                 &json,
                 sealed.as_deref(),
+                live_template,
                 now,
                 images_until,
             )

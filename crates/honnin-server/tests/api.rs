@@ -1830,6 +1830,11 @@ async fn verifications(s: &Server) {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "awaiting_liveness");
     assert!(v["document"]["facesFound"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(
+        v["document"]["warnings"],
+        json!([]),
+        "81 px: no warning; {v}"
+    );
     assert!(
         v["document"]["boundingBox"]["left"].as_f64().unwrap() < 0.35,
         "the portrait, not the ghost: {v}"
@@ -1840,6 +1845,43 @@ async fn verifications(s: &Server) {
         (StatusCode::CONFLICT, "VerificationStepOutOfOrder"),
         "{v}"
     );
+    // A small portrait (the card photographed from further away, ~50 px): accepted with
+    // a warning by default; refused, for another photo, when the policy asks for 70 px.
+    let small_card = {
+        let c = image::load_from_memory(&obama_card).unwrap();
+        let c = c.resize(520, 520, image::imageops::FilterType::Triangle);
+        let mut out = std::io::Cursor::new(Vec::new());
+        c.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let (strict, _, _) =
+        start_verification(s, &enroller, "alice", json!({"minDocumentFacePx": 70})).await;
+    let (st, v) = put_document(s, &enroller, &strict, &small_card).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "DocumentPortraitUnusable"),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at least 70 px"),
+        "{v}"
+    );
+    let (lenient, _, _) = start_verification(s, &enroller, "alice", json!({})).await;
+    let (st, v) = put_document(s, &enroller, &lenient, &small_card).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["document"]["faceSizePx"].as_f64().unwrap() < 70.0, "{v}");
+    assert_eq!(
+        v["document"]["warnings"],
+        json!(["DocumentPortraitSmall"]),
+        "{v}"
+    );
+    for id in [strict, lenient] {
+        s.ok("DELETE", &format!("/v1/verifications/{id}"), None)
+            .await;
+    }
     // Other keys do not see it.
     let (st, v) = s
         .call("GET", &format!("/v1/verifications/{id}"), Some(&rec), None)
@@ -1901,6 +1943,11 @@ async fn verifications(s: &Server) {
         "{found}"
     );
     assert_eq!(found["faceMatches"][0]["face"]["userId"], "alice");
+    // The live face's template went with the decision, as the document's did.
+    assert_eq!(
+        s.service.store().live_template(&session).await.unwrap(),
+        None
+    );
     // The session's images went with the decision; the stream cannot be reused.
     let (_, l) = s
         .call(

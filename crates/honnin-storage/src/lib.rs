@@ -923,26 +923,32 @@ impl Store {
     }
 
     /// Records the outcome of an IN_PROGRESS session and drops its reference template.
-    /// False if the session is no longer in progress (expired or deleted meanwhile).
+    /// A session that belongs to a verification gets its sealed live-face template in the
+    /// same statement: whoever sees the session finished (any server's background pass)
+    /// finds the live face too. False if the session is no longer in progress (expired
+    /// or deleted meanwhile).
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish_liveness(
         &self,
         id: &str,
         status: &str,
         result: &str,
         images: Option<&[u8]>,
+        live_template: Option<&[u8]>,
         now_ms: i64,
         images_until_ms: i64,
     ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE liveness_sessions SET status = $1, result = $2, images = $3, finished_ms = $4, \
-             images_until_ms = $5, reference = NULL \
-             WHERE session_id = $6 AND status = 'IN_PROGRESS'",
+             images_until_ms = $5, reference = NULL, live_template = $6 \
+             WHERE session_id = $7 AND status = 'IN_PROGRESS'",
         )
         .bind(status)
         .bind(result)
         .bind(images)
         .bind(now_ms)
         .bind(images_until_ms)
+        .bind(live_template)
         .bind(id)
         .execute(&self.pool)
         .await?;

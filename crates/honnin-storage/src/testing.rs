@@ -295,7 +295,7 @@ async fn liveness(s: &Store) {
 
     // Finishing stores results and images and drops the reference template.
     assert!(
-        !s.finish_liveness("ls3", "SUCCEEDED", "{}", None, 4_000, 9_000)
+        !s.finish_liveness("ls3", "SUCCEEDED", "{}", None, None, 4_000, 9_000)
             .await
             .unwrap(),
         "not started"
@@ -306,6 +306,7 @@ async fn liveness(s: &Store) {
             "SUCCEEDED",
             "{\"c\":1}",
             Some(&[1, 2, 3]),
+            None,
             4_000,
             9_000
         )
@@ -526,20 +527,31 @@ async fn verifications(s: &Store) {
     assert!(s.verifications_ready(20_000, 10).await.unwrap().is_empty());
     assert!(s.start_liveness("vl1", 12_000).await.unwrap());
     assert!(s.verifications_ready(20_000, 10).await.unwrap().is_empty());
+    assert_eq!(s.live_template("vl1").await.unwrap(), None);
     assert!(s
-        .finish_liveness("vl1", "SUCCEEDED", "{}", None, 13_000, 20_000)
+        .finish_liveness(
+            "vl1",
+            "SUCCEEDED",
+            "{}",
+            None,
+            Some(&[4, 2]),
+            13_000,
+            20_000
+        )
         .await
         .unwrap());
+    // Ready, and the live template came with the finish (one statement): whoever sees
+    // the session finished finds the live face.
     assert_eq!(
         s.verifications_ready(20_000, 10).await.unwrap(),
         vec!["v1".to_string()]
     );
+    assert_eq!(s.live_template("vl1").await.unwrap(), Some(vec![4, 2]));
 
-    // The live template is taken once.
-    assert!(s.set_live_template("vl1", &[4, 2]).await.unwrap());
-    assert!(!s.set_live_template("nope", &[4, 2]).await.unwrap());
-    assert_eq!(s.take_live_template("vl1").await.unwrap(), Some(vec![4, 2]));
-    assert_eq!(s.take_live_template("vl1").await.unwrap(), None);
+    // The live template is read as often as a retried decision needs; it goes with
+    // the decision (below).
+    assert_eq!(s.live_template("vl1").await.unwrap(), Some(vec![4, 2]));
+    assert_eq!(s.live_template("nope").await.unwrap(), None);
 
     // One server wins the move to processing; deciding needs processing.
     assert!(
@@ -566,6 +578,11 @@ async fn verifications(s: &Store) {
         s.requeue_stale_verifications(14_001, 15_000).await.unwrap(),
         1
     );
+    assert_eq!(
+        s.live_template("vl1").await.unwrap(),
+        Some(vec![4, 2]),
+        "still there for the retry"
+    );
     assert!(s
         .transition_verification("v1", "awaiting_liveness", "processing", 15_500)
         .await
@@ -583,6 +600,11 @@ async fn verifications(s: &Store) {
         .await
         .unwrap());
     let got = s.get_verification("v1").await.unwrap().unwrap();
+    assert_eq!(
+        s.live_template("vl1").await.unwrap(),
+        None,
+        "gone with the decision"
+    );
     assert_eq!(got.status, "approved");
     assert_eq!(got.document, None, "the document template is gone");
     assert_eq!(got.decision.as_deref(), Some("{\"ok\":true}"));

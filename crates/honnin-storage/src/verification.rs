@@ -238,7 +238,8 @@ impl Store {
     }
 
     /// Records the decision of a `processing` verification: final status, decision
-    /// record, images kept by policy (or none), and drops the document template.
+    /// record, images kept by policy (or none), and drops the document template and
+    /// the live-face template, in one transaction.
     /// False if it was not processing.
     #[allow(clippy::too_many_arguments)]
     pub async fn decide_verification(
@@ -251,6 +252,7 @@ impl Store {
         now_ms: i64,
         retain_until_ms: i64,
     ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query(
             "UPDATE verifications SET status = $1, decision = $2, images = $3, \
              images_until_ms = $4, decided_ms = $5, updated_ms = $5, retain_until_ms = $6, \
@@ -264,9 +266,21 @@ impl Store {
         .bind(now_ms)
         .bind(retain_until_ms)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // The live face served this decision and goes with it, as the document did.
+        sqlx::query(
+            "UPDATE liveness_sessions SET live_template = NULL WHERE session_id = \
+             (SELECT liveness_session_id FROM verifications WHERE verification_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Work for the processor, oldest first: verifications waiting for liveness whose
@@ -334,38 +348,17 @@ impl Store {
         })
     }
 
-    /// Keeps the sealed live-face template of a finished liveness session that belongs
-    /// to a verification, for the verification to take.
-    pub async fn set_live_template(&self, session_id: &str, sealed: &[u8]) -> Result<bool> {
-        let r =
-            sqlx::query("UPDATE liveness_sessions SET live_template = $1 WHERE session_id = $2")
-                .bind(sealed)
-                .bind(session_id)
-                .execute(&self.pool)
-                .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Returns a liveness session's live-face template and clears it (one reader).
-    pub async fn take_live_template(&self, session_id: &str) -> Result<Option<Vec<u8>>> {
-        let mut tx = self.write_tx().await?;
+    /// A liveness session's live-face template, if one is kept (read, not cleared: a
+    /// decision retried after its server died must find it again).
+    pub async fn live_template(&self, session_id: &str) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query("SELECT live_template FROM liveness_sessions WHERE session_id = $1")
             .bind(session_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await?;
-        let t: Option<Vec<u8>> = match row {
+        Ok(match row {
             Some(r) => r.try_get("live_template")?,
             None => None,
-        };
-        if t.is_none() {
-            return Ok(None);
-        }
-        sqlx::query("UPDATE liveness_sessions SET live_template = NULL WHERE session_id = $1")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(t)
+        })
     }
 
     // ------------------------------------------------------------------ webhooks
