@@ -1001,7 +1001,7 @@ async fn sweeper_deletes_expired_transient_faces() {
         return;
     };
     let v = s
-        .ok("POST", "/v1/detect", Some(json!({"image": b64(&fixture("obama.jpg")), "returnFaceId": true, "faceIdTimeToLive": 1})))
+        .ok("POST", "/v1/detect", Some(json!({"image": b64(&fixture("obama.jpg")), "returnFaceId": true, "faceIdTimeToLive": 2})))
         .await;
     let a = v["faceDetails"][0]["faceId"].as_str().unwrap().to_string();
     let v = s
@@ -1017,12 +1017,18 @@ async fn sweeper_deletes_expired_transient_faces() {
         )
         .await;
     assert_eq!(v["isIdentical"], true, "usable before it expires");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        s.service.store().count_transient().await.unwrap(),
-        1,
-        "the sweeper deleted the expired row"
-    );
+    // Expired after 2 s; the sweeper (every 200 ms) deletes it: polled up to 8 s so a
+    // busy machine cannot fail it.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut left = 0;
+    for _ in 0..60 {
+        left = s.service.store().count_transient().await.unwrap();
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 1, "the sweeper deleted the expired row");
     let (st, v) = s
         .call(
             "POST",
@@ -1460,24 +1466,34 @@ async fn liveness_time_limits_and_rate_limits() {
         .await;
     assert_eq!(v["status"], "EXPIRED", "{v}");
     assert_eq!(v["reasons"][0]["code"], "SessionExpired");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        s.service
+    // The sweeper runs every 200 ms: polled (up to 5 s) rather than timed, so a busy
+    // machine cannot fail it.
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = s
+            .service
             .store()
             .get_liveness(id)
             .await
             .unwrap()
             .unwrap()
-            .status,
-        "EXPIRED",
-        "the sweeper marked it"
-    );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        s.service.store().get_liveness(id).await.unwrap(),
-        None,
-        "retention over: deleted"
-    );
+            .status;
+        if status == "EXPIRED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "EXPIRED", "the sweeper marked it");
+    // After the retention (3 s from creation) the row goes.
+    let mut gone = false;
+    for _ in 0..80 {
+        gone = s.service.store().get_liveness(id).await.unwrap().is_none();
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "retention over: deleted");
     let (st, v) = s
         .call(
             "GET",
@@ -2160,7 +2176,7 @@ async fn verifications(s: &Server) {
 async fn verification_expiry_and_signed_webhooks_with_retries() {
     use std::sync::Mutex;
     let Some(s) = Server::start(Backend::Sqlite, |c| {
-        c.service.liveness.session_ttl_secs = 1;
+        c.service.liveness.session_ttl_secs = 3;
         c.background.work_interval_ms = 100;
         c.service.webhooks.initial_backoff_ms = 300;
     })
@@ -2244,13 +2260,15 @@ async fn verification_expiry_and_signed_webhooks_with_retries() {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
-    // One verification never gets its document, one never streams its liveness.
-    let (no_doc, _, _) = start_verification(&s, &enroller, "dave", json!({})).await;
+    // One verification never streams its liveness, one never gets its document. The
+    // card is made first: only the document step itself must fit in the time limit.
+    let card = id_card(&fixture("obama.jpg"));
     let (no_live, _, _) = start_verification(&s, &enroller, "erin", json!({})).await;
-    let (st, v) = put_document(&s, &enroller, &no_live, &id_card(&fixture("obama.jpg"))).await;
+    let (st, v) = put_document(&s, &enroller, &no_live, &card).await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (st, v) = put_document(&s, &enroller, &no_doc, &id_card(&fixture("obama.jpg"))).await;
+    let (no_doc, _, _) = start_verification(&s, &enroller, "dave", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let (st, v) = put_document(&s, &enroller, &no_doc, &card).await;
     assert_eq!(
         (st, code(&v)),
         (StatusCode::GONE, "VerificationExpired"),
@@ -2268,9 +2286,7 @@ async fn verification_expiry_and_signed_webhooks_with_retries() {
     );
 
     // Two events, the first tried twice: at least three requests, all signed.
-    let mut got = Vec::new();
     for _ in 0..100 {
-        got = seen.lock().unwrap().clone();
         let ok = s
             .ok_as(
                 &enroller,
@@ -2291,6 +2307,8 @@ async fn verification_expiry_and_signed_webhooks_with_retries() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Read after both deliveries are recorded: each was received before its record.
+    let got = seen.lock().unwrap().clone();
     assert!(got.len() >= 3, "{} requests", got.len());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
