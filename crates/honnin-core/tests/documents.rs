@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
-use honnin_core::verification::{document_faces, pick_document_portrait, VerificationPolicy};
+use honnin_core::verification::{
+    document_faces, document_warnings, pick_document_portrait, VerificationPolicy,
+};
 use honnin_core::ServiceConfig;
 use honnin_engine::{DetectOptions, Engine, EngineConfig};
 
@@ -53,7 +55,7 @@ fn every_document_specimen_with_a_portrait_yields_one() {
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "png")))
         .collect();
     files.sort();
-    let (mut found, mut failures, mut sizes) = (0, Vec::new(), Vec::new());
+    let (mut found, mut failures, mut sizes, mut warned) = (0, Vec::new(), Vec::new(), 0);
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let (_, faces) = document_faces(&engine, &std::fs::read(f).unwrap(), opts).unwrap();
@@ -61,13 +63,20 @@ fn every_document_specimen_with_a_portrait_yields_one() {
         let expected = !WITHOUT_PORTRAIT.contains(&name.as_str());
         match &got {
             Ok(face) => {
+                let warnings = document_warnings(face.face_size, &policy);
                 println!(
-                    "{name:<22} portrait {:>4.0} px, quality {:?}, {} face(s) on the document",
+                    "{name:<22} portrait {:>4.0} px, quality {:?}, {} face(s) on the document{}",
                     face.face_size,
                     face.quality_for_recognition,
-                    faces.len()
+                    faces.len(),
+                    if warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", warnings {warnings:?}")
+                    }
                 );
                 sizes.push(face.face_size);
+                warned += usize::from(!warnings.is_empty());
             }
             Err(e) => println!("{name:<22} {}: {e}", e.code()),
         }
@@ -87,6 +96,11 @@ fn every_document_specimen_with_a_portrait_yields_one() {
         "main portrait found on {found}/{with} documents with one; portrait size min {:.0} px, median {:.0} px",
         sizes.first().copied().unwrap_or(0.0),
         sizes.get(sizes.len() / 2).copied().unwrap_or(0.0)
+    );
+    println!(
+        "accepted with DocumentPortraitSmall (below {:.0} px): {warned} of {}",
+        policy.small_document_face_px,
+        sizes.len()
     );
     println!("reproduce: cargo test -p honnin-core --test documents -- --ignored --nocapture");
     assert!(failures.is_empty(), "documents misjudged: {failures:?}");
