@@ -528,17 +528,16 @@ impl Service {
         };
         // A verification's live face is stored with the finished status, in one
         // statement: from that moment any server's background pass may decide it.
-        let live = match &outcome.reference_template {
-            Some(live) => self.sealed_live_template(&t.session_id, live).await?,
-            None => None,
-        };
+        let verification = self.store().verification_of_liveness(&t.session_id).await?;
+        let live = verification
+            .as_ref()
+            .and(outcome.reference_template.as_ref())
+            .map(|live| self.seal_live_template(&t.session_id, live));
         let results = self
             .store_result(t, results, Some(images), live.as_deref(), now)
             .await?;
-        if let Err(e) = self.on_liveness_finished(&t.session_id).await {
-            // The background task retries the verification; the stream's result stands.
-            tracing::warn!(session = %t.session_id, error = %e, "verification step after liveness failed");
-        }
+        self.decide_after_liveness(&t.session_id, verification.as_deref())
+            .await;
         Ok(results)
     }
 
@@ -574,10 +573,10 @@ impl Service {
             frames_received,
             analysis_ms: None,
         };
+        let verification = self.store().verification_of_liveness(&t.session_id).await?;
         let results = self.store_result(t, results, None, None, now_ms()).await?;
-        if let Err(e) = self.on_liveness_finished(&t.session_id).await {
-            tracing::warn!(session = %t.session_id, error = %e, "verification step after liveness failed");
-        }
+        self.decide_after_liveness(&t.session_id, verification.as_deref())
+            .await;
         Ok(results)
     }
 

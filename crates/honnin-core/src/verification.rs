@@ -662,31 +662,21 @@ impl Service {
         self.check_step(&row, "awaiting_liveness", now_ms())
     }
 
-    /// The live-face template of a finishing liveness session, sealed for the
-    /// verification the session belongs to; `None` for a session of no verification
-    /// (nothing is kept). Stored by `finish_liveness` with the finished status.
-    pub(crate) async fn sealed_live_template(
-        &self,
-        session_id: &str,
-        live: &Template,
-    ) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .store()
-            .verification_of_liveness(session_id)
-            .await?
-            .map(|_| {
-                self.transient_key
-                    .seal(&live.to_bytes(), &live_template_aad(session_id))
-            }))
+    /// The live-face template of a finishing liveness session that belongs to a
+    /// verification, sealed; `finish_liveness` stores it with the finished status.
+    pub(crate) fn seal_live_template(&self, session_id: &str, live: &Template) -> Vec<u8> {
+        self.transient_key
+            .seal(&live.to_bytes(), &live_template_aad(session_id))
     }
 
-    /// Called when a liveness stream has finished: decides the verification the
-    /// session belongs to (if any, and if no other server got there first).
-    pub(crate) async fn on_liveness_finished(&self, session_id: &str) -> Result<()> {
-        let Some(vid) = self.store().verification_of_liveness(session_id).await? else {
-            return Ok(());
-        };
-        self.process_verification(&vid).await.map(|_| ())
+    /// Called when a liveness stream has finished: decides `verification` (the one the
+    /// session belongs to, if any) unless another server got there first. A failure is
+    /// logged, not returned: the stream's result stands and the background pass retries.
+    pub(crate) async fn decide_after_liveness(&self, session_id: &str, verification: Option<&str>) {
+        let Some(vid) = verification else { return };
+        if let Err(e) = self.process_verification(vid).await {
+            tracing::warn!(session = %session_id, error = %e, "verification step after liveness failed");
+        }
     }
 
     /// Runs the decision of a verification whose liveness session has ended (or that
