@@ -13,11 +13,18 @@
 //! a tombstone so other processes drop it from their in-memory index; deleting a
 //! collection deletes its wrapped data key, its faces and users in one transaction.
 
+mod erasure;
+mod keys;
 pub mod testing;
+mod url;
+mod vault;
 mod verification;
 
+pub use erasure::{DeletedCollection, DeletedUser, Revocation};
+pub use url::RedactedUrl;
+pub use vault::{KeyVault, VaultEntry};
 pub use verification::{
-    DeliveryOutcome, DeliveryRow, VerificationRow, VerificationSweep, WebhookRow,
+    ClaimLimits, DeliveryOutcome, DeliveryRow, VerificationRow, VerificationSweep, WebhookRow,
 };
 
 use std::str::FromStr;
@@ -28,7 +35,8 @@ use sqlx::{AnyPool, Executor, Row};
 use thiserror::Error;
 
 /// Storage errors. `Conflict` and `NotFound` are expected outcomes callers map to API
-/// errors; `Database` is an operational failure.
+/// errors; `Database` is an operational failure. No message ever holds a database
+/// password ([`RedactedUrl`]).
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("already exists: {0}")]
@@ -38,7 +46,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
     #[error("unsupported database URL `{0}` (expected sqlite://… or postgres://…)")]
-    BadUrl(String),
+    BadUrl(RedactedUrl),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -55,6 +63,14 @@ impl From<sqlx::Error> for StoreError {
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         StoreError::Database(format!("migration: {e}"))
+    }
+}
+
+/// A driver error met while talking to `url`, with its password scrubbed.
+pub(crate) fn db_error(e: sqlx::Error, url: &RedactedUrl) -> StoreError {
+    match StoreError::from(e) {
+        StoreError::Database(m) => StoreError::Database(url.scrub(&m)),
+        other => other,
     }
 }
 
@@ -86,13 +102,21 @@ pub struct KeyRow {
     pub name: String,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+    /// The internal identity (`collection_uid`) of the collection the key is limited
+    /// to. `None` with a `collection_id`: bound on first use (the collection did not
+    /// exist when the key was made).
+    pub scope_uid: Option<String>,
 }
 
-/// A collection and its data key, wrapped by the master key.
+/// A collection. Its data key is in the [`KeyVault`] under `collection:<uid>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectionRow {
     pub collection_id: String,
+    /// Internal identity: a re-created collection of the same name gets a new one.
+    pub collection_uid: String,
     pub face_model: String,
+    /// Legacy: the wrapped data key of databases made before the vault (emptied once
+    /// the key has moved to the vault). Empty for new collections.
     pub wrapped_key: Vec<u8>,
     pub created_ms: i64,
 }
@@ -165,6 +189,8 @@ pub struct LivenessRow {
     pub finished_ms: Option<i64>,
     pub images_until_ms: Option<i64>,
     pub retain_until_ms: i64,
+    /// Set when the session was cancelled (its API key was revoked).
+    pub cancelled_ms: Option<i64>,
 }
 
 /// What one liveness sweep did.
@@ -178,11 +204,107 @@ pub struct LivenessSweep {
     pub deleted: u64,
 }
 
-/// The storage handle. Cheap to clone (a pool).
+/// The storage handle. Cheap to clone (pools).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    vault: KeyVault,
+    /// Whether the vault has its own pool (closed separately).
+    vault_separate: bool,
+}
+
+pub(crate) fn backend_of(url: &RedactedUrl) -> Result<Backend> {
+    let u = url.expose();
+    if u.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if u.starts_with("postgres:") || u.starts_with("postgresql:") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::BadUrl(url.clone()))
+    }
+}
+
+/// Opens a pool with honnin's settings. SQLite connections run with WAL journaling,
+/// `synchronous=FULL` (an acknowledged write survives power loss), foreign keys, a busy
+/// timeout, and `secure_delete` (deleted content is overwritten with zeros, so erased
+/// templates and keys do not linger in free pages).
+pub(crate) async fn connect(url: &RedactedUrl, backend: Backend, max: u32) -> Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let err = |e: sqlx::Error| db_error(e, url);
+    match backend {
+        Backend::Sqlite => {
+            // Create the file, then open the pool with durable, concurrent settings.
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url.expose())
+                .map_err(|e| StoreError::Database(format!("{url}: {}", url.scrub(&e.to_string()))))?
+                .create_if_missing(true);
+            drop(sqlx::SqlitePool::connect_with(opts).await.map_err(err)?);
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; \
+                             PRAGMA secure_delete=ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url.expose())
+                .await
+                .map_err(err)
+        }
+        Backend::Postgres => AnyPoolOptions::new()
+            .max_connections(max * 2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url.expose())
+            .await
+            .map_err(err),
+    }
+}
+
+/// Copies the SQLite write-ahead log into the database and truncates it to zero bytes,
+/// so content deleted (and, with `secure_delete`, zeroed) is gone from both files. A
+/// reader holding an old snapshot can keep the checkpoint from completing; it is retried
+/// a few times and then logged.
+pub(crate) async fn checkpoint_truncate(pool: &AnyPool) -> Result<()> {
+    for attempt in 0..5 {
+        let r = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await?;
+        let busy: i64 = r.try_get(0).unwrap_or(1);
+        if busy == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+    }
+    tracing::warn!("WAL checkpoint did not complete (readers busy); erased content stays in the WAL until the next checkpoint");
+    Ok(())
+}
+
+/// The vault beside a SQLite database: `<dir>/<stem>-keys.db`, same query string.
+fn sqlite_vault_url(url: &str) -> String {
+    let (scheme, rest) = url
+        .split_once("://")
+        .unwrap_or(("sqlite", url.trim_start_matches("sqlite:")));
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let p = std::path::Path::new(path);
+    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("honnin");
+    let file = format!("{stem}-keys.db");
+    let vault = match p.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(file).display().to_string(),
+        _ => file,
+    };
+    match query {
+        Some(q) => format!("{scheme}://{vault}?{q}"),
+        None => format!("{scheme}://{vault}"),
+    }
 }
 
 fn placeholders(from: usize, n: usize) -> String {
@@ -210,50 +332,47 @@ const FACE_COLS: &str =
     "face_id, collection_id, user_id, external_image_id, image_id, details, template, created_ms, updated_ms";
 
 impl Store {
-    /// Connects (creating the SQLite file if needed) and applies migrations.
+    /// Connects (creating the SQLite file if needed), applies migrations, and opens the
+    /// key vault at its default place (see [`KeyVault`]).
     pub async fn open(url: &str) -> Result<Store> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::BadUrl(url.to_string()));
-        };
-        let pool = match backend {
-            Backend::Sqlite => {
-                // Create the file, then open the pool with durable, concurrent settings.
-                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                    .map_err(|e| StoreError::BadUrl(format!("{url}: {e}")))?
-                    .create_if_missing(true);
-                drop(sqlx::SqlitePool::connect_with(opts).await?);
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                                 PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?
+        Self::open_with_vault(url, None).await
+    }
+
+    /// Like [`Store::open`], with the key vault at `vault_url` (`None`: beside a SQLite
+    /// database, or inside a PostgreSQL one).
+    pub async fn open_with_vault(url: &str, vault_url: Option<&str>) -> Result<Store> {
+        let url = RedactedUrl::new(url);
+        let backend = backend_of(&url)?;
+        let pool = connect(&url, backend, 8).await?;
+        let (vault, vault_separate) = match (vault_url, backend) {
+            (Some(v), _) if v != url.expose() => {
+                (KeyVault::open(&RedactedUrl::new(v)).await?, true)
             }
-            Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect(url)
-                    .await?
-            }
+            (_, Backend::Sqlite) => (
+                KeyVault::open(&RedactedUrl::new(sqlite_vault_url(url.expose()))).await?,
+                true,
+            ),
+            (_, Backend::Postgres) => (
+                KeyVault::with_pool(pool.clone(), backend, url.clone()).await?,
+                false,
+            ),
         };
-        let store = Store { pool, backend };
-        store.migrate().await?;
+        let store = Store {
+            pool,
+            backend,
+            vault,
+            vault_separate,
+        };
+        store.migrate().await.map_err(|e| match e {
+            StoreError::Database(m) => StoreError::Database(url.scrub(&m)),
+            other => other,
+        })?;
         Ok(store)
+    }
+
+    /// The key vault (wrapped data keys).
+    pub fn vault(&self) -> &KeyVault {
+        &self.vault
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -294,6 +413,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if self.vault_separate {
+            self.vault.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -319,84 +441,33 @@ impl Store {
             .ok_or_else(|| StoreError::Database("meta row vanished".into()))
     }
 
-    // ------------------------------------------------------------------ API keys
-
-    pub async fn insert_key(&self, k: &KeyRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (key_id, secret_hash, role, collection_id, name, created_ms, revoked_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&k.key_id)
-        .bind(&k.secret_hash)
-        .bind(&k.role)
-        .bind(&k.collection_id)
-        .bind(&k.name)
-        .bind(k.created_ms)
-        .bind(k.revoked_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    fn key_from_row(r: &AnyRow) -> Result<KeyRow> {
-        Ok(KeyRow {
-            key_id: r.try_get("key_id")?,
-            secret_hash: r.try_get("secret_hash")?,
-            role: r.try_get("role")?,
-            collection_id: r.try_get("collection_id")?,
-            name: r.try_get("name")?,
-            created_ms: r.try_get("created_ms")?,
-            revoked_ms: r.try_get("revoked_ms")?,
-        })
-    }
-
-    pub async fn get_key(&self, key_id: &str) -> Result<Option<KeyRow>> {
-        let r = sqlx::query("SELECT * FROM api_keys WHERE key_id = $1")
-            .bind(key_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.as_ref().map(Self::key_from_row).transpose()
-    }
-
-    pub async fn list_keys(&self) -> Result<Vec<KeyRow>> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_ms, key_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::key_from_row).collect()
-    }
-
-    /// Marks a key revoked; false if it does not exist or was already revoked.
-    pub async fn revoke_key(&self, key_id: &str, now_ms: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(key_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     // ------------------------------------------------------------------ collections
 
     pub async fn insert_collection(&self, c: &CollectionRow) -> Result<()> {
-        sqlx::query("INSERT INTO collections (collection_id, face_model, wrapped_key, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(&c.collection_id)
-            .bind(&c.face_model)
-            .bind(&c.wrapped_key)
-            .bind(c.created_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("collection {}", c.collection_id)),
-                other => other,
-            })?;
+        sqlx::query(
+            "INSERT INTO collections (collection_id, collection_uid, face_model, wrapped_key, created_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&c.collection_id)
+        .bind(&c.collection_uid)
+        .bind(&c.face_model)
+        .bind(&c.wrapped_key)
+        .bind(c.created_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("collection {}", c.collection_id))
+            }
+            other => other,
+        })?;
         Ok(())
     }
 
     fn collection_from_row(r: &AnyRow) -> Result<CollectionRow> {
         Ok(CollectionRow {
             collection_id: r.try_get("collection_id")?,
+            collection_uid: r.try_get("collection_uid")?,
             face_model: r.try_get("face_model")?,
             wrapped_key: r.try_get("wrapped_key")?,
             created_ms: r.try_get("created_ms")?,
@@ -411,59 +482,69 @@ impl Store {
         r.as_ref().map(Self::collection_from_row).transpose()
     }
 
-    /// Collections in id order after `after` (exclusive), at most `limit`.
+    /// Collections in id order after `after` (exclusive), at most `limit`; with
+    /// `only_uid`, just the collection of that identity (filtered before paging).
     pub async fn list_collections(
         &self,
         after: Option<&str>,
         limit: i64,
+        only_uid: Option<&str>,
     ) -> Result<Vec<CollectionRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM collections WHERE collection_id > $1 ORDER BY collection_id LIMIT $2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = match only_uid {
+            None => {
+                sqlx::query(
+                    "SELECT * FROM collections WHERE collection_id > $1 ORDER BY collection_id LIMIT $2",
+                )
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(uid) => {
+                sqlx::query(
+                    "SELECT * FROM collections WHERE collection_id > $1 AND collection_uid = $2 \
+                     ORDER BY collection_id LIMIT $3",
+                )
+                .bind(after.unwrap_or(""))
+                .bind(uid)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         rows.iter().map(Self::collection_from_row).collect()
     }
 
-    /// Every collection id (the index follows these).
-    pub async fn collection_ids(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT collection_id FROM collections ORDER BY collection_id")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Every collection as (id, internal identity): the index follows these.
+    pub async fn collection_ids(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT collection_id, collection_uid FROM collections ORDER BY collection_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok(r.try_get("collection_id")?))
+            .map(|r| Ok((r.try_get("collection_id")?, r.try_get("collection_uid")?)))
             .collect()
     }
 
-    /// Deletes a collection, its wrapped key, faces and users in one transaction.
-    /// Returns false if it did not exist.
-    pub async fn delete_collection(&self, id: &str, now_ms: i64) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO tombstones (face_id, collection_id, deleted_ms) \
-             SELECT face_id, collection_id, $1 FROM faces WHERE collection_id = $2 \
-             ON CONFLICT (face_id) DO NOTHING",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM faces WHERE collection_id = $1")
+    /// Empties a collection's legacy `wrapped_key` once its key is in the vault, and
+    /// scrubs the old bytes from the files.
+    pub async fn clear_legacy_wrapped_key(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE collections SET wrapped_key = $1 WHERE collection_id = $2")
+            .bind(Vec::<u8>::new())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        sqlx::query("DELETE FROM users WHERE collection_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        self.erase_checkpoint().await
+    }
+
+    /// Deletes a metadata row (a legacy key moved to the vault) and scrubs it.
+    pub async fn delete_meta(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
             .await?;
-        let r = sqlx::query("DELETE FROM collections WHERE collection_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        self.erase_checkpoint().await
     }
 
     pub async fn count_faces(&self, collection: &str) -> Result<i64> {
@@ -485,17 +566,23 @@ impl Store {
     // ------------------------------------------------------------------ faces
 
     /// Inserts faces in one transaction; when it returns Ok they are durable.
-    /// Fails with `NotFound` if the collection is gone.
-    pub async fn insert_faces(&self, faces: &[FaceRow]) -> Result<()> {
+    /// Fails with `NotFound` if the collection is gone, or (with `uid`) is no longer
+    /// the collection of that identity (deleted and re-created meanwhile: its templates
+    /// would be sealed with the old, destroyed data key).
+    pub async fn insert_faces(&self, faces: &[FaceRow], uid: Option<&str>) -> Result<()> {
         if faces.is_empty() {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
         for f in faces {
-            let exists = sqlx::query("SELECT 1 AS one FROM collections WHERE collection_id = $1")
-                .bind(&f.collection_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists = sqlx::query(
+                "SELECT 1 AS one FROM collections WHERE collection_id = $1 \
+                 AND ($2 = '' OR collection_uid = $2)",
+            )
+            .bind(&f.collection_id)
+            .bind(uid.unwrap_or(""))
+            .fetch_optional(&mut *tx)
+            .await?;
             if exists.is_none() {
                 return Err(StoreError::NotFound(format!(
                     "collection {}",
@@ -732,24 +819,6 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a user and detaches its faces (they stay indexed); false if unknown.
-    pub async fn delete_user(&self, collection: &str, user: &str, now_ms: i64) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE faces SET user_id = NULL, updated_ms = $1 WHERE collection_id = $2 AND user_id = $3")
-            .bind(now_ms)
-            .bind(collection)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        let r = sqlx::query("DELETE FROM users WHERE collection_id = $1 AND user_id = $2")
-            .bind(collection)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     // ------------------------------------------------------------------ transient faces
 
     pub async fn insert_transient(&self, rows: &[TransientRow]) -> Result<()> {
@@ -823,8 +892,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO liveness_sessions (session_id, owner_key, token_hash, device_id, settings, \
              reference, status, result, images, created_ms, expires_ms, started_ms, finished_ms, \
-             images_until_ms, retain_until_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             images_until_ms, retain_until_ms, cancelled_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&r.session_id)
         .bind(&r.owner_key)
@@ -841,6 +910,7 @@ impl Store {
         .bind(r.finished_ms)
         .bind(r.images_until_ms)
         .bind(r.retain_until_ms)
+        .bind(r.cancelled_ms)
         .execute(&self.pool)
         .await
         .map_err(|e| match &e {
@@ -874,6 +944,7 @@ impl Store {
                 finished_ms: r.try_get("finished_ms")?,
                 images_until_ms: r.try_get("images_until_ms")?,
                 retain_until_ms: r.try_get("retain_until_ms")?,
+                cancelled_ms: r.try_get("cancelled_ms")?,
             })
         })
         .transpose()
@@ -980,13 +1051,25 @@ impl Store {
         Ok(if r.rows_affected() == 1 { images } else { None })
     }
 
-    /// Deletes a session and everything it holds; false if unknown.
+    /// Deletes a session and everything it holds (scrubbed from the files); false if
+    /// unknown.
     pub async fn delete_liveness(&self, id: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM liveness_sessions WHERE session_id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.erase_checkpoint().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// A session's status (`None` if it does not exist): a running stream polls it to
+    /// stop when the session is cancelled.
+    pub async fn liveness_status(&self, id: &str) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT status FROM liveness_sessions WHERE session_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get("status")).transpose()?)
     }
 
     /// Enforces every liveness time limit at `now_ms` (see [`LivenessSweep`]).

@@ -62,6 +62,12 @@ pub struct WebhookRow {
     /// Event names as JSON array.
     pub events: String,
     pub created_ms: i64,
+    /// Set when the webhook's key was revoked: no more deliveries.
+    pub disabled_ms: Option<i64>,
+    /// Failed attempts in a row (the circuit breaker's count; 0 after a success).
+    pub consecutive_failures: i64,
+    /// While the circuit is open, this webhook's deliveries wait (attempts unspent).
+    pub circuit_open_until_ms: Option<i64>,
 }
 
 /// One delivery of one event to one webhook.
@@ -78,6 +84,23 @@ pub struct DeliveryRow {
     pub failed_ms: Option<i64>,
     pub last_error: Option<String>,
     pub created_ms: i64,
+    /// What the event is about, so erasing a collection, a user or a verification
+    /// erases its events too.
+    pub collection_id: Option<String>,
+    pub user_id: Option<String>,
+    pub verification_id: Option<String>,
+}
+
+/// How [`Store::claim_deliveries`] picks work: due deliveries of enabled webhooks whose
+/// circuit is closed, at most `per_owner` per owning key in one claim, interleaved
+/// across owners (every owner's first, then every owner's second, …) so that one key's
+/// backlog never starves another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    pub now_ms: i64,
+    pub lease_until_ms: i64,
+    pub limit: i64,
+    pub per_owner: i64,
 }
 
 fn verification_from_row(r: &AnyRow) -> Result<VerificationRow> {
@@ -110,6 +133,9 @@ fn webhook_from_row(r: &AnyRow) -> Result<WebhookRow> {
         secret: r.try_get("secret")?,
         events: r.try_get("events")?,
         created_ms: r.try_get("created_ms")?,
+        disabled_ms: r.try_get("disabled_ms")?,
+        consecutive_failures: r.try_get("consecutive_failures")?,
+        circuit_open_until_ms: r.try_get("circuit_open_until_ms")?,
     })
 }
 
@@ -126,6 +152,9 @@ fn delivery_from_row(r: &AnyRow) -> Result<DeliveryRow> {
         failed_ms: r.try_get("failed_ms")?,
         last_error: r.try_get("last_error")?,
         created_ms: r.try_get("created_ms")?,
+        collection_id: r.try_get("collection_id")?,
+        user_id: r.try_get("user_id")?,
+        verification_id: r.try_get("verification_id")?,
     })
 }
 
@@ -318,15 +347,6 @@ impl Store {
         .rows_affected())
     }
 
-    /// Deletes a verification and everything it holds; false if unknown.
-    pub async fn delete_verification(&self, id: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM verifications WHERE verification_id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     /// Enforces the retention of kept images and of decision records at `now_ms`.
     pub async fn sweep_verifications(&self, now_ms: i64) -> Result<VerificationSweep> {
         let images_cleared = sqlx::query(
@@ -365,8 +385,9 @@ impl Store {
 
     pub async fn insert_webhook(&self, w: &WebhookRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO webhooks (webhook_id, owner_key, url, secret, events, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO webhooks (webhook_id, owner_key, url, secret, events, created_ms, \
+             disabled_ms, consecutive_failures, circuit_open_until_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&w.webhook_id)
         .bind(&w.owner_key)
@@ -374,6 +395,9 @@ impl Store {
         .bind(&w.secret)
         .bind(&w.events)
         .bind(w.created_ms)
+        .bind(w.disabled_ms)
+        .bind(w.consecutive_failures)
+        .bind(w.circuit_open_until_ms)
         .execute(&self.pool)
         .await
         .map_err(|e| match &e {
@@ -393,7 +417,7 @@ impl Store {
         r.as_ref().map(webhook_from_row).transpose()
     }
 
-    /// The webhooks of one key, oldest first.
+    /// The webhooks of one key, oldest first (disabled ones included).
     pub async fn list_webhooks(&self, owner_key: &str) -> Result<Vec<WebhookRow>> {
         let rows = sqlx::query(
             "SELECT * FROM webhooks WHERE owner_key = $1 ORDER BY created_ms, webhook_id",
@@ -430,8 +454,9 @@ impl Store {
         for d in rows {
             sqlx::query(
                 "INSERT INTO webhook_outbox (delivery_id, webhook_id, event, body, attempts, \
-                 next_attempt_ms, lease_until_ms, delivered_ms, failed_ms, last_error, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 next_attempt_ms, lease_until_ms, delivered_ms, failed_ms, last_error, created_ms, \
+                 collection_id, user_id, verification_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&d.delivery_id)
             .bind(&d.webhook_id)
@@ -444,6 +469,9 @@ impl Store {
             .bind(d.failed_ms)
             .bind(&d.last_error)
             .bind(d.created_ms)
+            .bind(&d.collection_id)
+            .bind(&d.user_id)
+            .bind(&d.verification_id)
             .execute(&mut *tx)
             .await?;
         }
@@ -451,45 +479,102 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` due deliveries (not delivered, not failed, next attempt due,
-    /// no live lease) until `lease_until_ms`. Each claim is a conditional update, so two
-    /// servers never claim the same delivery at once.
+    /// Claims due deliveries (see [`ClaimLimits`]) until `lease_until_ms`, asking
+    /// `admit(owner_key)` before each (the caller's per-owner concurrency cap). Each
+    /// claim is a conditional update, so two servers never claim the same delivery at
+    /// once. Returns the claimed deliveries with their webhook's owning key.
     pub async fn claim_deliveries(
         &self,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<DeliveryRow>> {
+        l: ClaimLimits,
+        mut admit: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<(DeliveryRow, String)>> {
         let candidates = sqlx::query(
-            "SELECT * FROM webhook_outbox WHERE delivered_ms IS NULL AND failed_ms IS NULL \
-             AND next_attempt_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms <= $1) \
-             ORDER BY next_attempt_ms, delivery_id LIMIT $2",
+            "SELECT * FROM (SELECT o.*, w.owner_key AS owner_key, ROW_NUMBER() OVER \
+             (PARTITION BY w.owner_key ORDER BY o.next_attempt_ms, o.delivery_id) AS rn \
+             FROM webhook_outbox o JOIN webhooks w ON w.webhook_id = o.webhook_id \
+             WHERE o.delivered_ms IS NULL AND o.failed_ms IS NULL AND o.next_attempt_ms <= $1 \
+             AND (o.lease_until_ms IS NULL OR o.lease_until_ms <= $1) AND w.disabled_ms IS NULL \
+             AND (w.circuit_open_until_ms IS NULL OR w.circuit_open_until_ms <= $1)) t \
+             WHERE rn <= $2 ORDER BY rn, next_attempt_ms, delivery_id LIMIT $3",
         )
-        .bind(now_ms)
-        .bind(limit)
+        .bind(l.now_ms)
+        .bind(l.per_owner.max(1))
+        .bind(l.limit)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::new();
         for r in &candidates {
             let mut d = delivery_from_row(r)?;
+            let owner: String = r.try_get("owner_key")?;
+            if !admit(&owner) {
+                continue;
+            }
             let ok = sqlx::query(
                 "UPDATE webhook_outbox SET lease_until_ms = $1 WHERE delivery_id = $2 \
                  AND delivered_ms IS NULL AND failed_ms IS NULL \
                  AND (lease_until_ms IS NULL OR lease_until_ms <= $3)",
             )
-            .bind(lease_until_ms)
+            .bind(l.lease_until_ms)
             .bind(&d.delivery_id)
-            .bind(now_ms)
+            .bind(l.now_ms)
             .execute(&self.pool)
             .await?
             .rows_affected()
                 == 1;
             if ok {
-                d.lease_until_ms = Some(lease_until_ms);
-                claimed.push(d);
+                d.lease_until_ms = Some(l.lease_until_ms);
+                claimed.push((d, owner));
             }
         }
         Ok(claimed)
+    }
+
+    /// Records a webhook's attempt for its circuit breaker: a success closes the circuit
+    /// and resets the count; the `threshold`-th failure in a row opens it for
+    /// `cooldown_ms` doubled per further failure, at most `max_cooldown_ms`.
+    /// Returns the count of failures in a row.
+    pub async fn record_webhook_outcome(
+        &self,
+        webhook_id: &str,
+        ok: bool,
+        now_ms: i64,
+        threshold: i64,
+        cooldown_ms: i64,
+        max_cooldown_ms: i64,
+    ) -> Result<i64> {
+        if ok {
+            sqlx::query(
+                "UPDATE webhooks SET consecutive_failures = 0, circuit_open_until_ms = NULL \
+                 WHERE webhook_id = $1",
+            )
+            .bind(webhook_id)
+            .execute(&self.pool)
+            .await?;
+            return Ok(0);
+        }
+        let Some(row) = sqlx::query(
+            "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 \
+             WHERE webhook_id = $1 RETURNING consecutive_failures",
+        )
+        .bind(webhook_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(0);
+        };
+        let n: i64 = row.try_get("consecutive_failures")?;
+        if n >= threshold.max(1) {
+            let doublings = (n - threshold.max(1)).clamp(0, 30) as u32;
+            let wait = cooldown_ms
+                .saturating_mul(1i64 << doublings)
+                .min(max_cooldown_ms);
+            sqlx::query("UPDATE webhooks SET circuit_open_until_ms = $1 WHERE webhook_id = $2")
+                .bind(now_ms + wait)
+                .bind(webhook_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(n)
     }
 
     /// Records the end of one attempt: delivered, retry at `next_attempt_ms`, or given up
