@@ -72,6 +72,21 @@ enum Command {
     Keys(commands::serve::KeysCommand),
 }
 
+/// `honnin detect … | head -1`: when the reader closes the pipe, the command ends
+/// quietly, as Unix tools do, instead of panicking on the failed write. Rust ignores
+/// SIGPIPE by default (so writes fail with EPIPE and `println!` panics); the command-line
+/// tools restore the default action. The server keeps ignoring it (its sockets must
+/// report a gone client as an error, not end the process) and writes its few stdout
+/// lines without panicking.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called at start-up, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -81,6 +96,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Detect(a) => commands::detect::run(&cli.engine, a),
         Command::Compare(a) => commands::compare::run(&cli.engine, a),

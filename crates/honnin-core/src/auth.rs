@@ -7,10 +7,18 @@
 //! | role | may |
 //! |---|---|
 //! | `admin` | everything, including key management |
-//! | `enroller` | create and delete collections, index and delete faces, manage users — and everything a recognizer may |
+//! | `enroller` | create and delete collections, index and delete faces, manage users, verifications, webhooks — and everything a recognizer may |
 //! | `recognizer` | detect, compare, search, verify, identify, find-similar, group, read collections and faces, liveness sessions; **not** create or delete enrolment data (like Azure's "Face Recognizer") |
 //!
-//! A key may be limited to one collection: it then sees and touches that collection only.
+//! A key may be limited to one collection: it then sees and touches that collection
+//! only, everywhere, and only that collection as it existed when the key was bound to it
+//! (its identity, not its name: a key limited to `kyc` grants nothing in a `kyc` created
+//! after the first was deleted). An admin key limited to a collection is that
+//! collection's administrator: it creates, lists and revokes keys limited to the same
+//! collection only, and sees what those keys created (liveness sessions, verifications,
+//! webhooks, transient faces), never anything broader than itself. Whatever a key
+//! creates (sessions, verifications, webhooks, transient face IDs) is private to it, its
+//! collection's administrators and unlimited admins.
 
 use aes_gcm::aead::{rand_core::RngCore, OsRng};
 use base64::Engine as _;
@@ -65,6 +73,9 @@ pub struct Principal {
     pub role: Role,
     /// The one collection this key may use, if limited.
     pub collection: Option<String>,
+    /// The identity (`collection_uid`) of that collection, once the key is bound to it
+    /// (a key made before its collection existed is bound on first use).
+    pub scope_uid: Option<String>,
 }
 
 impl Principal {
@@ -74,7 +85,13 @@ impl Principal {
             key_id: "system".into(),
             role: Role::Admin,
             collection: None,
+            scope_uid: None,
         }
+    }
+
+    /// Whether this key is limited to one collection.
+    pub fn is_limited(&self) -> bool {
+        self.collection.is_some()
     }
 
     /// Checks that this caller may do `action` (on `collection`, if the action names one).
@@ -189,6 +206,7 @@ mod tests {
             key_id: "k".into(),
             role: Role::Recognizer,
             collection: None,
+            scope_uid: None,
         };
         assert!(rec.check(Action::Recognize, Some("c")).is_ok());
         assert!(rec.check(Action::Enroll, Some("c")).is_err());

@@ -3,13 +3,21 @@
 //! * The **master key** (32 random bytes) lives outside the database, in a file with
 //!   mode 0600 (`<data-dir>/master.key`) or the `HONNIN_MASTER_KEY` environment variable
 //!   (base64), so a database dump alone decrypts nothing.
-//! * Each **collection** has its own data key, stored in the database *wrapped* (sealed)
-//!   by the master key with the collection id as associated data.
+//! * Each **collection** has its own data key, and the service has a few of its own
+//!   (`service:transient` seals transient templates, liveness and verification data and
+//!   webhook secrets; `service:page-tokens` seals page tokens). Each is stored *wrapped*
+//!   (sealed by the master key) in the key vault, apart from the main database
+//!   (`honnin_storage::KeyVault`), with its vault reference as associated data:
+//!   `honnin-dek-v2:collection:<collection uid>` or `honnin-dek-v2:service:<name>`, so
+//!   no collection name (not even `transient`) can stand for a service key.
 //! * **Templates** are sealed with their collection's data key, with
-//!   `face:<collection>:<face id>` as associated data, so a ciphertext cannot be moved
-//!   to another face or collection.
-//! * Deleting a collection deletes its wrapped data key (crypto-shredding): its
-//!   templates cannot be decrypted again from any copy of the faces table.
+//!   `face:<collection>:<face id>` as associated data (transient faces:
+//!   `transient-face:<face id>`), so a ciphertext cannot be moved to another face or
+//!   collection.
+//! * Deleting a collection deletes its wrapped data key from the vault
+//!   (crypto-shredding): its templates cannot be decrypted again from any copy of the
+//!   faces table, and the vault's files are scrubbed (see `docs/security.md` for what
+//!   holds for backups).
 //!
 //! Sealed format: 12-byte random nonce ‖ ciphertext ‖ 16-byte tag.
 
@@ -78,14 +86,28 @@ impl DataKey {
             })
     }
 
-    /// Seals this key under `master` for storage.
-    pub fn wrap(&self, master: &DataKey, context: &str) -> Vec<u8> {
-        master.seal(&self.raw, format!("honnin-dek-v1:{context}").as_bytes())
+    /// Seals this key under `master` for the vault entry `key_ref`
+    /// (`collection:<uid>` or `service:<name>`; see [`collection_key_ref`]).
+    pub fn wrap(&self, master: &DataKey, key_ref: &str) -> Vec<u8> {
+        master.seal(&self.raw, format!("honnin-dek-v2:{key_ref}").as_bytes())
     }
 
-    /// Recovers a key sealed by [`DataKey::wrap`].
-    pub fn unwrap(wrapped: &[u8], master: &DataKey, context: &str) -> Result<DataKey, CoreError> {
-        let raw = master.open(wrapped, format!("honnin-dek-v1:{context}").as_bytes())?;
+    /// Recovers a key sealed by [`DataKey::wrap`] for the same `key_ref`.
+    pub fn unwrap(wrapped: &[u8], master: &DataKey, key_ref: &str) -> Result<DataKey, CoreError> {
+        Self::from_raw(master.open(wrapped, format!("honnin-dek-v2:{key_ref}").as_bytes())?)
+    }
+
+    /// Recovers a key wrapped by honnin before the vault (associated data
+    /// `honnin-dek-v1:<collection name>` or `honnin-dek-v1:transient`), to move it.
+    pub fn unwrap_legacy(
+        wrapped: &[u8],
+        master: &DataKey,
+        context: &str,
+    ) -> Result<DataKey, CoreError> {
+        Self::from_raw(master.open(wrapped, format!("honnin-dek-v1:{context}").as_bytes())?)
+    }
+
+    fn from_raw(raw: Vec<u8>) -> Result<DataKey, CoreError> {
         let arr: [u8; 32] = raw
             .as_slice()
             .try_into()
@@ -97,6 +119,21 @@ impl DataKey {
 /// Associated data binding a template to its face.
 pub fn template_aad(collection: &str, face_id: &str) -> Vec<u8> {
     format!("face:{collection}:{face_id}").into_bytes()
+}
+
+/// Associated data binding a transient template to its transient face id.
+pub fn transient_aad(face_id: &str) -> Vec<u8> {
+    format!("transient-face:{face_id}").into_bytes()
+}
+
+/// The vault reference of a collection's data key.
+pub fn collection_key_ref(uid: &str) -> String {
+    format!("collection:{uid}")
+}
+
+/// The vault reference of one of the service's own keys.
+pub fn service_key_ref(name: &str) -> String {
+    format!("service:{name}")
 }
 
 /// Loads the master key from `HONNIN_MASTER_KEY` (base64) or `path`; creates the file
@@ -187,11 +224,30 @@ mod tests {
     fn wrapped_keys_need_the_master_and_the_context() {
         let master = DataKey::generate();
         let dek = DataKey::generate();
-        let w = dek.wrap(&master, "coll-a");
-        let back = DataKey::unwrap(&w, &master, "coll-a").unwrap();
+        let w = dek.wrap(&master, &collection_key_ref("uid-a"));
+        let back = DataKey::unwrap(&w, &master, &collection_key_ref("uid-a")).unwrap();
         assert_eq!(back.raw, dek.raw);
-        assert!(DataKey::unwrap(&w, &master, "coll-b").is_err());
-        assert!(DataKey::unwrap(&w, &DataKey::generate(), "coll-a").is_err());
+        assert!(DataKey::unwrap(&w, &master, &collection_key_ref("uid-b")).is_err());
+        assert!(DataKey::unwrap(&w, &DataKey::generate(), &collection_key_ref("uid-a")).is_err());
+    }
+
+    /// A collection named `transient` (or anything else) never shares the encryption
+    /// context of the service's transient key: a wrapped service key does not unwrap as
+    /// a collection's, whatever the collection is called, and transient templates are
+    /// bound to a context no collection face uses.
+    #[test]
+    fn no_collection_shares_a_service_keys_context() {
+        let master = DataKey::generate();
+        let service = DataKey::generate().wrap(&master, &service_key_ref("transient"));
+        for name in ["transient", "service:transient", "service", ""] {
+            assert!(DataKey::unwrap(&service, &master, &collection_key_ref(name)).is_err(), "{name}");
+        }
+        assert!(DataKey::unwrap(&service, &master, &service_key_ref("transient")).is_ok());
+        // Before the vault both were `honnin-dek-v1:transient`.
+        let legacy = master.seal(&[7u8; 32], b"honnin-dek-v1:transient");
+        assert!(DataKey::unwrap_legacy(&legacy, &master, "transient").is_ok());
+        assert!(DataKey::unwrap(&legacy, &master, &collection_key_ref("transient")).is_err());
+        assert_ne!(transient_aad("f1"), template_aad("transient", "f1"));
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub enum CoreError {
     Throttling(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The server is at capacity for engine work: retry after a short wait.
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    /// The work's request is gone (client disconnected or timed out); never shown to
+    /// a client.
+    #[error("the request was cancelled")]
+    Cancelled,
     /// A liveness session id that does not exist (or is not the caller's).
     #[error("{0}")]
     SessionNotFound(String),
@@ -38,6 +45,9 @@ pub enum CoreError {
     /// The liveness session was already streamed (a session runs once).
     #[error("{0}")]
     SessionAlreadyStarted(String),
+    /// The liveness session was cancelled (the API key that created it was revoked).
+    #[error("{0}")]
+    SessionCancelled(String),
     /// The client token does not belong to this liveness session.
     #[error("{0}")]
     InvalidClientToken(String),
@@ -80,9 +90,12 @@ impl CoreError {
             CoreError::Unauthenticated(_) => "Unauthenticated",
             CoreError::Throttling(_) => "Throttling",
             CoreError::PayloadTooLarge(_) => "PayloadTooLarge",
+            CoreError::ServiceUnavailable(_) => "ServiceUnavailable",
+            CoreError::Cancelled => "Cancelled",
             CoreError::SessionNotFound(_) => "SessionNotFound",
             CoreError::SessionExpired(_) => "SessionExpired",
             CoreError::SessionAlreadyStarted(_) => "SessionAlreadyStarted",
+            CoreError::SessionCancelled(_) => "SessionCancelled",
             CoreError::InvalidClientToken(_) => "InvalidClientToken",
             CoreError::VerificationNotFound(_) => "VerificationNotFound",
             CoreError::VerificationExpired(_) => "VerificationExpired",

@@ -1,13 +1,46 @@
 //! API key management over the store alone, so `honnin keys …` works without
 //! loading the models. [`crate::Service`] delegates here.
+//!
+//! The rule: **a key never creates, lists, revokes or reads anything broader than
+//! itself.** Only admin keys manage keys. An unlimited admin manages every key; an admin
+//! limited to a collection manages only keys limited to that same collection (any role,
+//! admin included), and the keys it creates are bound to the collection's identity as
+//! its own key is. A key limited to a collection is bound to that collection's identity
+//! when it is created (if the collection exists) or on first use.
+//!
+//! Revoking a key ends its work: see [`revoke`].
 
-use honnin_storage::{KeyRow, Store};
+use honnin_storage::{KeyRow, Revocation, Store};
 
 use crate::auth::{self, Action, CreatedKey, KeyInfo, Principal, Role};
 use crate::error::{CoreError, Result};
-use crate::service::{check_collection_id, now_ms, rfc3339};
+use crate::service::{now_ms, rfc3339};
+use crate::validate::{self, check_collection_id};
 
-/// Creates a key; the token is returned once and only its SHA-256 is stored.
+/// Longest key name, characters.
+pub const MAX_KEY_NAME: usize = 128;
+
+fn limited_to_other(p: &Principal) -> CoreError {
+    CoreError::AccessDenied(format!(
+        "this key is limited to collection `{}`: it manages keys limited to that collection only",
+        p.collection.as_deref().unwrap_or("")
+    ))
+}
+
+/// Whether the limited admin `p` may manage key `k` (same collection, same identity
+/// or not yet bound to any).
+fn in_scope(p: &Principal, k: &KeyRow) -> bool {
+    match &p.collection {
+        None => true,
+        Some(name) => {
+            k.collection_id.as_deref() == Some(name.as_str())
+                && (k.scope_uid.is_none() || k.scope_uid == p.scope_uid)
+        }
+    }
+}
+
+/// Creates a key; the token is returned once and only its SHA-256 is stored. `name`
+/// must be printable text of at most [`MAX_KEY_NAME`] characters.
 pub async fn create(
     store: &Store,
     p: &Principal,
@@ -16,14 +49,17 @@ pub async fn create(
     name: &str,
 ) -> Result<CreatedKey> {
     p.check(Action::ManageKeys, None)?;
+    validate::printable("name", name, MAX_KEY_NAME)?;
     if let Some(c) = &collection {
         check_collection_id(c)?;
     }
-    if name.len() > 128 {
-        return Err(CoreError::InvalidParameter(
-            "key name must be at most 128 characters".into(),
-        ));
-    }
+    let scope_uid = match (&p.collection, &collection) {
+        // A limited admin creates keys limited to its own collection, bound as it is.
+        (Some(mine), Some(c)) if mine == c => p.scope_uid.clone(),
+        (Some(_), _) => return Err(limited_to_other(p)),
+        (None, Some(c)) => store.get_collection(c).await?.map(|r| r.collection_uid),
+        (None, None) => None,
+    };
     let (key_id, secret, token) = auth::generate();
     store
         .insert_key(&KeyRow {
@@ -34,6 +70,7 @@ pub async fn create(
             name: name.into(),
             created_ms: now_ms(),
             revoked_ms: None,
+            scope_uid,
         })
         .await?;
     Ok(CreatedKey {
@@ -45,37 +82,56 @@ pub async fn create(
     })
 }
 
-/// Every key, active or revoked (never a secret).
-pub async fn list(store: &Store, p: &Principal) -> Result<Vec<KeyInfo>> {
-    p.check(Action::ManageKeys, None)?;
-    Ok(store
-        .list_keys()
-        .await?
-        .into_iter()
-        .map(|k| KeyInfo {
-            role: Role::parse(&k.role).unwrap_or(Role::Recognizer),
-            key_id: k.key_id,
-            collection: k.collection_id,
-            name: k.name,
-            created_at: rfc3339(k.created_ms),
-            revoked_at: k.revoked_ms.map(rfc3339),
-        })
-        .collect())
+fn info(k: KeyRow) -> KeyInfo {
+    KeyInfo {
+        role: Role::parse(&k.role).unwrap_or(Role::Recognizer),
+        key_id: k.key_id,
+        collection: k.collection_id,
+        name: k.name,
+        created_at: rfc3339(k.created_ms),
+        revoked_at: k.revoked_ms.map(rfc3339),
+    }
 }
 
-/// Revokes an active key. Other processes stop accepting it within 2 s (their cache).
-pub async fn revoke(store: &Store, p: &Principal, key_id: &str) -> Result<()> {
+/// The keys `p` may manage, active or revoked (never a secret): every key for an
+/// unlimited admin, the keys of its own collection for a limited one.
+pub async fn list(store: &Store, p: &Principal) -> Result<Vec<KeyInfo>> {
     p.check(Action::ManageKeys, None)?;
-    if !store.revoke_key(key_id, now_ms()).await? {
-        return Err(CoreError::ResourceNotFound(format!(
+    let rows = match &p.collection {
+        None => store.list_keys(None).await?,
+        Some(name) => {
+            store
+                .list_keys(Some((name, p.scope_uid.as_deref().unwrap_or(""))))
+                .await?
+        }
+    };
+    Ok(rows.into_iter().filter(|k| in_scope(p, k)).map(info).collect())
+}
+
+/// Revokes an active key `p` may manage (any other id: `ResourceNotFound`, so a limited
+/// admin learns nothing of keys outside its collection), in one transaction with the
+/// end of its work: its open liveness sessions are cancelled (`FAILED`, reason
+/// `KeyRevoked`; a running stream stops within a second), its verifications still
+/// waiting for a step are `cancelled` (templates and images dropped), its webhooks are
+/// disabled (pending deliveries failed), its transient faces deleted. Other servers
+/// refuse the key within [`crate::service::KEY_CACHE_SECS`].
+pub async fn revoke(store: &Store, p: &Principal, key_id: &str) -> Result<Revocation> {
+    p.check(Action::ManageKeys, None)?;
+    let not_found = || {
+        CoreError::ResourceNotFound(format!(
             "no active key `{}`",
-            key_id.chars().take(64).collect::<String>()
-        )));
+            validate::escape_unprintable(&key_id.chars().take(64).collect::<String>())
+        ))
+    };
+    let id = validate::key_id(key_id).ok_or_else(not_found)?;
+    match store.get_key(&id).await? {
+        Some(k) if k.revoked_ms.is_none() && in_scope(p, &k) => {}
+        _ => return Err(not_found()),
     }
-    Ok(())
+    store.revoke_key(&id, now_ms()).await?.ok_or_else(not_found)
 }
 
 /// Whether any key exists (first start creates an admin key when none does).
 pub async fn any(store: &Store) -> Result<bool> {
-    Ok(!store.list_keys().await?.is_empty())
+    Ok(!store.list_keys(None).await?.is_empty())
 }

@@ -7,17 +7,25 @@
 //! rest ([`crypto`]) and an exact in-memory search index ([`index`]). Nothing here
 //! knows about HTTP: the `/v1` API and any later front end call [`Service`].
 
+pub mod admission;
 pub mod auth;
 pub mod crypto;
+pub mod egress;
 pub mod error;
+mod gallery;
 pub mod index;
 pub mod keys;
 pub mod liveness;
 pub mod model;
+pub mod paging;
+mod pipeline;
 pub mod service;
+pub mod transient;
+pub mod validate;
 pub mod verification;
 pub mod webhooks;
 
 pub use auth::{Action, Principal, Role};
 pub use error::{CoreError, Result};
-pub use service::{Service, ServiceConfig, SimilarAmong, VerifyTarget};
+pub use service::{Service, ServiceConfig};
+pub use transient::{SimilarAmong, VerifyTarget};

@@ -263,17 +263,7 @@ impl Service {
         let session_id = uuid::Uuid::new_v4().to_string();
         let reference = match req.reference_image {
             Some(bytes) => {
-                let (img, faces) = self
-                    .analyse(bytes, self.detect_options(1), "referenceImage")
-                    .await?;
-                if faces.is_empty() {
-                    return Err(CoreError::NoFaceDetected("referenceImage".into()));
-                }
-                let (_, _, t) = self.templates(img, faces[..1].to_vec()).await?;
-                let t = t
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| CoreError::Internal("no template".into()))?;
+                let (_, t) = self.largest_face(bytes, "referenceImage").await?;
                 Some(
                     self.transient_key
                         .seal(&t.to_bytes(), &aad(&session_id, "reference")),
@@ -309,6 +299,7 @@ impl Service {
                 finished_ms: None,
                 images_until_ms: None,
                 retain_until_ms: now + retain,
+                cancelled_ms: None,
             })
             .await?;
         metrics_created(&settings.challenge);
@@ -320,16 +311,15 @@ impl Service {
         })
     }
 
+    /// The session `id` (any UUID spelling) if `p` may see it: sessions are private to
+    /// the key that created them, its collection's admins and unlimited admins.
     async fn owned_session(&self, p: &Principal, id: &str) -> Result<honnin_storage::LivenessRow> {
         p.check(Action::Recognize, None)?;
         let not_found =
             || CoreError::SessionNotFound(format!("liveness session `{id}` does not exist"));
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(not_found());
-        }
-        let row = self.store().get_liveness(id).await?.ok_or_else(not_found)?;
-        // Sessions are private to the key that created them (and admins).
-        if row.owner_key != p.key_id && p.role != crate::Role::Admin {
+        let id = crate::validate::canonical_uuid(id).ok_or_else(not_found)?;
+        let row = self.store().get_liveness(&id).await?.ok_or_else(not_found)?;
+        if !self.may_see_owned(p, &row.owner_key).await? {
             return Err(not_found());
         }
         Ok(row)
@@ -339,6 +329,7 @@ impl Service {
     /// by the first read after the session finished and deleted by it.
     pub async fn liveness_results(&self, p: &Principal, id: &str) -> Result<LivenessResults> {
         let row = self.owned_session(p, id).await?;
+        let id = row.session_id.as_str();
         let settings: StoredSettings = serde_json::from_str(&row.settings)
             .map_err(|e| CoreError::Internal(format!("stored settings: {e}")))?;
         let now = now_ms();
@@ -378,6 +369,14 @@ impl Service {
                 message: "the session was not completed within its time limit".into(),
             });
         }
+        if row.cancelled_ms.is_some() && row.result.is_none() {
+            out.reasons.push(LivenessReason {
+                code: "KeyRevoked".into(),
+                message: "the session was cancelled: the API key that created it was revoked"
+                    .into(),
+            });
+            out.images_deleted = true;
+        }
         if matches!(status.as_str(), "SUCCEEDED" | "FAILED") {
             match self.store().take_liveness_images(id).await? {
                 Some(sealed) => {
@@ -397,8 +396,8 @@ impl Service {
 
     /// Deletes a session and everything it holds at once.
     pub async fn delete_liveness_session(&self, p: &Principal, id: &str) -> Result<()> {
-        self.owned_session(p, id).await?;
-        if !self.store().delete_liveness(id).await? {
+        let row = self.owned_session(p, id).await?;
+        if !self.store().delete_liveness(&row.session_id).await? {
             return Err(CoreError::SessionNotFound(format!(
                 "liveness session `{id}` does not exist"
             )));
@@ -411,14 +410,17 @@ impl Service {
     pub async fn open_liveness_stream(&self, id: &str, token: &str) -> Result<LivenessTicket> {
         let not_found =
             || CoreError::SessionNotFound(format!("liveness session `{id}` does not exist"));
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(not_found());
-        }
+        let id = &crate::validate::canonical_uuid(id).ok_or_else(not_found)?;
         let row = self.store().get_liveness(id).await?.ok_or_else(not_found)?;
         if !bool::from(token_hash(token).ct_eq(&row.token_hash)) {
             return Err(CoreError::InvalidClientToken(
                 "the client token does not belong to this session".into(),
             ));
+        }
+        if row.cancelled_ms.is_some() {
+            return Err(CoreError::SessionCancelled(format!(
+                "liveness session `{id}` was cancelled (the API key that created it was revoked)"
+            )));
         }
         let now = now_ms();
         if row.status == "EXPIRED" || now >= row.expires_ms {
@@ -449,6 +451,12 @@ impl Service {
             expires_ms: row.expires_ms,
             reference,
         })
+    }
+
+    /// Whether a claimed stream may go on: false once its session was cancelled (its key
+    /// revoked), deleted, or otherwise ended elsewhere. A running stream polls this.
+    pub async fn liveness_stream_alive(&self, t: &LivenessTicket) -> Result<bool> {
+        Ok(self.store().liveness_status(&t.session_id).await?.as_deref() == Some("IN_PROGRESS"))
     }
 
     /// The protocol state machine for a claimed stream.

@@ -52,6 +52,10 @@ pub struct DetectResult {
     pub image_width: u32,
     pub image_height: u32,
     pub face_details: Vec<FaceDetail>,
+    /// Faces found beyond the cap (`maxFaces`, or honnin's limit of 100 per image) and
+    /// left out of this response: 0 when every face found is here.
+    #[serde(default)]
+    pub faces_omitted: u32,
 }
 
 /// A face as compare reports it.
@@ -104,6 +108,10 @@ pub struct CompareResult {
     pub face_matches: Vec<CompareMatch>,
     pub unmatched_faces: Vec<ComparedFace>,
     pub similarity_threshold: ThresholdInfo,
+    /// Faces of the target image found beyond honnin's limit of 100 per image and not
+    /// compared: 0 when every face found was compared.
+    #[serde(default)]
+    pub faces_omitted: u32,
 }
 
 /// A collection and its counts.
@@ -179,6 +187,10 @@ pub struct IndexResult {
     pub face_records: Vec<FaceRecord>,
     pub unindexed_faces: Vec<UnindexedFace>,
     pub face_model_version: String,
+    /// Faces found beyond honnin's limit of 100 per image, neither indexed nor listed in
+    /// `unindexedFaces`: 0 when every face found is accounted for.
+    #[serde(default)]
+    pub faces_omitted: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

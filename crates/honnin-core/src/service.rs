@@ -5,22 +5,32 @@
 //! The service owns the engine, the store, the keys and the in-memory search index;
 //! it keeps the index in step with the database written by other processes
 //! ([`Service::sync_once`]) and enforces time-to-live ([`Service::sweep_once`]).
+//!
+//! This module holds the service itself: opening it (keys from the vault), loading and
+//! syncing collections, authentication and the checks every operation shares (a key's
+//! role and collection scope, who may see what another key created). The operations
+//! live beside it: `gallery` (collections, faces, users, search), `transient` (detect,
+//! compare, transient face IDs), `liveness`, `verification`, `webhooks`; the way an
+//! image goes through the engine is `pipeline`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use honnin_engine::{DecodedImage, DetectOptions, Engine, Face, QualityLevel, Template};
-use honnin_storage::{CollectionRow, FaceRow, KeyRow, Store, TransientRow, UserRow};
+use honnin_engine::{DetectOptions, Engine, Template};
+use honnin_storage::{FaceRow, KeyRow, Store};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use crate::admission::{Admission, AdmissionConfig};
 use crate::auth::{self, Action, CreatedKey, KeyInfo, Principal, Role};
-use crate::crypto::{template_aad, DataKey};
+use crate::crypto::{collection_key_ref, service_key_ref, template_aad, DataKey};
 use crate::error::{CoreError, Result};
-use crate::index::{CollectionIndex, Hit, Weighting};
+use crate::index::{CollectionIndex, Weighting};
 use crate::model::*;
+
+pub use crate::validate::{check_collection_id, check_user_id};
 
 /// Tunables of the service, with documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +52,8 @@ pub struct ServiceConfig {
     pub tombstone_retention_secs: u64,
     /// Overlap of successive change polls, milliseconds (covers commit delays and clock skew).
     pub sync_margin_ms: i64,
+    /// Bounds on concurrent engine work (CPU slots, queue, memory budget).
+    pub admission: AdmissionConfig,
     /// Face Liveness sessions.
     pub liveness: crate::liveness::LivenessConfig,
     /// Identity verifications (document → liveness → compare → duplicates → enrolment).
@@ -61,6 +73,7 @@ impl Default for ServiceConfig {
             min_face_size: 40.0,
             tombstone_retention_secs: 86_400,
             sync_margin_ms: 5_000,
+            admission: AdmissionConfig::default(),
             liveness: crate::liveness::LivenessConfig::default(),
             verification: crate::verification::VerificationConfig::default(),
             webhooks: crate::webhooks::WebhookConfig::default(),
@@ -76,98 +89,32 @@ pub const MAX_DELETE_FACES: usize = 4_096;
 pub const MAX_ASSOCIATE_FACES: usize = 100;
 pub const MAX_GROUP_FACES: usize = 1_000;
 pub const MAX_IDENTIFY_FACES: usize = 10;
+/// Faces one image may yield (detect, index, compare's target): Rekognition's 100.
+pub const MAX_FACES_PER_IMAGE: usize = 100;
+
+/// How long an authenticated key (or an unknown key id) is remembered by one process:
+/// a revocation reaches every server within this time.
+pub const KEY_CACHE_SECS: u64 = 2;
+/// At most this many unknown key ids are remembered (a flood of random ids is stopped
+/// by the per-address limit on failed authentication, in the server).
+const UNKNOWN_KEY_CACHE_MAX: usize = 10_000;
+/// A data key in the vault whose collection row does not exist is deleted once it is
+/// this old (a collection creation interrupted between the vault and the database).
+const ORPHAN_KEY_GRACE_MS: i64 = 10 * 60 * 1000;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
 pub fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn valid_id(s: &str, max: usize, extra: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-' || extra.contains(&b)
-        })
-}
-
-/// Validates a collection id: 1–255 of `[a-zA-Z0-9_.-]` (Rekognition's rule).
-pub fn check_collection_id(id: &str) -> Result<()> {
-    if valid_id(id, 255, &[]) {
-        Ok(())
-    } else {
-        Err(CoreError::InvalidParameter(format!(
-            "collectionId `{}` must be 1–255 characters of [a-zA-Z0-9_.-]",
-            id.chars().take(64).collect::<String>()
-        )))
-    }
-}
-
-/// Validates a user id: 1–128 of `[a-zA-Z0-9_.:-]`.
-pub fn check_user_id(id: &str) -> Result<()> {
-    if valid_id(id, 128, b":") {
-        Ok(())
-    } else {
-        Err(CoreError::InvalidParameter(
-            "userId must be 1–128 characters of [a-zA-Z0-9_.:-]".into(),
-        ))
-    }
-}
-
-fn check_external_id(id: &str) -> Result<()> {
-    if valid_id(id, 255, b":") {
-        Ok(())
-    } else {
-        Err(CoreError::InvalidParameter(
-            "externalImageId must be 1–255 characters of [a-zA-Z0-9_.:-]".into(),
-        ))
-    }
-}
-
-fn check_face_id(id: &str) -> Result<()> {
-    if uuid::Uuid::parse_str(id).is_ok() {
-        Ok(())
-    } else {
-        Err(CoreError::InvalidParameter(format!(
-            "faceId `{}` is not a UUID",
-            id.chars().take(64).collect::<String>()
-        )))
-    }
-}
-
-fn check_similarity(t: Option<f32>, name: &str) -> Result<Option<f32>> {
-    match t {
-        Some(v) if !(0.0..=100.0).contains(&v) || v.is_nan() => Err(CoreError::InvalidParameter(
-            format!("{name} must be between 0 and 100"),
-        )),
-        other => Ok(other),
-    }
-}
-
-fn encode_token(last: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.as_bytes())
-}
-
-fn decode_token(t: Option<&str>) -> Result<Option<String>> {
-    t.map(|t| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(t)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                CoreError::InvalidParameter("nextToken is not a token this service issued".into())
-            })
-    })
-    .transpose()
-}
-
-fn page_limit(max: Option<u32>, default: u32, cap: u32) -> Result<i64> {
+pub(crate) fn page_limit(max: Option<u32>, default: u32, cap: u32) -> Result<i64> {
     match max {
         Some(0) => Err(CoreError::InvalidParameter(
             "maxResults must be at least 1".into(),
@@ -182,6 +129,8 @@ fn page_limit(max: Option<u32>, default: u32, cap: u32) -> Result<i64> {
 
 /// A collection as the index holds it.
 pub(crate) struct Loaded {
+    /// The collection's identity: a re-created collection of the same name has another.
+    pub(crate) uid: String,
     pub(crate) key: DataKey,
     pub(crate) index: RwLock<CollectionIndex>,
 }
@@ -212,6 +161,8 @@ pub struct SweepReport {
     pub verifications_deleted: u64,
     /// Finished webhook deliveries forgotten.
     pub deliveries_purged: u64,
+    /// Data keys left in the vault by an interrupted collection creation, deleted.
+    pub orphan_keys_deleted: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -228,14 +179,20 @@ pub struct Service {
     engine: Arc<Engine>,
     store: Store,
     master: DataKey,
+    /// Seals transient templates, liveness and verification data, webhook secrets.
     pub(crate) transient_key: DataKey,
+    /// Seals page tokens.
+    pub(crate) page_key: DataKey,
     config: ServiceConfig,
     pub(crate) weighting: Weighting,
+    pub(crate) admission: Admission,
+    pub(crate) egress: crate::egress::EgressPolicy,
     /// The passive presentation-attack model, for liveness sessions.
     pub(crate) pad: Arc<honnin_engine::pad::PadModel>,
     collections: RwLock<HashMap<String, Arc<Loaded>>>,
     sync_since: parking_lot::Mutex<i64>,
-    key_cache: parking_lot::Mutex<HashMap<String, (KeyRow, std::time::Instant)>>,
+    key_cache: parking_lot::Mutex<HashMap<String, (KeyRow, Instant)>>,
+    unknown_keys: parking_lot::Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -247,10 +204,12 @@ impl std::fmt::Debug for Service {
 }
 
 const MASTER_CHECK: &str = "master_key_check";
-const TRANSIENT_KEY: &str = "transient_data_key";
+/// Where the transient key was kept before the vault (moved at start-up).
+const LEGACY_TRANSIENT_KEY: &str = "transient_data_key";
 
 impl Service {
-    /// Checks the master key against the database, loads every collection's templates
+    /// Checks the master key against the database, takes the service's keys from the
+    /// vault (moving keys of older databases there), loads every collection's templates
     /// into memory and returns the service.
     pub async fn open(
         config: ServiceConfig,
@@ -258,11 +217,11 @@ impl Service {
         store: Store,
         master: DataKey,
     ) -> Result<Arc<Service>> {
+        let b64 = base64::engine::general_purpose::STANDARD;
         // A sealed constant tells a wrong master key from a right one before any real data is touched.
-        let check = base64::engine::general_purpose::STANDARD
-            .encode(master.seal(b"honnin", b"master-check"));
+        let check = b64.encode(master.seal(b"honnin", b"master-check"));
         let stored = store.put_meta_if_absent(MASTER_CHECK, &check).await?;
-        let sealed = base64::engine::general_purpose::STANDARD
+        let sealed = b64
             .decode(stored)
             .map_err(|_| CoreError::Config("corrupt master key check in the database".into()))?;
         if master.open(&sealed, b"master-check").is_err() {
@@ -270,13 +229,24 @@ impl Service {
                 "the master key does not match this database (HONNIN_MASTER_KEY / master.key of another deployment?)".into(),
             ));
         }
-        let wrapped = base64::engine::general_purpose::STANDARD
-            .encode(DataKey::generate().wrap(&master, "transient"));
-        let stored = store.put_meta_if_absent(TRANSIENT_KEY, &wrapped).await?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(stored)
-            .map_err(|_| CoreError::Config("corrupt transient key in the database".into()))?;
-        let transient_key = DataKey::unwrap(&raw, &master, "transient")?;
+        let legacy_transient = match store.get_meta(LEGACY_TRANSIENT_KEY).await? {
+            Some(v) => Some(
+                b64.decode(v)
+                    .map_err(|_| CoreError::Config("corrupt transient key in the database".into()))
+                    .and_then(|raw| DataKey::unwrap_legacy(&raw, &master, "transient"))?,
+            ),
+            None => None,
+        };
+        let transient_key = service_key(&store, &master, "transient", legacy_transient).await?;
+        if store.get_meta(LEGACY_TRANSIENT_KEY).await?.is_some() {
+            store.delete_meta(LEGACY_TRANSIENT_KEY).await?;
+        }
+        let page_key = service_key(&store, &master, "page-tokens", None).await?;
+        let egress = crate::egress::EgressPolicy::new(
+            config.webhooks.allow_http,
+            config.webhooks.allow_public,
+            &config.webhooks.allowed_networks,
+        )?;
 
         let weighting = Weighting::for_engine(&engine)?;
         let pad = Arc::new(
@@ -289,13 +259,17 @@ impl Service {
             store,
             master,
             transient_key,
+            page_key,
+            admission: Admission::new(&config.admission),
+            egress,
             config,
             weighting,
             collections: RwLock::new(HashMap::new()),
             sync_since: parking_lot::Mutex::new(now_ms()),
             key_cache: parking_lot::Mutex::new(HashMap::new()),
+            unknown_keys: parking_lot::Mutex::new(HashMap::new()),
         });
-        for id in svc.store.collection_ids().await? {
+        for (id, _) in svc.store.collection_ids().await? {
             svc.load_collection(&id).await?;
         }
         Ok(svc)
@@ -311,6 +285,25 @@ impl Service {
 
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    pub(crate) fn master(&self) -> &DataKey {
+        &self.master
+    }
+
+    /// Forgets every cached key (after revocations), so this server sees them at once.
+    pub(crate) fn forget_keys(&self) {
+        self.key_cache.lock().clear();
+    }
+
+    /// The admission gate of this process (metrics, tests).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The webhook egress policy.
+    pub fn egress(&self) -> &crate::egress::EgressPolicy {
+        &self.egress
     }
 
     /// Templates held in memory, over all collections.
@@ -362,13 +355,51 @@ impl Service {
             .unwrap_or(1.0)
     }
 
+    pub(crate) fn detect_options(&self, max_faces: usize) -> DetectOptions {
+        DetectOptions {
+            min_face_size: self.config.min_face_size,
+            max_faces,
+            ..DetectOptions::default()
+        }
+    }
+
     // ------------------------------------------------------------------ loading and sync
 
-    async fn load_collection(&self, id: &str) -> Result<Option<Arc<Loaded>>> {
+    /// A collection's data key from the vault; a key still in the collection row (a
+    /// database made before the vault) is moved to the vault first.
+    async fn collection_key(&self, id: &str) -> Result<Option<(String, DataKey)>> {
         let Some(row) = self.store.get_collection(id).await? else {
             return Ok(None);
         };
-        let key = DataKey::unwrap(&row.wrapped_key, &self.master, &row.collection_id)?;
+        let key_ref = collection_key_ref(&row.collection_uid);
+        let key = match self.store.vault().get(&key_ref).await? {
+            Some(w) => DataKey::unwrap(&w, &self.master, &key_ref)?,
+            None if !row.wrapped_key.is_empty() => {
+                let key = DataKey::unwrap_legacy(&row.wrapped_key, &self.master, id)?;
+                let w = self
+                    .store
+                    .vault()
+                    .put_if_absent(&key_ref, &key.wrap(&self.master, &key_ref), now_ms())
+                    .await?;
+                let key = DataKey::unwrap(&w, &self.master, &key_ref)?;
+                self.store.clear_legacy_wrapped_key(id).await?;
+                tracing::info!(collection = %id, "moved the collection's data key to the key vault");
+                key
+            }
+            None => {
+                return Err(CoreError::Config(format!(
+                    "the key vault ({}) holds no key for collection `{id}`: restore the key vault that belongs to this database",
+                    self.store.vault().location()
+                )))
+            }
+        };
+        Ok(Some((row.collection_uid, key)))
+    }
+
+    async fn load_collection(&self, id: &str) -> Result<Option<Arc<Loaded>>> {
+        let Some((uid, key)) = self.collection_key(id).await? else {
+            return Ok(None);
+        };
         let mut index = CollectionIndex::new(self.weighting.dim());
         let mut after: Option<String> = None;
         loop {
@@ -386,6 +417,7 @@ impl Service {
             }
         }
         let loaded = Arc::new(Loaded {
+            uid,
             key,
             index: RwLock::new(index),
         });
@@ -418,20 +450,34 @@ impl Service {
             .ok_or_else(|| CoreError::ResourceNotFound(format!("collection `{id}` does not exist")))
     }
 
-    /// Applies other processes' writes and deletes to the in-memory index.
+    pub(crate) fn insert_loaded(&self, id: &str, loaded: Arc<Loaded>) {
+        self.collections.write().insert(id.to_string(), loaded);
+    }
+
+    pub(crate) fn drop_loaded(&self, id: &str) {
+        self.collections.write().remove(id);
+    }
+
+    /// Applies other processes' writes and deletes to the in-memory index. A collection
+    /// deleted and re-created elsewhere (same name, new identity) is reloaded.
     pub async fn sync_once(&self) -> Result<SyncReport> {
         let start = now_ms();
         let since = *self.sync_since.lock() - self.config.sync_margin_ms;
         let mut report = SyncReport::default();
-        let ids: HashSet<String> = self.store.collection_ids().await?.into_iter().collect();
-        let known: Vec<String> = self.collections.read().keys().cloned().collect();
-        for k in &known {
-            if !ids.contains(k) {
+        let ids: HashMap<String, String> = self.store.collection_ids().await?.into_iter().collect();
+        let known: Vec<(String, String)> = self
+            .collections
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.uid.clone()))
+            .collect();
+        for (k, uid) in &known {
+            if ids.get(k) != Some(uid) {
                 self.collections.write().remove(k);
                 report.collections_dropped += 1;
             }
         }
-        for id in &ids {
+        for id in ids.keys() {
             if !self.collections.read().contains_key(id)
                 && self.load_collection(id).await?.is_some()
             {
@@ -461,7 +507,8 @@ impl Service {
         Ok(report)
     }
 
-    /// Deletes expired transient faces and forgets old tombstones.
+    /// Enforces every time limit (transient faces, tombstones, liveness, verifications,
+    /// finished deliveries) and removes data keys orphaned by an interrupted creation.
     pub async fn sweep_once(&self) -> Result<SweepReport> {
         let now = now_ms();
         let live = self.store.sweep_liveness(now).await?;
@@ -470,7 +517,7 @@ impl Service {
             .store
             .purge_deliveries(now - self.config.webhooks.retention_secs as i64 * 1000)
             .await?;
-        Ok(SweepReport {
+        let report = SweepReport {
             verification_images_cleared: ver.images_cleared,
             verifications_deleted: ver.deleted,
             deliveries_purged,
@@ -482,7 +529,40 @@ impl Service {
                 .store
                 .purge_tombstones(now - self.config.tombstone_retention_secs as i64 * 1000)
                 .await?,
-        })
+            orphan_keys_deleted: self.delete_orphan_keys(now).await?,
+        };
+        if report.transient_deleted
+            + report.liveness_expired
+            + report.liveness_images_cleared
+            + report.liveness_deleted
+            + report.verification_images_cleared
+            + report.verifications_deleted
+            > 0
+        {
+            // Expired biometric data goes from the files too, not only from the tables.
+            self.store.erase_checkpoint().await?;
+        }
+        Ok(report)
+    }
+
+    async fn delete_orphan_keys(&self, now: i64) -> Result<u64> {
+        let live: HashSet<String> = self
+            .store
+            .collection_ids()
+            .await?
+            .into_iter()
+            .map(|(_, uid)| collection_key_ref(&uid))
+            .collect();
+        let mut n = 0;
+        for e in self.store.vault().entries("collection:").await? {
+            if !live.contains(&e.key_ref)
+                && now - e.created_ms > ORPHAN_KEY_GRACE_MS
+                && self.store.vault().delete(&e.key_ref).await?
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     // ------------------------------------------------------------------ keys
@@ -502,29 +582,51 @@ impl Service {
         crate::keys::list(&self.store, p).await
     }
 
-    pub async fn revoke_key(&self, p: &Principal, key_id: &str) -> Result<()> {
-        crate::keys::revoke(&self.store, p, key_id).await?;
-        self.key_cache.lock().remove(key_id);
-        Ok(())
+    /// Revokes a key and ends its work (see [`crate::keys::revoke`]).
+    pub async fn revoke_key(
+        &self,
+        p: &Principal,
+        key_id: &str,
+    ) -> Result<honnin_storage::Revocation> {
+        let r = crate::keys::revoke(&self.store, p, key_id).await?;
+        self.key_cache.lock().clear();
+        Ok(r)
     }
 
-    /// Resolves a bearer token to a principal. Revocation takes effect within 2 s.
+    /// Resolves a bearer token to a principal. A revocation takes effect on this server
+    /// at once and on the others within [`KEY_CACHE_SECS`]. Unknown key ids are
+    /// remembered as long, so repeating one costs no database query.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
         let bad = || CoreError::Unauthenticated("invalid API key".into());
         let (id, secret) = auth::parse_token(token).ok_or_else(bad)?;
+        let fresh = |t: &Instant| t.elapsed() < Duration::from_secs(KEY_CACHE_SECS);
         let cached = self
             .key_cache
             .lock()
             .get(id)
-            .filter(|(_, t)| t.elapsed() < Duration::from_secs(2))
+            .filter(|(_, t)| fresh(t))
             .map(|(k, _)| k.clone());
         let row = match cached {
             Some(k) => k,
             None => {
-                let k = self.store.get_key(id).await?.ok_or_else(bad)?;
+                if self.unknown_keys.lock().get(id).is_some_and(fresh) {
+                    metrics::counter!("honnin_auth_unknown_key_cache_hits_total").increment(1);
+                    return Err(bad());
+                }
+                let Some(k) = self.store.get_key(id).await? else {
+                    let mut unknown = self.unknown_keys.lock();
+                    if unknown.len() >= UNKNOWN_KEY_CACHE_MAX {
+                        unknown.retain(|_, t| fresh(t));
+                        if unknown.len() >= UNKNOWN_KEY_CACHE_MAX {
+                            unknown.clear();
+                        }
+                    }
+                    unknown.insert(id.to_string(), Instant::now());
+                    return Err(bad());
+                };
                 self.key_cache
                     .lock()
-                    .insert(id.to_string(), (k.clone(), std::time::Instant::now()));
+                    .insert(id.to_string(), (k.clone(), Instant::now()));
                 k
             }
         };
@@ -541,1274 +643,152 @@ impl Service {
             role: Role::parse(&row.role)
                 .ok_or_else(|| CoreError::Internal("stored key has an unknown role".into()))?,
             collection: row.collection_id,
+            scope_uid: row.scope_uid,
         })
     }
 
-    // ------------------------------------------------------------------ engine helpers
-
-    /// Decodes and detects on a blocking thread (CPU work never blocks the async runtime).
-    pub(crate) async fn analyse(
-        &self,
-        bytes: Vec<u8>,
-        opts: DetectOptions,
-        what: &'static str,
-    ) -> Result<(DecodedImage, Vec<Face>)> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let img = engine
-                .decode(&bytes)
-                .map_err(|e| CoreError::from_engine(e, what))?;
-            let faces = engine
-                .detect(&img, &opts)
-                .map_err(|e| CoreError::from_engine(e, what))?;
-            Ok((img, faces))
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("worker: {e}")))?
-    }
-
-    pub(crate) async fn templates(
-        &self,
-        img: DecodedImage,
-        faces: Vec<Face>,
-    ) -> Result<(DecodedImage, Vec<Face>, Vec<Template>)> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let t = engine
-                .templates(&img, &faces)
-                .map_err(|e| CoreError::from_engine(e, "image"))?;
-            Ok((img, faces, t))
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("worker: {e}")))?
-    }
-
-    pub(crate) fn detect_options(&self, max_faces: usize) -> DetectOptions {
-        DetectOptions {
-            min_face_size: self.config.min_face_size,
-            max_faces,
-            ..DetectOptions::default()
-        }
-    }
-
-    /// The largest face of an image and its template.
-    async fn largest_face(&self, bytes: Vec<u8>, what: &'static str) -> Result<(Face, Template)> {
-        let (img, faces) = self.analyse(bytes, self.detect_options(1), what).await?;
-        if faces.is_empty() {
-            return Err(CoreError::NoFaceDetected(what.into()));
-        }
-        let (_, mut faces, mut t) = self.templates(img, faces).await?;
-        Ok((faces.remove(0), t.remove(0)))
-    }
-
-    // ------------------------------------------------------------------ detect / compare
-
-    /// Detects faces; with `ttl` each face also gets a transient face ID kept (as an
-    /// encrypted template only) until it expires.
-    pub async fn detect(
-        &self,
-        p: &Principal,
-        image: Vec<u8>,
-        max_faces: Option<usize>,
-        face_id_ttl: Option<Option<u64>>,
-    ) -> Result<DetectResult> {
-        p.check(Action::Recognize, None)?;
-        let max = max_faces.unwrap_or(100);
-        if !(1..=100).contains(&max) {
-            return Err(CoreError::InvalidParameter(
-                "maxFaces must be between 1 and 100".into(),
-            ));
-        }
-        let ttl = match face_id_ttl {
-            None => None,
-            Some(t) => {
-                let t = t.unwrap_or(self.config.face_id_ttl_default_secs);
-                let min = self.config.face_id_ttl_min_secs;
-                if !(min..=FACE_ID_TTL_MAX).contains(&t) {
-                    return Err(CoreError::InvalidParameter(format!(
-                        "faceIdTimeToLive must be between {min} and {FACE_ID_TTL_MAX} seconds"
-                    )));
-                }
-                Some(t)
-            }
-        };
-        let (img, faces) = self
-            .analyse(image, self.detect_options(max), "image")
-            .await?;
-        let (w, h) = (img.width(), img.height());
-        let mut details: Vec<FaceDetail> = faces.iter().map(FaceDetail::from).collect();
-        if let Some(ttl) = ttl {
-            let (_, _, templates) = self.templates(img, faces).await?;
-            let now = now_ms();
-            let expires = now + ttl as i64 * 1000;
-            let mut rows = Vec::new();
-            for (d, t) in details.iter_mut().zip(&templates) {
-                let id = uuid::Uuid::new_v4().to_string();
-                let stored = StoredDetails {
-                    bounding_box: d.bounding_box,
-                    confidence: d.confidence,
-                    quality_for_recognition: d.quality_for_recognition,
-                };
-                rows.push(TransientRow {
-                    face_id: id.clone(),
-                    owner_key: p.key_id.clone(),
-                    template: self
-                        .transient_key
-                        .seal(&t.to_bytes(), &template_aad("transient", &id)),
-                    details: serde_json::to_string(&stored).unwrap_or_default(),
-                    created_ms: now,
-                    expires_ms: expires,
-                });
-                d.face_id = Some(id);
-                d.face_id_expires_at = Some(rfc3339(expires));
-            }
-            self.store.insert_transient(&rows).await?;
-        }
-        Ok(DetectResult {
-            image_width: w,
-            image_height: h,
-            face_details: details,
-        })
-    }
-
-    /// The largest face of `source` against every face of `target`.
-    pub async fn compare(
-        &self,
-        p: &Principal,
-        source: Vec<u8>,
-        target: Vec<u8>,
-        threshold: Option<f32>,
-    ) -> Result<CompareResult> {
-        p.check(Action::Recognize, None)?;
-        let threshold = check_similarity(threshold, "similarityThreshold")?
-            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
-        let (sface, stemplate) = self.largest_face(source, "sourceImage").await?;
-        let (img, faces) = self
-            .analyse(target, self.detect_options(100), "targetImage")
-            .await?;
-        let (_, faces, templates) = self.templates(img, faces).await?;
-        let mut matches = Vec::new();
-        let mut unmatched = Vec::new();
-        for (f, t) in faces.iter().zip(&templates) {
-            let c = self
-                .engine
-                .compare(&stemplate, t)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
-            if c.similarity >= threshold {
-                matches.push(CompareMatch {
-                    similarity: c.similarity,
-                    face: ComparedFace::from(f),
-                });
-            } else {
-                unmatched.push(ComparedFace::from(f));
+    /// A key's stored row, through the authentication cache.
+    pub(crate) async fn key_row(&self, key_id: &str) -> Result<Option<KeyRow>> {
+        if let Some((k, t)) = self.key_cache.lock().get(key_id) {
+            if t.elapsed() < Duration::from_secs(KEY_CACHE_SECS) {
+                return Ok(Some(k.clone()));
             }
         }
-        matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        Ok(CompareResult {
-            source_image_face: ComparedFace::from(&sface),
-            face_matches: matches,
-            unmatched_faces: unmatched,
-            similarity_threshold: self.threshold_info(threshold),
-        })
+        Ok(self.store.get_key(key_id).await?)
     }
 
-    // ------------------------------------------------------------------ collections
+    // ------------------------------------------------------------------ access checks
 
-    pub async fn create_collection(&self, p: &Principal, id: &str) -> Result<CollectionInfo> {
-        check_collection_id(id)?;
-        p.check(Action::Enroll, Some(id))?;
-        let key = DataKey::generate();
-        let now = now_ms();
-        self.store
-            .insert_collection(&CollectionRow {
-                collection_id: id.into(),
-                face_model: self.engine.template_model().into(),
-                wrapped_key: key.wrap(&self.master, id),
-                created_ms: now,
-            })
-            .await
-            .map_err(|e| match CoreError::from(e) {
-                CoreError::ResourceAlreadyExists(_) => {
-                    CoreError::ResourceAlreadyExists(format!("collection `{id}` already exists"))
-                }
-                other => other,
-            })?;
-        self.collections.write().insert(
-            id.into(),
-            Arc::new(Loaded {
-                key,
-                index: RwLock::new(CollectionIndex::new(self.weighting.dim())),
-            }),
-        );
-        Ok(CollectionInfo {
-            collection_id: id.into(),
-            face_count: 0,
-            user_count: 0,
-            face_model_version: self.engine.template_model().into(),
-            creation_timestamp: rfc3339(now),
-        })
-    }
-
-    async fn info(&self, row: &CollectionRow) -> Result<CollectionInfo> {
-        Ok(CollectionInfo {
-            collection_id: row.collection_id.clone(),
-            face_count: self.store.count_faces(&row.collection_id).await?,
-            user_count: self.store.count_users(&row.collection_id).await?,
-            face_model_version: row.face_model.clone(),
-            creation_timestamp: rfc3339(row.created_ms),
-        })
-    }
-
-    pub async fn describe_collection(&self, p: &Principal, id: &str) -> Result<CollectionInfo> {
-        check_collection_id(id)?;
-        p.check(Action::Recognize, Some(id))?;
-        let row = self.store.get_collection(id).await?.ok_or_else(|| {
-            CoreError::ResourceNotFound(format!("collection `{id}` does not exist"))
-        })?;
-        self.info(&row).await
-    }
-
-    pub async fn list_collections(
+    /// The one check before any operation on a collection: the caller's role allows
+    /// `action`, its scope names `collection`, the collection exists, and (for a limited
+    /// key) it is the very collection the key was limited to, not a later one of the
+    /// same name. A limited key made before its collection existed is bound to it here,
+    /// on first use.
+    pub(crate) async fn authorize(
         &self,
         p: &Principal,
-        max: Option<u32>,
-        token: Option<&str>,
-    ) -> Result<CollectionList> {
-        p.check(Action::Recognize, None)?;
-        let limit = page_limit(max, 100, 1000)?;
-        let after = decode_token(token)?;
-        let rows = self.store.list_collections(after.as_deref(), limit).await?;
-        let next = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| encode_token(&r.collection_id)))
-            .flatten();
-        let mut out = Vec::new();
-        for r in rows.iter().filter(|r| p.sees(&r.collection_id)) {
-            out.push(self.info(r).await?);
-        }
-        Ok(CollectionList {
-            collections: out,
-            next_token: next,
-        })
-    }
-
-    /// Deletes a collection with its faces, users and data key (crypto-shredding).
-    pub async fn delete_collection(&self, p: &Principal, id: &str) -> Result<()> {
-        check_collection_id(id)?;
-        p.check(Action::Enroll, Some(id))?;
-        if !self.store.delete_collection(id, now_ms()).await? {
-            return Err(CoreError::ResourceNotFound(format!(
-                "collection `{id}` does not exist"
-            )));
-        }
-        self.collections.write().remove(id);
-        Ok(())
-    }
-
-    // ------------------------------------------------------------------ faces
-
-    fn stored_face(&self, row: &FaceRow) -> StoredFace {
-        let d: StoredDetails = serde_json::from_str(&row.details).unwrap_or(StoredDetails {
-            bounding_box: Default::default(),
-            confidence: 0.0,
-            quality_for_recognition: QualityLevel::Low,
-        });
-        StoredFace {
-            face_id: row.face_id.clone(),
-            bounding_box: d.bounding_box,
-            image_id: row.image_id.clone(),
-            external_image_id: row.external_image_id.clone(),
-            confidence: d.confidence,
-            quality_for_recognition: d.quality_for_recognition,
-            user_id: row.user_id.clone(),
-            index_timestamp: rfc3339(row.created_ms),
-        }
-    }
-
-    /// Detects faces in an image and stores (templates of) those that pass the quality
-    /// filter. Returns once the faces are durably stored.
-    pub async fn index_faces(
-        &self,
-        p: &Principal,
+        action: Action,
         collection: &str,
-        image: Vec<u8>,
-        external_image_id: Option<String>,
-        max_faces: Option<usize>,
-        filter: QualityFilter,
-    ) -> Result<IndexResult> {
+    ) -> Result<Arc<Loaded>> {
         check_collection_id(collection)?;
-        p.check(Action::Enroll, Some(collection))?;
-        if let Some(e) = &external_image_id {
-            check_external_id(e)?;
-        }
-        let max = max_faces.unwrap_or(100);
-        if !(1..=100).contains(&max) {
-            return Err(CoreError::InvalidParameter(
-                "maxFaces must be between 1 and 100".into(),
-            ));
-        }
+        p.check(action, Some(collection))?;
         let c = self.collection(collection).await?;
-        let (img, faces) = self
-            .analyse(image, self.detect_options(100), "image")
-            .await?;
-        let thresholds = self.engine.config().quality;
-        let bar = match filter {
-            QualityFilter::None | QualityFilter::Low => None,
-            QualityFilter::Auto | QualityFilter::Medium => Some(QualityLevel::Medium),
-            QualityFilter::High => Some(QualityLevel::High),
+        self.check_scope(p, collection, &c).await?;
+        Ok(c)
+    }
+
+    /// Whether a limited key may use the loaded collection `name` (see [`Service::authorize`]).
+    pub(crate) async fn check_scope(&self, p: &Principal, name: &str, c: &Loaded) -> Result<()> {
+        if p.collection.is_none() {
+            return Ok(());
+        }
+        let earlier = || {
+            CoreError::AccessDenied(format!(
+                "this key was limited to an earlier collection named `{name}`, since deleted; it grants nothing in the new one"
+            ))
         };
-        let mut keep = Vec::new();
-        let mut unindexed = Vec::new();
-        for f in faces {
-            let mut reasons: Vec<String> = Vec::new();
-            if filter == QualityFilter::Low {
-                // The lowest bar: only faces too small, too turned or too uncertain to be usable.
-                let q = f.quality_inputs();
-                if q.size < 20.0 {
-                    reasons.push("SMALL_BOUNDING_BOX".into());
+        match &p.scope_uid {
+            Some(uid) if *uid == c.uid => Ok(()),
+            Some(_) => Err(earlier()),
+            None => {
+                if self.store.bind_key_scope(&p.key_id, &c.uid).await? {
+                    self.key_cache.lock().remove(&p.key_id);
+                    return Ok(());
                 }
-                if q.pose.yaw.abs() > 70.0 || q.pose.pitch.abs() > 55.0 {
-                    reasons.push("EXTREME_POSE".into());
-                }
-                if q.confidence < 50.0 {
-                    reasons.push("LOW_CONFIDENCE".into());
-                }
-            } else if let Some(level) = bar {
-                if f.quality_for_recognition < level {
-                    reasons = thresholds
-                        .shortfalls(&f.quality_inputs(), level)
-                        .iter()
-                        .map(|r| {
-                            serde_json::to_value(r)
-                                .ok()
-                                .and_then(|v| v.as_str().map(String::from))
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    if reasons.is_empty() {
-                        reasons.push("LOW_FACE_QUALITY".into());
-                    }
+                // Bound meanwhile, by another request (to this collection, or to one
+                // deleted since), or not a stored key at all.
+                match self.store.get_key(&p.key_id).await? {
+                    Some(k) if k.scope_uid.as_deref() == Some(c.uid.as_str()) => Ok(()),
+                    _ => Err(earlier()),
                 }
             }
-            if reasons.is_empty() {
-                keep.push(f);
-            } else {
-                unindexed.push(UnindexedFace {
-                    reasons,
-                    face_detail: FaceDetail::from(&f),
-                });
-            }
-        }
-        // Largest first already; the rest exceed maxFaces.
-        for f in keep.drain(max.min(keep.len())..) {
-            unindexed.push(UnindexedFace {
-                reasons: vec!["EXCEEDS_MAX_FACES".into()],
-                face_detail: FaceDetail::from(&f),
-            });
-        }
-        let (_, keep, templates) = self.templates(img, keep).await?;
-        let now = now_ms();
-        let image_id = uuid::Uuid::new_v4().to_string();
-        let mut rows = Vec::new();
-        let mut records = Vec::new();
-        for (f, t) in keep.iter().zip(&templates) {
-            let origin = FaceOrigin {
-                user_id: None,
-                external_image_id: external_image_id.clone(),
-                image_id: image_id.clone(),
-                details: StoredDetails {
-                    bounding_box: f.bounding_box,
-                    confidence: f.confidence,
-                    quality_for_recognition: f.quality_for_recognition,
-                },
-            };
-            let row = self.sealed_face_row(&c, collection, origin, t, now);
-            records.push(FaceRecord {
-                face: self.stored_face(&row),
-                face_detail: FaceDetail::from(f),
-            });
-            rows.push((row, t));
-        }
-        self.insert_and_index(&c, &rows).await?;
-        Ok(IndexResult {
-            face_records: records,
-            unindexed_faces: unindexed,
-            face_model_version: self.engine.template_model().into(),
-        })
-    }
-
-    /// A new face row for template `t`, sealed with the collection's key (bound to the
-    /// collection and the new face id).
-    pub(crate) fn sealed_face_row(
-        &self,
-        c: &Loaded,
-        collection: &str,
-        origin: FaceOrigin,
-        t: &Template,
-        now: i64,
-    ) -> FaceRow {
-        let face_id = uuid::Uuid::new_v4().to_string();
-        FaceRow {
-            template: c
-                .key
-                .seal(&t.to_bytes(), &template_aad(collection, &face_id)),
-            face_id,
-            collection_id: collection.into(),
-            user_id: origin.user_id,
-            external_image_id: origin.external_image_id,
-            image_id: origin.image_id,
-            details: serde_json::to_string(&origin.details).unwrap_or_default(),
-            created_ms: now,
-            updated_ms: now,
         }
     }
 
-    /// Stores new faces, then adds them to this process's index (other processes pick
-    /// them up from the change feed).
-    pub(crate) async fn insert_and_index(
-        &self,
-        c: &Loaded,
-        rows: &[(FaceRow, &Template)],
-    ) -> Result<()> {
-        let only_rows: Vec<FaceRow> = rows.iter().map(|r| r.0.clone()).collect();
-        self.store.insert_faces(&only_rows).await?;
-        let vectors: Vec<Vec<f32>> = rows
-            .iter()
-            .map(|(_, t)| self.weighting.apply(&t.vector))
-            .collect();
-        let mut idx = c.index.write();
-        for ((row, _), v) in rows.iter().zip(&vectors) {
-            idx.upsert(&row.face_id, row.user_id.as_deref(), v);
-        }
-        Ok(())
-    }
-
-    /// The stored faces of index hits with their similarities, in the hits' order (best
-    /// first); a hit deleted meanwhile is dropped.
-    pub(crate) async fn hit_rows(
-        &self,
-        collection: &str,
-        hits: &[Hit],
-    ) -> Result<Vec<(FaceRow, f32)>> {
-        let ids: Vec<String> = hits.iter().map(|h| h.face_id.to_string()).collect();
-        let mut rows: HashMap<String, FaceRow> = self
-            .store
-            .get_faces(collection, &ids)
-            .await?
-            .into_iter()
-            .map(|r| (r.face_id.clone(), r))
-            .collect();
-        Ok(hits
-            .iter()
-            .filter_map(|h| {
-                rows.remove(&*h.face_id)
-                    .map(|r| (r, self.similarity(h.score)))
-            })
-            .collect())
-    }
-
-    pub async fn list_faces(
-        &self,
-        p: &Principal,
-        collection: &str,
-        max: Option<u32>,
-        token: Option<&str>,
-        user: Option<&str>,
-    ) -> Result<FaceList> {
-        check_collection_id(collection)?;
-        p.check(Action::Recognize, Some(collection))?;
-        if let Some(u) = user {
-            check_user_id(u)?;
-        }
-        self.collection(collection).await?;
-        let limit = page_limit(max, 100, 4096)?;
-        let after = decode_token(token)?;
-        let rows = self
-            .store
-            .list_faces(collection, after.as_deref(), limit, user)
-            .await?;
-        let next = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| encode_token(&r.face_id)))
-            .flatten();
-        Ok(FaceList {
-            faces: rows.iter().map(|r| self.stored_face(r)).collect(),
-            next_token: next,
-        })
-    }
-
-    pub async fn delete_faces(
-        &self,
-        p: &Principal,
-        collection: &str,
-        ids: &[String],
-    ) -> Result<DeleteFacesResult> {
-        check_collection_id(collection)?;
-        p.check(Action::Enroll, Some(collection))?;
-        if ids.is_empty() || ids.len() > MAX_DELETE_FACES {
-            return Err(CoreError::InvalidParameter(format!(
-                "faceIds must hold 1–{MAX_DELETE_FACES} ids"
-            )));
-        }
-        let c = self.collection(collection).await?;
-        let mut failures = Vec::new();
-        let mut valid = Vec::new();
-        for id in ids {
-            if check_face_id(id).is_ok() {
-                valid.push(id.clone());
-            } else {
-                failures.push(FaceFailure {
-                    face_id: id.clone(),
-                    reasons: vec!["INVALID_FACE_ID".into()],
-                });
-            }
-        }
-        let deleted = self
-            .store
-            .delete_faces(collection, &valid, now_ms())
-            .await?;
-        {
-            let mut idx = c.index.write();
-            for id in &deleted {
-                idx.remove(id);
-            }
-        }
-        let gone: HashSet<&String> = deleted.iter().collect();
-        for id in valid.iter().filter(|id| !gone.contains(id)) {
-            failures.push(FaceFailure {
-                face_id: id.clone(),
-                reasons: vec!["FACE_NOT_FOUND".into()],
-            });
-        }
-        Ok(DeleteFacesResult {
-            deleted_faces: deleted,
-            unsuccessful_face_deletions: failures,
-        })
-    }
-
-    // ------------------------------------------------------------------ search
-
-    async fn probe_vector(
-        &self,
-        p: &Principal,
-        c: &Loaded,
-        probe: Probe,
-    ) -> Result<(
-        Vec<f32>,
-        Option<String>,
-        Option<honnin_engine::engine::RatioBox>,
-    )> {
-        match probe {
-            Probe::Image(bytes) => {
-                let (f, t) = self.largest_face(bytes, "image").await?;
-                Ok((self.weighting.apply(&t.vector), None, Some(f.bounding_box)))
-            }
-            Probe::CollectionFace(id) => {
-                check_face_id(&id)?;
-                let v = c
-                    .index
-                    .read()
-                    .vector(&id)
-                    .map(|v| v.to_vec())
-                    .ok_or_else(|| {
-                        CoreError::ResourceNotFound(format!(
-                            "face `{id}` is not in this collection"
-                        ))
-                    })?;
-                Ok((v, Some(id), None))
-            }
-            Probe::TransientFace(id) => {
-                let t = self
-                    .transient(p, std::slice::from_ref(&id))
-                    .await?
-                    .remove(0);
-                Ok((self.weighting.apply(&t.vector), Some(id), None))
-            }
-        }
-    }
-
-    /// Faces of a collection similar to a probe (image, indexed face or transient face).
-    pub async fn search_faces(
-        &self,
-        p: &Principal,
-        collection: &str,
-        probe: Probe,
-        threshold: Option<f32>,
-        max_results: Option<usize>,
-    ) -> Result<SearchResult> {
-        check_collection_id(collection)?;
-        p.check(Action::Recognize, Some(collection))?;
-        let threshold = check_similarity(threshold, "threshold")?
-            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
-        let k = max_results.unwrap_or(10);
-        if !(1..=MAX_SEARCH_RESULTS).contains(&k) {
-            return Err(CoreError::InvalidParameter(format!(
-                "maxResults must be between 1 and {MAX_SEARCH_RESULTS}"
-            )));
-        }
-        let c = self.collection(collection).await?;
-        let (query, searched_id, bbox) = self.probe_vector(p, &c, probe).await?;
-        let min = self.score_for(threshold);
-        let hits: Vec<Hit> = {
-            let idx = c.index.read();
-            let exclude = searched_id.clone();
-            let want = if exclude.is_some() { k + 1 } else { k };
-            idx.search(&query, min, want, &|_| true)
-                .into_iter()
-                .filter(|h| Some(&*h.face_id) != exclude.as_deref())
-                .take(k)
-                .collect()
+    /// The identity of the collection a limited key may use now, if it exists and the
+    /// key is (or can be) bound to it; `None` for unlimited keys.
+    pub(crate) async fn scope_collection(&self, p: &Principal) -> Result<Option<Arc<Loaded>>> {
+        let Some(name) = &p.collection else {
+            return Ok(None);
         };
-        let matches = self
-            .hit_rows(collection, &hits)
-            .await?
-            .iter()
-            .map(|(r, similarity)| FaceMatch {
-                similarity: *similarity,
-                face: self.stored_face(r),
-            })
-            .collect();
-        Ok(SearchResult {
-            searched_face_id: searched_id,
-            searched_face_bounding_box: bbox,
-            face_matches: matches,
-            threshold: self.threshold_info(threshold),
-            face_model_version: self.engine.template_model().into(),
-        })
-    }
-
-    // ------------------------------------------------------------------ users
-
-    pub async fn create_user(
-        &self,
-        p: &Principal,
-        collection: &str,
-        user: &str,
-    ) -> Result<UserInfo> {
-        check_collection_id(collection)?;
-        check_user_id(user)?;
-        p.check(Action::Enroll, Some(collection))?;
-        let now = now_ms();
-        self.store
-            .insert_user(&UserRow {
-                collection_id: collection.into(),
-                user_id: user.into(),
-                created_ms: now,
-            })
-            .await
-            .map_err(|e| match CoreError::from(e) {
-                CoreError::ResourceAlreadyExists(_) => {
-                    CoreError::ResourceAlreadyExists(format!("user `{user}` already exists"))
-                }
-                CoreError::ResourceNotFound(_) => {
-                    CoreError::ResourceNotFound(format!("collection `{collection}` does not exist"))
-                }
-                other => other,
-            })?;
-        Ok(UserInfo {
-            user_id: user.into(),
-            creation_timestamp: rfc3339(now),
-        })
-    }
-
-    pub async fn delete_user(&self, p: &Principal, collection: &str, user: &str) -> Result<()> {
-        check_collection_id(collection)?;
-        check_user_id(user)?;
-        p.check(Action::Enroll, Some(collection))?;
-        let c = self.collection(collection).await?;
-        if !self.store.delete_user(collection, user, now_ms()).await? {
-            return Err(CoreError::ResourceNotFound(format!(
-                "user `{user}` does not exist"
-            )));
-        }
-        let mut idx = c.index.write();
-        for f in idx.faces_of_user(user) {
-            idx.set_user(&f, None);
-        }
-        Ok(())
-    }
-
-    pub async fn list_users(
-        &self,
-        p: &Principal,
-        collection: &str,
-        max: Option<u32>,
-        token: Option<&str>,
-    ) -> Result<UserList> {
-        check_collection_id(collection)?;
-        p.check(Action::Recognize, Some(collection))?;
-        self.collection(collection).await?;
-        let limit = page_limit(max, 100, 500)?;
-        let after = decode_token(token)?;
-        let rows = self
-            .store
-            .list_users(collection, after.as_deref(), limit)
-            .await?;
-        let next = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| encode_token(&r.user_id)))
-            .flatten();
-        Ok(UserList {
-            users: rows
-                .iter()
-                .map(|u| UserInfo {
-                    user_id: u.user_id.clone(),
-                    creation_timestamp: rfc3339(u.created_ms),
-                })
-                .collect(),
-            next_token: next,
-        })
-    }
-
-    /// Associates faces with a user. A face must match the user's existing faces at
-    /// `user_match_threshold` (default: the threshold for FMR 1e-4), so one user never
-    /// collects two people's faces.
-    pub async fn associate_faces(
-        &self,
-        p: &Principal,
-        collection: &str,
-        user: &str,
-        ids: &[String],
-        threshold: Option<f32>,
-    ) -> Result<AssociateResult> {
-        check_collection_id(collection)?;
-        check_user_id(user)?;
-        p.check(Action::Enroll, Some(collection))?;
-        if ids.is_empty() || ids.len() > MAX_ASSOCIATE_FACES {
-            return Err(CoreError::InvalidParameter(format!(
-                "faceIds must hold 1–{MAX_ASSOCIATE_FACES} ids"
-            )));
-        }
-        let threshold = check_similarity(threshold, "userMatchThreshold")?
-            .unwrap_or_else(|| self.threshold_for_fmr(self.config.user_match_fmr));
-        let c = self.collection(collection).await?;
-        if self.store.get_user(collection, user).await?.is_none() {
-            return Err(CoreError::ResourceNotFound(format!(
-                "user `{user}` does not exist"
-            )));
-        }
-        let min = self.score_for(threshold);
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
-        {
-            let idx = c.index.read();
-            let mut members: Vec<Vec<f32>> = idx
-                .faces_of_user(user)
-                .iter()
-                .filter_map(|f| idx.vector(f).map(|v| v.to_vec()))
-                .collect();
-            let mut count = members.len();
-            let mut seen = HashSet::new();
-            for id in ids {
-                let fail =
-                    |reason: &str, sim: Option<f32>, uid: Option<String>| AssociationFailure {
-                        face_id: id.clone(),
-                        reasons: vec![reason.into()],
-                        similarity: sim,
-                        user_id: uid,
-                    };
-                if check_face_id(id).is_err() || !seen.insert(id.clone()) {
-                    failed.push(fail("INVALID_FACE_ID", None, None));
-                    continue;
-                }
-                let Some(v) = idx.vector(id) else {
-                    failed.push(fail("FACE_NOT_FOUND", None, None));
-                    continue;
-                };
-                match idx.user_of(id).flatten() {
-                    Some(u) if &*u == user => {
-                        ok.push(id.clone());
-                        continue;
-                    }
-                    Some(u) => {
-                        failed.push(fail(
-                            "ASSOCIATED_TO_A_DIFFERENT_USER",
-                            None,
-                            Some(u.to_string()),
-                        ));
-                        continue;
-                    }
-                    None => {}
-                }
-                if count >= self.config.max_faces_per_user {
-                    failed.push(fail("EXCEEDS_MAX_FACES_PER_USER", None, None));
-                    continue;
-                }
-                if !members.is_empty() {
-                    let best = members
-                        .iter()
-                        .map(|m| honnin_engine::template::dot(m, v))
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    if best < min {
-                        failed.push(fail(
-                            "LOW_MATCH_CONFIDENCE",
-                            Some(self.similarity(best)),
-                            None,
-                        ));
-                        continue;
-                    }
-                }
-                members.push(v.to_vec());
-                count += 1;
-                ok.push(id.clone());
-            }
-        }
-        let newly: Vec<String> = {
-            let idx = c.index.read();
-            ok.iter()
-                .filter(|id| idx.user_of(id).flatten().is_none())
-                .cloned()
-                .collect()
+        let c = match self.collection(name).await {
+            Ok(c) => c,
+            Err(CoreError::ResourceNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
         };
-        self.store
-            .set_face_user(collection, &newly, Some(user), now_ms())
-            .await?;
-        {
-            let mut idx = c.index.write();
-            for id in &newly {
-                idx.set_user(id, Some(user));
-            }
-        }
-        Ok(AssociateResult {
-            associated_faces: ok,
-            unsuccessful_face_associations: failed,
-            user_match_threshold: self.threshold_info(threshold),
-        })
+        Ok(self.check_scope(p, name, &c).await.is_ok().then_some(c))
     }
 
-    pub async fn disassociate_faces(
+    /// A principal for in-process callers (the demo) limited to `collection` as it
+    /// exists now.
+    pub async fn principal_for(
         &self,
-        p: &Principal,
+        key_id: &str,
+        role: Role,
         collection: &str,
-        user: &str,
-        ids: &[String],
-    ) -> Result<DisassociateResult> {
-        check_collection_id(collection)?;
-        check_user_id(user)?;
-        p.check(Action::Enroll, Some(collection))?;
-        if ids.is_empty() || ids.len() > MAX_ASSOCIATE_FACES {
-            return Err(CoreError::InvalidParameter(format!(
-                "faceIds must hold 1–{MAX_ASSOCIATE_FACES} ids"
-            )));
-        }
+    ) -> Result<Principal> {
         let c = self.collection(collection).await?;
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
-        {
-            let idx = c.index.read();
-            for id in ids {
-                match idx.user_of(id) {
-                    Some(Some(u)) if &*u == user => ok.push(id.clone()),
-                    Some(_) => failed.push(FaceFailure {
-                        face_id: id.clone(),
-                        reasons: vec!["ASSOCIATED_TO_A_DIFFERENT_USER".into()],
-                    }),
-                    None => failed.push(FaceFailure {
-                        face_id: id.clone(),
-                        reasons: vec!["FACE_NOT_FOUND".into()],
-                    }),
-                }
-            }
-        }
-        self.store
-            .set_face_user(collection, &ok, None, now_ms())
-            .await?;
-        {
-            let mut idx = c.index.write();
-            for id in &ok {
-                idx.set_user(id, None);
-            }
-        }
-        Ok(DisassociateResult {
-            disassociated_faces: ok,
-            unsuccessful_face_disassociations: failed,
+        Ok(Principal {
+            key_id: key_id.into(),
+            role,
+            collection: Some(collection.into()),
+            scope_uid: Some(c.uid.clone()),
         })
     }
 
-    fn aggregate_users(&self, hits: &[Hit], k: usize) -> Vec<UserMatch> {
-        let mut best: BTreeMap<String, (f32, String)> = BTreeMap::new();
-        for h in hits {
-            let Some(u) = &h.user_id else { continue };
-            let e = best
-                .entry(u.to_string())
-                .or_insert((f32::NEG_INFINITY, String::new()));
-            if h.score > e.0 {
-                *e = (h.score, h.face_id.to_string());
-            }
+    /// Whether `p` may see (or delete) something another key created: its owner may; an
+    /// unlimited admin may; an admin limited to a collection may see what keys limited
+    /// to the same collection (the same identity) created. Nobody else.
+    pub(crate) async fn may_see_owned(&self, p: &Principal, owner_key: &str) -> Result<bool> {
+        if p.key_id == owner_key {
+            return Ok(true);
         }
-        let mut out: Vec<UserMatch> = best
-            .into_iter()
-            .map(|(user_id, (s, f))| UserMatch {
-                similarity: self.similarity(s),
-                user_id,
-                best_face_id: f,
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.similarity
-                .total_cmp(&a.similarity)
-                .then_with(|| a.user_id.cmp(&b.user_id))
-        });
-        out.truncate(k);
-        out
-    }
-
-    /// Users of a collection similar to a probe, or to a user (by id: the best match of
-    /// any of the user's faces).
-    pub async fn search_users(
-        &self,
-        p: &Principal,
-        collection: &str,
-        probe: Option<Probe>,
-        user: Option<&str>,
-        threshold: Option<f32>,
-        max_users: Option<usize>,
-    ) -> Result<SearchUsersResult> {
-        check_collection_id(collection)?;
-        p.check(Action::Recognize, Some(collection))?;
-        let threshold = check_similarity(threshold, "threshold")?
-            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
-        let k = max_users.unwrap_or(10);
-        if !(1..=500).contains(&k) {
-            return Err(CoreError::InvalidParameter(
-                "maxUsers must be between 1 and 500".into(),
-            ));
+        if p.role != Role::Admin {
+            return Ok(false);
         }
-        let c = self.collection(collection).await?;
-        let min = self.score_for(threshold);
-        let (queries, exclude_user, bbox) = match (probe, user) {
-            (Some(probe), None) => {
-                let (v, _, bbox) = self.probe_vector(p, &c, probe).await?;
-                (vec![v], None, bbox)
-            }
-            (None, Some(u)) => {
-                check_user_id(u)?;
-                if self.store.get_user(collection, u).await?.is_none() {
-                    return Err(CoreError::ResourceNotFound(format!(
-                        "user `{u}` does not exist"
-                    )));
-                }
-                let idx = c.index.read();
-                let v: Vec<Vec<f32>> = idx
-                    .faces_of_user(u)
-                    .iter()
-                    .filter_map(|f| idx.vector(f).map(|v| v.to_vec()))
-                    .collect();
-                if v.is_empty() {
-                    return Err(CoreError::InvalidParameter(format!(
-                        "user `{u}` has no faces to search with"
-                    )));
-                }
-                (v, Some(u.to_string()), None)
-            }
-            _ => {
-                return Err(CoreError::InvalidParameter(
-                    "give exactly one of image, faceId or userId to search with".into(),
-                ))
-            }
+        let Some(name) = &p.collection else {
+            return Ok(true);
         };
-        let mut hits = Vec::new();
-        {
-            let idx = c.index.read();
-            for q in &queries {
-                hits.extend(idx.search(q, min, MAX_SEARCH_RESULTS, &|i| idx.has_user(i)));
-            }
-        }
-        hits.retain(|h| h.user_id.as_deref() != exclude_user.as_deref());
-        Ok(SearchUsersResult {
-            user_matches: self.aggregate_users(&hits, k),
-            searched_face_bounding_box: bbox,
-            threshold: self.threshold_info(threshold),
-        })
-    }
-
-    // ------------------------------------------------------------------ transient faces
-
-    /// Templates of transient faces, in the order asked; unknown or expired ids and ids
-    /// of another key (unless admin) are `ResourceNotFound`.
-    async fn transient(&self, p: &Principal, ids: &[String]) -> Result<Vec<Template>> {
-        for id in ids {
-            check_face_id(id)?;
-        }
-        let rows: HashMap<String, TransientRow> = self
-            .store
-            .get_transient(ids, now_ms())
-            .await?
-            .into_iter()
-            .map(|r| (r.face_id.clone(), r))
-            .collect();
-        ids.iter()
-            .map(|id| {
-                let r = rows
-                    .get(id)
-                    .filter(|r| p.role == Role::Admin || r.owner_key == p.key_id)
-                    .ok_or_else(|| {
-                        CoreError::ResourceNotFound(format!(
-                            "faceId `{id}` is unknown or has expired"
-                        ))
-                    })?;
-                let plain = self
-                    .transient_key
-                    .open(&r.template, &template_aad("transient", id))?;
-                Template::from_bytes(&plain).map_err(|e| CoreError::Internal(e.to_string()))
-            })
-            .collect()
-    }
-
-    /// face ↔ face (two transient ids) or face ↔ user (transient id against a user's faces).
-    pub async fn verify(
-        &self,
-        p: &Principal,
-        face_id: &str,
-        other: VerifyTarget,
-        threshold: Option<f32>,
-    ) -> Result<VerifyResult> {
-        p.check(Action::Recognize, None)?;
-        let threshold = check_similarity(threshold, "threshold")?
-            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
-        let a = self.weighting.apply(
-            &self
-                .transient(p, &[face_id.to_string()])
-                .await?
-                .remove(0)
-                .vector,
-        );
-        let score = match other {
-            VerifyTarget::Face(b) => {
-                let b = self
-                    .weighting
-                    .apply(&self.transient(p, &[b]).await?.remove(0).vector);
-                honnin_engine::template::dot(&a, &b)
-            }
-            VerifyTarget::User {
-                collection,
-                user_id,
-            } => {
-                check_collection_id(&collection)?;
-                check_user_id(&user_id)?;
-                p.check(Action::Recognize, Some(&collection))?;
-                let c = self.collection(&collection).await?;
-                if self.store.get_user(&collection, &user_id).await?.is_none() {
-                    return Err(CoreError::ResourceNotFound(format!(
-                        "user `{user_id}` does not exist"
-                    )));
-                }
-                let idx = c.index.read();
-                let faces = idx.faces_of_user(&user_id);
-                if faces.is_empty() {
-                    return Err(CoreError::InvalidParameter(format!(
-                        "user `{user_id}` has no faces"
-                    )));
-                }
-                faces
-                    .iter()
-                    .filter_map(|f| idx.vector(f))
-                    .map(|v| honnin_engine::template::dot(&a, v))
-                    .fold(f32::NEG_INFINITY, f32::max)
-            }
+        let Some(owner) = self.key_row(owner_key).await? else {
+            return Ok(false);
         };
-        let similarity = self.similarity(score);
-        Ok(VerifyResult {
-            is_identical: similarity >= threshold,
-            similarity,
-            threshold: self.threshold_info(threshold),
-        })
+        Ok(owner.collection_id.as_deref() == Some(name.as_str())
+            && owner.scope_uid.is_some()
+            && owner.scope_uid == p.scope_uid)
     }
 
-    /// 1:N: each transient face against the users of a collection.
-    pub async fn identify(
-        &self,
-        p: &Principal,
-        face_ids: &[String],
-        collection: &str,
-        max_candidates: Option<usize>,
-        threshold: Option<f32>,
-    ) -> Result<Vec<IdentifyResult>> {
-        check_collection_id(collection)?;
-        p.check(Action::Recognize, Some(collection))?;
-        if face_ids.is_empty() || face_ids.len() > MAX_IDENTIFY_FACES {
-            return Err(CoreError::InvalidParameter(format!(
-                "faceIds must hold 1–{MAX_IDENTIFY_FACES} ids"
-            )));
+    /// Whether `p` may read a key-independent record of `collection` (a verification):
+    /// any admin whose scope is that collection as it exists now.
+    pub(crate) async fn admin_of(&self, p: &Principal, collection: &str) -> Result<bool> {
+        if p.role != Role::Admin {
+            return Ok(false);
         }
-        let k = max_candidates.unwrap_or(10);
-        if !(1..=100).contains(&k) {
-            return Err(CoreError::InvalidParameter(
-                "maxNumOfCandidatesReturned must be between 1 and 100".into(),
-            ));
+        match &p.collection {
+            None => Ok(true),
+            Some(name) if name == collection => Ok(self.scope_collection(p).await?.is_some()),
+            Some(_) => Ok(false),
         }
-        let threshold = check_similarity(threshold, "confidenceThreshold")?
-            .unwrap_or_else(|| self.threshold_for_fmr(self.config.match_fmr));
-        let min = self.score_for(threshold);
-        let c = self.collection(collection).await?;
-        let templates = self.transient(p, face_ids).await?;
-        let idx = c.index.read();
-        Ok(face_ids
-            .iter()
-            .zip(&templates)
-            .map(|(id, t)| {
-                let q = self.weighting.apply(&t.vector);
-                let hits = idx.search(&q, min, MAX_SEARCH_RESULTS, &|i| idx.has_user(i));
-                IdentifyResult {
-                    face_id: id.clone(),
-                    candidates: self
-                        .aggregate_users(&hits, k)
-                        .into_iter()
-                        .map(|u| Candidate {
-                            user_id: u.user_id,
-                            similarity: u.similarity,
-                        })
-                        .collect(),
-                }
-            })
-            .collect())
-    }
-
-    /// Faces similar to a transient face, among other transient faces or a collection.
-    pub async fn find_similar(
-        &self,
-        p: &Principal,
-        face_id: &str,
-        among: SimilarAmong,
-        mode: SimilarMode,
-        max_candidates: Option<usize>,
-    ) -> Result<Vec<SimilarFace>> {
-        p.check(Action::Recognize, None)?;
-        let k = max_candidates.unwrap_or(20);
-        if !(1..=1000).contains(&k) {
-            return Err(CoreError::InvalidParameter(
-                "maxNumOfCandidatesReturned must be between 1 and 1000".into(),
-            ));
-        }
-        let min = match mode {
-            SimilarMode::MatchPerson => {
-                self.score_for(self.threshold_for_fmr(self.config.match_fmr))
-            }
-            SimilarMode::MatchFace => -1.0,
-        };
-        let q = self.weighting.apply(
-            &self
-                .transient(p, &[face_id.to_string()])
-                .await?
-                .remove(0)
-                .vector,
-        );
-        let mut out: Vec<SimilarFace> = match among {
-            SimilarAmong::Faces(ids) => {
-                if ids.is_empty() || ids.len() > 1000 {
-                    return Err(CoreError::InvalidParameter(
-                        "faceIds must hold 1–1000 ids".into(),
-                    ));
-                }
-                let ts = self.transient(p, &ids).await?;
-                ids.iter()
-                    .zip(&ts)
-                    .filter(|(id, _)| id.as_str() != face_id)
-                    .map(|(id, t)| {
-                        (
-                            id.clone(),
-                            honnin_engine::template::dot(&q, &self.weighting.apply(&t.vector)),
-                        )
-                    })
-                    .filter(|(_, s)| *s >= min)
-                    .map(|(id, s)| SimilarFace {
-                        face_id: id,
-                        similarity: self.similarity(s),
-                    })
-                    .collect()
-            }
-            SimilarAmong::Collection(collection) => {
-                check_collection_id(&collection)?;
-                p.check(Action::Recognize, Some(&collection))?;
-                let c = self.collection(&collection).await?;
-                let idx = c.index.read();
-                idx.search(&q, min, k, &|_| true)
-                    .into_iter()
-                    .map(|h| SimilarFace {
-                        face_id: h.face_id.to_string(),
-                        similarity: self.similarity(h.score),
-                    })
-                    .collect()
-            }
-        };
-        out.sort_by(|a, b| {
-            b.similarity
-                .total_cmp(&a.similarity)
-                .then_with(|| a.face_id.cmp(&b.face_id))
-        });
-        out.truncate(k);
-        Ok(out)
-    }
-
-    /// Groups 2–1000 transient faces: connected components at the match threshold;
-    /// faces similar to no other face form the `messyGroup`.
-    pub async fn group(&self, p: &Principal, face_ids: &[String]) -> Result<GroupResult> {
-        p.check(Action::Recognize, None)?;
-        if face_ids.len() < 2 || face_ids.len() > MAX_GROUP_FACES {
-            return Err(CoreError::InvalidParameter(format!(
-                "faceIds must hold 2–{MAX_GROUP_FACES} ids"
-            )));
-        }
-        let mut uniq = face_ids.to_vec();
-        uniq.sort();
-        uniq.dedup();
-        let threshold = self.threshold_for_fmr(self.config.match_fmr);
-        let min = self.score_for(threshold);
-        let vs: Vec<Vec<f32>> = self
-            .transient(p, &uniq)
-            .await?
-            .iter()
-            .map(|t| self.weighting.apply(&t.vector))
-            .collect();
-        let n = vs.len();
-        let mut parent: Vec<usize> = (0..n).collect();
-        fn find(p: &mut [usize], mut x: usize) -> usize {
-            while p[x] != x {
-                p[x] = p[p[x]];
-                x = p[x];
-            }
-            x
-        }
-        for i in 0..n {
-            for j in i + 1..n {
-                if honnin_engine::template::dot(&vs[i], &vs[j]) >= min {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    if a != b {
-                        parent[a] = b;
-                    }
-                }
-            }
-        }
-        let mut comps: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for (i, id) in uniq.iter().enumerate() {
-            let r = find(&mut parent, i);
-            comps.entry(r).or_default().push(id.clone());
-        }
-        let mut groups = Vec::new();
-        let mut messy = Vec::new();
-        for (_, g) in comps {
-            if g.len() > 1 {
-                groups.push(g);
-            } else {
-                messy.extend(g);
-            }
-        }
-        groups.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Ok(GroupResult {
-            groups,
-            messy_group: messy,
-            threshold: self.threshold_info(threshold),
-        })
     }
 }
 
-/// What `verify` compares a transient face with.
-#[derive(Debug, Clone)]
-pub enum VerifyTarget {
-    Face(String),
-    User { collection: String, user_id: String },
+/// One of the service's own keys (`service:<name>` in the vault), created on first use;
+/// `legacy` is the key kept elsewhere by an older database, moved into the vault. When
+/// several servers start at once the first write wins and all use that key.
+async fn service_key(
+    store: &Store,
+    master: &DataKey,
+    name: &str,
+    legacy: Option<DataKey>,
+) -> Result<DataKey> {
+    let key_ref = service_key_ref(name);
+    if let Some(w) = store.vault().get(&key_ref).await? {
+        return DataKey::unwrap(&w, master, &key_ref);
+    }
+    let fresh = legacy.unwrap_or_else(DataKey::generate);
+    let w = store
+        .vault()
+        .put_if_absent(&key_ref, &fresh.wrap(master, &key_ref), now_ms())
+        .await?;
+    DataKey::unwrap(&w, master, &key_ref)
 }
 
-/// Where `find_similar` looks.
-#[derive(Debug, Clone)]
-pub enum SimilarAmong {
-    Faces(Vec<String>),
-    Collection(String),
-}

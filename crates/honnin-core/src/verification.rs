@@ -29,7 +29,9 @@ use crate::auth::{Action, Principal};
 use crate::error::{CoreError, Result};
 use crate::liveness::{LivenessResults, NewLivenessSession};
 use crate::model::{StoredDetails, ThresholdInfo};
-use crate::service::{check_collection_id, check_user_id, now_ms, rfc3339, FaceOrigin, Service};
+use crate::pipeline::Detection;
+use crate::service::{check_user_id, now_ms, rfc3339, FaceOrigin, Service};
+use crate::webhooks::EventSubject;
 use honnin_storage::{FaceRow, UserRow, VerificationRow};
 
 /// Verification tunables, with documented defaults (see `docs/configuration.md`).
@@ -286,7 +288,7 @@ pub struct DecisionStep {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRecord {
-    /// approved | rejected | needs_review | expired
+    /// approved | rejected | needs_review | expired | cancelled
     pub outcome: String,
     /// Stable codes of why (empty when approved).
     pub reasons: Vec<String>,
@@ -314,7 +316,7 @@ pub struct ModelVersions {
 pub struct VerificationStatus {
     pub verification_id: String,
     /// awaiting_document | awaiting_liveness | processing | approved | rejected |
-    /// needs_review | expired
+    /// needs_review | expired | cancelled (its API key was revoked before the decision)
     pub status: String,
     pub collection_id: String,
     pub external_user_id: String,
@@ -403,16 +405,14 @@ impl Service {
         p: &Principal,
         req: NewVerification,
     ) -> Result<CreatedVerification> {
-        check_collection_id(&req.collection_id)?;
         check_user_id(&req.external_user_id).map_err(|_| {
             CoreError::InvalidParameter(
                 "externalUserId must be 1–128 characters of [A-Za-z0-9_.-]".into(),
             )
         })?;
-        p.check(Action::Enroll, Some(&req.collection_id))?;
-        let policy = self.config().verification.policy.with(&req.policy)?;
         // The collection must exist (enrolment and the duplicate search need it).
-        self.describe_collection(p, &req.collection_id).await?;
+        self.authorize(p, Action::Enroll, &req.collection_id).await?;
+        let policy = self.config().verification.policy.with(&req.policy)?;
         let session = self
             .create_liveness_session(
                 p,
@@ -466,17 +466,19 @@ impl Service {
         })
     }
 
+    /// The verification `id` (any UUID spelling) if `p` may see it: its creating key,
+    /// admins of its collection (as it exists now), unlimited admins.
     async fn owned_verification(&self, p: &Principal, id: &str) -> Result<VerificationRow> {
         p.check(Action::Recognize, None)?;
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(not_found(id));
-        }
+        let canonical = crate::validate::canonical_uuid(id).ok_or_else(|| not_found(id))?;
         let row = self
             .store()
-            .get_verification(id)
+            .get_verification(&canonical)
             .await?
             .ok_or_else(|| not_found(id))?;
-        if row.owner_key != p.key_id && p.role != crate::Role::Admin {
+        if !self.may_see_owned(p, &row.owner_key).await?
+            && !self.admin_of(p, &row.collection_id).await?
+        {
             return Err(not_found(id));
         }
         Ok(row)
@@ -491,15 +493,21 @@ impl Service {
         image: Vec<u8>,
     ) -> Result<VerificationStatus> {
         let row = self.owned_verification(p, id).await?;
-        p.check(Action::Enroll, Some(&row.collection_id))?;
+        let id = row.verification_id.as_str();
+        self.authorize(p, Action::Enroll, &row.collection_id).await?;
         let now = now_ms();
         self.check_step(&row, "awaiting_document", now)?;
         let policy = stored_policy(&row)?;
         let kept_image = (policy.keep_images_secs > 0).then(|| image.clone());
-        let (img, faces) = self.find_document_faces(image).await?;
-        let main = pick_document_portrait(&faces, policy.min_document_face_px)?.clone();
-        let (_, kept, templates) = self.templates(img, vec![main]).await?;
-        let (Some(face), Some(t)) = (kept.first(), templates.first()) else {
+        let min_px = policy.min_document_face_px;
+        let choose = Box::new(move |faces: &[honnin_engine::Face]| {
+            pick_document_portrait(faces, min_px)?;
+            Ok((vec![0], faces.len()))
+        });
+        let (a, faces_found) = self
+            .analyse(image, "document", Detection::Document(self.detect_options(10)), choose)
+            .await?;
+        let Some((face, t)) = a.first() else {
             return Err(CoreError::Internal(
                 "no template for the document portrait".into(),
             ));
@@ -509,7 +517,7 @@ impl Service {
             face_size_px: face.face_size,
             confidence: face.confidence,
             quality_for_recognition: face.quality_for_recognition,
-            faces_found: faces.len(),
+            faces_found,
             received_at: rfc3339(now),
             warnings: document_warnings(face.face_size, &policy),
         };
@@ -540,20 +548,6 @@ impl Service {
             )));
         }
         self.verification_status(p, id).await
-    }
-
-    /// Faces on a document, largest first: at the service's usual scale, then (none
-    /// found) at [`DOCUMENT_DETECT_MIN_FACE_PX`]. The detector's result depends on the
-    /// scale it runs at; on the specimens each pass finds a portrait the other misses.
-    async fn find_document_faces(
-        &self,
-        image: Vec<u8>,
-    ) -> Result<(honnin_engine::DecodedImage, Vec<honnin_engine::Face>)> {
-        let engine = self.engine().clone();
-        let usual = self.detect_options(10);
-        tokio::task::spawn_blocking(move || document_faces(&engine, &image, usual))
-            .await
-            .map_err(|e| CoreError::Internal(format!("worker: {e}")))?
     }
 
     fn seal_images(&self, id: &str, imgs: &VerificationImages) -> Result<Vec<u8>> {
@@ -604,6 +598,7 @@ impl Service {
     /// The status and, once decided, the decision record.
     pub async fn verification_status(&self, p: &Principal, id: &str) -> Result<VerificationStatus> {
         let row = self.owned_verification(p, id).await?;
+        let policy = stored_policy(&row)?;
         let mut status = row.status.clone();
         if matches!(status.as_str(), "awaiting_document" | "awaiting_liveness")
             && now_ms() >= row.expires_ms
@@ -616,12 +611,17 @@ impl Service {
             .map(serde_json::from_str::<DocumentPortrait>)
             .transpose()
             .map_err(|e| CoreError::Internal(format!("stored document info: {e}")))?;
-        let decision = row
+        let mut decision = row
             .decision
             .as_deref()
             .map(serde_json::from_str::<DecisionRecord>)
             .transpose()
             .map_err(|e| CoreError::Internal(format!("stored decision: {e}")))?;
+        if status == "cancelled" && decision.is_none() {
+            let mut r = self.record("cancelled", vec!["KeyRevoked".into()], Vec::new(), policy.clone());
+            r.decided_at = rfc3339(row.decided_ms.unwrap_or(row.updated_ms));
+            decision = Some(r);
+        }
         Ok(VerificationStatus {
             verification_id: row.verification_id.clone(),
             status,
@@ -631,7 +631,7 @@ impl Service {
             created_at: rfc3339(row.created_ms),
             updated_at: rfc3339(row.updated_ms),
             expires_at: rfc3339(row.expires_ms),
-            policy: stored_policy(&row)?,
+            policy,
             document,
             decision,
             images: self.open_images(&row)?,
@@ -643,10 +643,8 @@ impl Service {
     pub async fn delete_verification(&self, p: &Principal, id: &str) -> Result<()> {
         let row = self.owned_verification(p, id).await?;
         p.check(Action::Enroll, Some(&row.collection_id))?;
-        self.store().delete_verification(id).await?;
-        self.store()
-            .delete_liveness(&row.liveness_session_id)
-            .await?;
+        // With its liveness session and the events about it, in one transaction.
+        self.store().delete_verification(&row.verification_id).await?;
         Ok(())
     }
 
@@ -746,7 +744,12 @@ impl Service {
                 status: record.outcome.clone(),
                 decision: record,
             };
-            self.emit_event(&row.owner_key, "verification.completed", &event)
+            let subject = EventSubject {
+                collection_id: Some(row.collection_id.clone()),
+                user_id: Some(row.external_user_id.clone()),
+                verification_id: Some(row.verification_id.clone()),
+            };
+            self.emit_event(&row.owner_key, "verification.completed", &subject, &event)
                 .await?;
         }
         Ok(decided)
@@ -1115,7 +1118,8 @@ impl Service {
     }
 }
 
-/// Decodes a document image and finds its faces (see `Service::find_document_faces`):
+/// Decodes a document image and finds its faces as the document step does (the
+/// pipeline's `Detection::Document`), for evaluation tools:
 /// first with `usual` options, then, if none was found, down to
 /// [`DOCUMENT_DETECT_MIN_FACE_PX`].
 pub fn document_faces(

@@ -171,8 +171,37 @@ fn check_webp_complete(bytes: &[u8]) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// Decodes `bytes` under `limits`. Never panics on any input.
-pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, ImageError> {
+/// What an image's header says, read without decoding any pixel (see [`probe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHeader {
+    pub format: SourceFormat,
+    /// As stored, before EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    /// Bytes a pixel takes in the decoder's output (3 for 8-bit RGB, 8 for 16-bit RGBA).
+    pub decoded_bytes_per_pixel: u8,
+    /// Whether EXIF orientation swaps or turns the image (a rotated copy is made).
+    pub rotates: bool,
+}
+
+impl ImageHeader {
+    /// Upper bound on the memory decoding and detecting in this image take, bytes: the
+    /// decoder's output, the RGB copy, a rotated copy when EXIF asks for one, and 32 MiB
+    /// for the detector's input tensor (at most 1280 px a side: `max_detect_side`) and
+    /// the aligned face chips.
+    pub fn working_set_bytes(&self) -> u64 {
+        let px = self.width as u64 * self.height as u64;
+        let per_px = self.decoded_bytes_per_pixel as u64 + 3 + if self.rotates { 3 } else { 0 };
+        px * per_px + (32 << 20)
+    }
+}
+
+/// Reads and checks an image's header under `limits` without decoding pixels: byte
+/// size, format signature, completeness (JPEG EOI, PNG IEND, WebP RIFF length), pixel
+/// count and minimum side. [`decode`] runs the same checks first; a caller that must
+/// bound work before committing to it (admission control, a liveness frame that must
+/// match an announced size) probes first. Never panics on any input.
+pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<ImageHeader, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -191,7 +220,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Image
     }
 
     let reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
-    let (width, height) = reader.into_dimensions().map_err(corrupt)?;
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
     let pixels = width as u64 * height as u64;
     if pixels > limits.max_pixels {
         return Err(ImageError::TooManyPixels {
@@ -208,6 +238,23 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Image
             min_side: limits.min_side,
         });
     }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    Ok(ImageHeader {
+        format,
+        width,
+        height,
+        decoded_bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
+        rotates: orientation != image::metadata::Orientation::NoTransforms,
+    })
+}
+
+/// Decodes `bytes` under `limits`. Never panics on any input.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, ImageError> {
+    let header = probe(bytes, limits)?;
+    let (format, width, height) = (header.format, header.width, header.height);
+    let pixels = width as u64 * height as u64;
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut image_limits = image::Limits::default();

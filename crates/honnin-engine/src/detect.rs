@@ -246,13 +246,24 @@ impl CenterFace {
         img: &RgbImage,
         opts: &DetectOptions,
     ) -> Result<Vec<RawDetection>, EngineError> {
+        Ok(self.detect_counted(img, opts)?.0)
+    }
+
+    /// [`CenterFace::detect`], and how many faces it found beyond `max_faces` (left out,
+    /// smallest first). With `max_faces == 1` and a successful quick pass, the count is
+    /// the quick pass's (faces too small for it are not counted).
+    pub fn detect_counted(
+        &self,
+        img: &RgbImage,
+        opts: &DetectOptions,
+    ) -> Result<(Vec<RawDetection>, usize), EngineError> {
         let full = Self::detection_scale(img.width(), img.height(), opts);
         if opts.max_faces == 1 {
             let long = img.width().max(img.height()).max(1) as f32;
             let quick = (QUICK_LONG_SIDE / long).min(1.0);
             if quick < full * 0.8 {
                 let found = self.pass(img, quick, opts)?;
-                if !found.is_empty() {
+                if !found.0.is_empty() {
                     return Ok(found);
                 }
             }
@@ -265,12 +276,13 @@ impl CenterFace {
         img: &RgbImage,
         scale: f32,
         opts: &DetectOptions,
-    ) -> Result<Vec<RawDetection>, EngineError> {
+    ) -> Result<(Vec<RawDetection>, usize), EngineError> {
         let mut dets = self.detect_at(img, scale, opts.min_score)?;
         dets.retain(|d| {
             d.rect.height >= opts.min_face_size * 0.8 || d.rect.width >= opts.min_face_size * 0.8
         });
         dets.sort_by(|a, b| b.rect.area().total_cmp(&a.rect.area()));
+        let omitted = dets.len().saturating_sub(opts.max_faces);
         dets.truncate(opts.max_faces);
         if opts.refine_below_px > 0.0 {
             for d in dets.iter_mut() {
@@ -279,7 +291,7 @@ impl CenterFace {
                 }
             }
         }
-        Ok(dets)
+        Ok((dets, omitted))
     }
 }
 

@@ -285,6 +285,12 @@ impl Engine {
         Ok(decode(bytes, &self.config.decode_limits)?)
     }
 
+    /// Reads and checks an image's header under the configured limits, decoding no
+    /// pixel (see [`crate::decode::probe`]).
+    pub fn probe(&self, bytes: &[u8]) -> Result<crate::ImageHeader, EngineError> {
+        Ok(crate::decode::probe(bytes, &self.config.decode_limits)?)
+    }
+
     /// Runs only the detector network (for benchmarks and evaluation).
     pub fn detect_raw(
         &self,
@@ -301,8 +307,19 @@ impl Engine {
         img: &DecodedImage,
         opts: &DetectOptions,
     ) -> Result<Vec<Face>, EngineError> {
-        let raw = self.detect_raw(img, opts)?;
-        Ok(raw.iter().map(|d| self.describe(img, d)).collect())
+        Ok(self.detect_counted(img, opts)?.0)
+    }
+
+    /// [`Engine::detect`], and how many faces were found beyond `opts.max_faces` and
+    /// left out (so a caller can say so instead of dropping them silently).
+    pub fn detect_counted(
+        &self,
+        img: &DecodedImage,
+        opts: &DetectOptions,
+    ) -> Result<(Vec<Face>, usize), EngineError> {
+        validate_options(opts)?;
+        let (raw, omitted) = self.detector.detect_counted(&img.rgb, opts)?;
+        Ok((raw.iter().map(|d| self.describe(img, d)).collect(), omitted))
     }
 
     /// Computes the attributes of one raw detection.

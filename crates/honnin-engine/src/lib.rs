@@ -41,7 +41,7 @@ pub mod runtime;
 pub mod template;
 
 pub use calibration::Calibration;
-pub use decode::{DecodeLimits, DecodedImage};
+pub use decode::{DecodeLimits, DecodedImage, ImageHeader};
 pub use detect::DetectOptions;
 pub use engine::{Comparison, Engine, EngineConfig, Face};
 pub use error::{EngineError, ImageError, ModelError};

@@ -584,13 +584,26 @@ impl LiveSession {
             tracing::debug!(t, "liveness: frame with a non-increasing timestamp dropped");
             return Ok(());
         }
+        let video = self
+            .video
+            .ok_or_else(|| ProtocolError::violation("no video size"))?;
+        // The header must announce the session's video size before a pixel is decoded:
+        // a small JPEG can claim 40 megapixels (either orientation is accepted here; the
+        // decoded, upright frame is checked exactly below).
+        let header = self.analyzers.engine.probe(jpeg).map_err(|e| {
+            ProtocolError::invalid_frame(format!("the frame does not decode: {e}"))
+        })?;
+        let (hw, hh) = (header.width, header.height);
+        if (hw, hh) != (video.width, video.height) && (hh, hw) != (video.width, video.height) {
+            return Err(ProtocolError::invalid_frame(format!(
+                "a {hw}x{hh} frame; the session announced {}x{}",
+                video.width, video.height
+            )));
+        }
         let img =
             self.analyzers.engine.decode(jpeg).map_err(|e| {
                 ProtocolError::invalid_frame(format!("the frame does not decode: {e}"))
             })?;
-        let video = self
-            .video
-            .ok_or_else(|| ProtocolError::violation("no video size"))?;
         if (img.width(), img.height()) != (video.width, video.height) {
             return Err(ProtocolError::invalid_frame(format!(
                 "a {}x{} frame; the session announced {}x{}",

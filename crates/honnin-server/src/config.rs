@@ -25,6 +25,16 @@ pub struct Limits {
     pub rate_limit_per_second: u32,
     /// Requests a key may send in a burst above the sustained rate.
     pub rate_limit_burst: u32,
+    /// Failed authentications per second allowed from one client address; beyond
+    /// them (and the burst) the address gets 429 `Throttling` without a key lookup.
+    pub failed_auth_per_second: u32,
+    /// Failed authentications one client address may make in a burst.
+    pub failed_auth_burst: u32,
+    /// Header that carries the client's address when honnin runs behind a reverse proxy
+    /// you trust (e.g. `x-forwarded-for`: its first address is used). Empty (default):
+    /// the connection's peer address. Never set it without such a proxy: clients could
+    /// then choose their own address.
+    pub client_ip_header: String,
 }
 
 impl Default for Limits {
@@ -34,8 +44,24 @@ impl Default for Limits {
             request_timeout_secs: 30,
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
+            failed_auth_per_second: 5,
+            failed_auth_burst: 20,
+            client_ip_header: String::new(),
         }
     }
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Metrics {
+    /// A secret for Prometheus: `/metrics` answers `Authorization: Bearer <token>`. An
+    /// unlimited admin API key is accepted too. Without a token only admin keys are.
+    pub token: String,
+    /// Serve `/metrics` (without authentication) on this separate address instead, e.g.
+    /// `127.0.0.1:9464` or an interface only the monitoring network reaches; the API
+    /// port then answers 404 for `/metrics`.
+    pub listen: Option<SocketAddr>,
 }
 
 /// Background work.
@@ -60,16 +86,18 @@ impl Default for Background {
     }
 }
 
-/// The demo pages (`/demo/liveness`) and their key-less backend routes. Off by default:
-/// the demo backend lets anyone who reaches the server create liveness sessions.
+/// The demo pages (`/demo/liveness`, `/demo/verify`) and their key-less backend routes.
+/// Off by default: when on, anyone who reaches the server may create liveness sessions
+/// and identity verifications that enrol faces into the `demo-verify` collection
+/// (see `docs/security.md`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Demo {
     pub enabled: bool,
 }
 
-/// Everything `honnin serve` can be told.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything `honnin serve` can be told. `Debug` hides passwords and tokens.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -79,6 +107,11 @@ pub struct ServerConfig {
     /// Database URL; empty means SQLite at `<data_dir>/honnin.db`.
     /// `postgres://user@host/db` for deployments of several servers.
     pub database: String,
+    /// Where the key vault (wrapped data keys) lives; empty means beside the SQLite
+    /// database (`<data_dir>/honnin-keys.db`) or, on PostgreSQL, in the same database.
+    /// A separate vault keeps database backups undecryptable on their own: see
+    /// `docs/security.md`.
+    pub key_store: String,
     /// Master key file; empty means `<data_dir>/master.key`. `HONNIN_MASTER_KEY`
     /// (base64 of 32 bytes) takes precedence over any file.
     pub master_key_file: String,
@@ -88,6 +121,26 @@ pub struct ServerConfig {
     pub background: Background,
     pub service: ServiceConfig,
     pub demo: Demo,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &honnin_storage::RedactedUrl::new(self.database.clone()))
+            .field("key_store", &honnin_storage::RedactedUrl::new(self.key_store.clone()))
+            .field("master_key_file", &self.master_key_file)
+            .field("model_dir", &self.model_dir)
+            .field("limits", &self.limits)
+            .field("background", &self.background)
+            .field("service", &self.service)
+            .field("demo", &self.demo)
+            .field("metrics.listen", &self.metrics.listen)
+            .field("metrics.token", &(!self.metrics.token.is_empty()).then_some("***"))
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -96,12 +149,14 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("honnin-data"),
             database: String::new(),
+            key_store: String::new(),
             master_key_file: String::new(),
             model_dir: String::new(),
             limits: Limits::default(),
             background: Background::default(),
             service: ServiceConfig::default(),
             demo: Demo::default(),
+            metrics: Metrics::default(),
         }
     }
 }

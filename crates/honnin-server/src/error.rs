@@ -13,8 +13,10 @@ pub struct ErrorBody {
     /// Stable machine-readable code: InvalidParameter, InvalidImageFormat,
     /// ImageTooLarge, NoFaceDetected, ResourceNotFound, ResourceAlreadyExists,
     /// AccessDenied, Unauthenticated, Throttling, PayloadTooLarge, RequestTimeout,
-    /// MethodNotAllowed, SessionNotFound, SessionExpired, SessionAlreadyStarted,
-    /// InvalidClientToken, InternalError.
+    /// MethodNotAllowed, ServiceUnavailable, SessionNotFound, SessionExpired,
+    /// SessionAlreadyStarted, SessionCancelled, InvalidClientToken,
+    /// VerificationNotFound, VerificationExpired, VerificationStepOutOfOrder,
+    /// DocumentPortraitAmbiguous, DocumentPortraitUnusable, InternalError.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -61,7 +63,9 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         CoreError::ResourceNotFound(_)
         | CoreError::SessionNotFound(_)
         | CoreError::VerificationNotFound(_) => StatusCode::NOT_FOUND,
-        CoreError::SessionExpired(_) | CoreError::VerificationExpired(_) => StatusCode::GONE,
+        CoreError::SessionExpired(_)
+        | CoreError::VerificationExpired(_)
+        | CoreError::SessionCancelled(_) => StatusCode::GONE,
         CoreError::SessionAlreadyStarted(_) | CoreError::StepOutOfOrder(_) => StatusCode::CONFLICT,
         CoreError::DocumentPortraitAmbiguous(_) | CoreError::DocumentPortraitUnusable(_) => {
             StatusCode::BAD_REQUEST
@@ -71,6 +75,9 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         CoreError::AccessDenied(_) => StatusCode::FORBIDDEN,
         CoreError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         CoreError::Throttling(_) => StatusCode::TOO_MANY_REQUESTS,
+        CoreError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // Only ever met by a request that is gone; a timed-out one is answered 408.
+        CoreError::Cancelled => StatusCode::REQUEST_TIMEOUT,
         CoreError::Crypto(_)
         | CoreError::Config(_)
         | CoreError::Storage(_)
@@ -88,7 +95,12 @@ impl From<CoreError> for ApiError {
         } else {
             e.to_string()
         };
-        ApiError::new(status, e.code(), message)
+        let mut api = ApiError::new(status, e.code(), message);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Engine work frees a slot within about a second.
+            api.retry_after = Some(1);
+        }
+        api
     }
 }
 

@@ -1,7 +1,10 @@
 //! Request extractors: the authenticated caller ([`Caller`]) and request bodies as
 //! JSON or multipart ([`Input`]), with every rejection turned into an [`ApiError`].
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -48,6 +51,89 @@ impl KeyLimiter {
     }
 }
 
+/// Failed authentication, limited per client address: after `burst` failures (then
+/// `per_second`), an address gets 429 `Throttling` with `Retry-After` and its requests
+/// are refused before any key lookup until the wait is over. Successful requests cost
+/// nothing here.
+pub struct AuthGuard {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    blocked: parking_lot::Mutex<HashMap<IpAddr, Instant>>,
+    header: Option<axum::http::HeaderName>,
+}
+
+impl AuthGuard {
+    pub fn new(per_second: u32, burst: u32, client_ip_header: &str) -> Self {
+        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        AuthGuard {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            blocked: parking_lot::Mutex::new(HashMap::new()),
+            header: axum::http::HeaderName::from_bytes(client_ip_header.trim().as_bytes()).ok(),
+        }
+    }
+
+    /// The client's address: the configured proxy header's first address, else the
+    /// connection's peer (unspecified when the server was not started with connection
+    /// info, as in some tests: then every client shares one budget).
+    pub fn client(&self, parts: &Parts) -> IpAddr {
+        if let Some(h) = &self.header {
+            if let Some(ip) = parts
+                .headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+            {
+                return ip;
+            }
+        }
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// `Err(seconds)` while `ip` is blocked.
+    fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        match self.blocked.lock().get(&ip) {
+            Some(until) if *until > Instant::now() => {
+                let wait = *until - Instant::now();
+                Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure; `Err(seconds)` when it exhausts the address's budget.
+    fn failed(&self, ip: IpAddr) -> Result<(), u64> {
+        metrics::counter!("honnin_auth_failures_total").increment(1);
+        self.limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until
+                .wait_time_from(DefaultClock::default().now())
+                .max(Duration::from_secs(1));
+            self.blocked.lock().insert(ip, Instant::now() + wait);
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    /// Forgets addresses no longer blocked (called by the sweeper).
+    pub fn shrink(&self) {
+        let now = Instant::now();
+        self.blocked.lock().retain(|_, until| *until > now);
+        self.limiter.retain_recent();
+    }
+}
+
+fn auth_throttled(wait: u64) -> ApiError {
+    metrics::counter!("honnin_auth_throttled_total").increment(1);
+    let mut e = ApiError::from(CoreError::Throttling(format!(
+        "too many failed authentications from this address; retry in {wait} s"
+    )));
+    e.retry_after = Some(wait.max(1));
+    e
+}
+
 /// The authenticated, rate-limited caller of a `/v1` route.
 pub struct Caller(pub Principal);
 
@@ -58,25 +144,20 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::from(CoreError::Unauthenticated(
-                "missing `Authorization: Bearer <API key>` header".into(),
-            ))
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::from(CoreError::Unauthenticated(
-                    "the Authorization header must be `Bearer <API key>`".into(),
-                ))
-            })?;
-        let principal = state.service.authenticate(token).await?;
+        let ip = state.auth_guard.client(parts);
+        state.auth_guard.check(ip).map_err(auth_throttled)?;
+        let principal = match bearer(parts) {
+            Ok(token) => state.service.authenticate(token).await,
+            Err(e) => Err(e),
+        };
+        let principal = match principal {
+            Ok(p) => p,
+            Err(e @ CoreError::Unauthenticated(_)) => {
+                state.auth_guard.failed(ip).map_err(auth_throttled)?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Err(wait) = state.limiter.check(&principal.key_id) {
             metrics::counter!("honnin_throttled_requests_total").increment(1);
             let mut e = ApiError::from(CoreError::Throttling(format!(
@@ -88,6 +169,24 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(Caller(principal))
     }
+}
+
+/// The bearer token of a request (`Unauthenticated` when missing or malformed).
+pub fn bearer(parts: &Parts) -> Result<&str, CoreError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        CoreError::Unauthenticated("missing `Authorization: Bearer <API key>` header".into())
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            CoreError::Unauthenticated("the Authorization header must be `Bearer <API key>`".into())
+        })
 }
 
 /// An image in a JSON body: `{ "bytes": "<base64>" }` (a `data:` URL prefix is allowed).

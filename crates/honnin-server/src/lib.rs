@@ -11,14 +11,21 @@
 //! [`error::ApiError`] rendered as `{ "code", "message" }` with its HTTP status.
 //!
 //! Background tasks ([`spawn_background`]) keep the in-memory index in step with
-//! storage written by other processes (every 250 ms by default) and sweep expired
-//! data (transient face IDs, tombstones).
+//! storage written by other processes (every 250 ms by default), sweep expired data,
+//! decide pending verifications, and deliver webhooks ([`delivery`]) — each on its own
+//! task, so none waits for another.
+//!
+//! Start a server with [`serve`]: it passes the client's address to the failed-
+//! authentication limit and opens the separate metrics listener when configured.
 
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod routes;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,13 +39,14 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub use config::ServerConfig;
 use error::ApiError;
-use extract::KeyLimiter;
+use extract::{AuthGuard, KeyLimiter};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
     pub limiter: Arc<KeyLimiter>,
+    pub auth_guard: Arc<AuthGuard>,
     pub metrics: PrometheusHandle,
     pub config: Arc<ServerConfig>,
 }
@@ -51,10 +59,42 @@ impl AppState {
                 config.limits.rate_limit_per_second,
                 config.limits.rate_limit_burst,
             )),
+            auth_guard: Arc::new(AuthGuard::new(
+                config.limits.failed_auth_per_second,
+                config.limits.failed_auth_burst,
+                &config.limits.client_ip_header,
+            )),
             metrics: prometheus_handle(),
             config: Arc::new(config),
         }
     }
+}
+
+/// Serves the application on `listener` until `shutdown` resolves, with each request's
+/// peer address available to the failed-authentication limit, and (with
+/// `metrics.listen`) the metrics listener beside it.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Some(addr) = state.config.metrics.listen {
+        let m = tokio::net::TcpListener::bind(addr).await?;
+        let router = axum::Router::new()
+            .route("/metrics", axum::routing::get(routes::metrics_open))
+            .with_state(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(m, router).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every router).
@@ -82,6 +122,10 @@ pub fn prometheus_handle() -> PrometheusHandle {
 pub fn app(state: AppState) -> Router {
     let limits = state.config.limits.clone();
     routes::router()
+        .merge(
+            routes::demo_router()
+                .route_layer(middleware::from_fn_with_state(state.clone(), demo_gate)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
@@ -107,6 +151,21 @@ async fn method_not_allowed() -> ApiError {
         "MethodNotAllowed",
         "this route does not take that method; see /openapi.json",
     )
+}
+
+/// The demo routes exist only with `demo.enabled`: checked before any extractor, so a
+/// disabled demo answers 404 JSON whatever the request carries.
+async fn demo_gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if s.config.demo.enabled {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "the demo is disabled (set demo.enabled = true, or HONNIN_DEMO__ENABLED=true)",
+        )
+        .into_response()
+    }
 }
 
 async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) -> Response {
@@ -170,6 +229,7 @@ pub fn spawn_background(state: &AppState) {
     });
     let svc = state.service.clone();
     let limiter = state.limiter.clone();
+    let guard = state.auth_guard.clone();
     let every = Duration::from_millis(state.config.background.sweep_interval_ms.max(10));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -179,22 +239,21 @@ pub fn spawn_background(state: &AppState) {
             match svc.sweep_once().await {
                 Ok(r) => {
                     metrics::counter!("honnin_sweeper_runs_total").increment(1);
-                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "transient_face")
-                        .increment(r.transient_deleted);
-                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "tombstone")
-                        .increment(r.tombstones_purged);
-                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "liveness_session")
-                        .increment(r.liveness_deleted);
-                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "liveness_images")
-                        .increment(r.liveness_images_cleared);
+                    for (what, n) in [
+                        ("transient_face", r.transient_deleted),
+                        ("tombstone", r.tombstones_purged),
+                        ("liveness_session", r.liveness_deleted),
+                        ("liveness_images", r.liveness_images_cleared),
+                        ("verification", r.verifications_deleted),
+                        ("verification_images", r.verification_images_cleared),
+                        ("webhook_delivery", r.deliveries_purged),
+                        ("orphan_data_key", r.orphan_keys_deleted),
+                    ] {
+                        metrics::counter!("honnin_sweeper_deleted_total", "what" => what)
+                            .increment(n);
+                    }
                     metrics::counter!("honnin_sweeper_expired_total", "what" => "liveness_session")
                         .increment(r.liveness_expired);
-                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "verification")
-                        .increment(r.verifications_deleted);
-                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "verification_images")
-                        .increment(r.verification_images_cleared);
-                    metrics::counter!("honnin_sweeper_deleted_total", "what" => "webhook_delivery")
-                        .increment(r.deliveries_purged);
                 }
                 Err(e) => {
                     metrics::counter!("honnin_sweeper_errors_total").increment(1);
@@ -202,24 +261,14 @@ pub fn spawn_background(state: &AppState) {
                 }
             }
             limiter.shrink();
+            guard.shrink();
         }
     });
+    // Verification decisions and webhook deliveries run on separate tasks: a slow
+    // receiver never delays a decision.
     let svc = state.service.clone();
     let every = Duration::from_millis(state.config.background.work_interval_ms.max(10));
-    let timeout = Duration::from_millis(svc.config().webhooks.timeout_ms.max(100));
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("honnin-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
-                return;
-            }
-        };
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -227,25 +276,7 @@ pub fn spawn_background(state: &AppState) {
             if let Err(e) = svc.advance_verifications().await {
                 tracing::warn!(error = %e, "deciding pending verifications failed; retrying");
             }
-            let send = |r: honnin_core::webhooks::SignedRequest| {
-                let client = client.clone();
-                async move {
-                    client
-                        .post(&r.url)
-                        .header("content-type", "application/json")
-                        .header("honnin-signature", &r.signature)
-                        .header("honnin-event", &r.event)
-                        .header("honnin-delivery", &r.delivery_id)
-                        .body(r.body)
-                        .send()
-                        .await
-                        .map(|res| res.status().as_u16())
-                        .map_err(|e| e.to_string())
-                }
-            };
-            if let Err(e) = svc.deliver_webhooks(send).await {
-                tracing::warn!(error = %e, "webhook delivery round failed; retrying");
-            }
         }
     });
+    delivery::spawn(state.service.clone(), every);
 }

@@ -77,6 +77,11 @@ impl Server {
         let mut cfg = ServerConfig::default();
         cfg.background.sync_interval_ms = 100;
         cfg.background.sweep_interval_ms = 200;
+        // Webhook receivers in tests are loopback listeners: allow-listed, and nothing
+        // else is reachable.
+        cfg.service.webhooks.allow_http = true;
+        cfg.service.webhooks.allow_public = false;
+        cfg.service.webhooks.allowed_networks = vec!["127.0.0.0/8".into()];
         tweak(&mut cfg);
         let store = Store::open(&url).await.unwrap();
         let service = Service::open(
@@ -102,7 +107,9 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, honnin_server::app(state)).await.ok();
+            honnin_server::serve(listener, state, std::future::pending())
+                .await
+                .ok();
         });
         Some(Server {
             base: format!("http://{addr}"),

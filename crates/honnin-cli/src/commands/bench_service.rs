@@ -273,7 +273,7 @@ fn startup(
                 updated_ms: 1,
             });
             if batch.len() == 1000 || i + 1 == n {
-                store.insert_faces(&batch).await?;
+                store.insert_faces(&batch, None).await?;
                 batch.clear();
             }
         }

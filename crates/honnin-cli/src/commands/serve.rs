@@ -1,6 +1,5 @@
 //! `honnin serve` and `honnin keys …`.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,7 +8,7 @@ use clap::{Args, Subcommand};
 use honnin_core::crypto::load_master_key;
 use honnin_core::{keys, Principal, Role, Service};
 use honnin_server::{AppState, ServerConfig};
-use honnin_storage::Store;
+use honnin_storage::{RedactedUrl, Store};
 
 use crate::EngineArgs;
 
@@ -103,23 +102,22 @@ async fn open_store(cfg: &ServerConfig) -> Result<Store> {
         make_private_dir(&cfg.data_dir)?;
     }
     let url = cfg.database_url();
-    Store::open(&url)
-        .await
-        .with_context(|| format!("opening the database {}", redact(&url)))
+    let vault = (!cfg.key_store.is_empty()).then_some(cfg.key_store.as_str());
+    Store::open_with_vault(&url, vault).await.with_context(|| {
+        format!(
+            "opening the database {} (key vault: {})",
+            RedactedUrl::new(url.clone()),
+            vault.map_or("default".to_string(), |v| RedactedUrl::new(v).to_string())
+        )
+    })
 }
 
-/// Hides a password in a database URL.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+/// Prints a line on stdout; a closed stdout (`honnin serve | head -1`) is not an error
+/// for a server, which goes on serving.
+fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
 }
 
 pub fn serve(engine_args: &EngineArgs, args: ServeArgs) -> Result<()> {
@@ -158,7 +156,7 @@ pub fn serve(engine_args: &EngineArgs, args: ServeArgs) -> Result<()> {
                 "initial admin",
             )
             .await?;
-            println!("admin API key (shown once, store it now): {}", k.token);
+            say(format!("admin API key (shown once, store it now): {}", k.token));
         }
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -166,13 +164,11 @@ pub fn serve(engine_args: &EngineArgs, args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         let state = AppState::new(service, cfg);
         honnin_server::spawn_background(&state);
-        println!(
+        say(format!(
             "honnin listening on http://{addr} (database: {:?})",
             state.service.store().backend()
-        );
-        std::io::stdout().flush().ok();
-        axum::serve(listener, honnin_server::app(state))
-            .with_graceful_shutdown(shutdown_signal())
+        ));
+        honnin_server::serve(listener, state, shutdown_signal())
             .await
             .context("serving")?;
         eprintln!("honnin stopped");
@@ -242,27 +238,37 @@ pub fn keys(cmd: KeysCommand) -> Result<()> {
                         "{:<18} {:<11} {:<20} {:<26} {:<10} name",
                         "key id", "role", "collection", "created", "state"
                     );
+                    // Names are printable text since validation; older rows may hold
+                    // anything, so escape on output: no terminal escape reaches the screen.
+                    let esc = honnin_core::validate::escape_unprintable;
                     for k in list {
                         println!(
                             "{:<18} {:<11} {:<20} {:<26} {:<10} {}",
                             k.key_id,
                             k.role.as_str(),
-                            k.collection.as_deref().unwrap_or("(all)"),
+                            esc(k.collection.as_deref().unwrap_or("(all)")),
                             k.created_at,
                             if k.revoked_at.is_some() {
                                 "revoked"
                             } else {
                                 "active"
                             },
-                            k.name
+                            esc(&k.name)
                         );
                     }
                 }
             }
             KeysCommand::Revoke { location, key_id } => {
                 let store = open_store(&load_config(&location)?).await?;
-                keys::revoke(&store, &system, &key_id).await?;
-                eprintln!("revoked key {key_id}; servers refuse it within 2 s");
+                let r = keys::revoke(&store, &system, &key_id).await?;
+                eprintln!(
+                    "revoked key {key_id}; servers refuse it within 2 s. Ended its work: {} liveness sessions and {} verifications cancelled, {} webhooks disabled ({} pending deliveries dropped), {} transient faces deleted",
+                    r.sessions_cancelled,
+                    r.verifications_cancelled,
+                    r.webhooks_disabled,
+                    r.deliveries_failed,
+                    r.transient_deleted
+                );
             }
         }
         Ok(())

@@ -258,8 +258,8 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
                     "type": "error", "code": code, "message": message,
                 })))
                 .await;
-            if code == "SessionExpired" {
-                // The sweeper marks it EXPIRED; nothing else to record.
+            if code == "SessionExpired" || code == "SessionCancelled" {
+                // The sweeper marks it EXPIRED / the revocation marked it FAILED.
             } else if let Err(e) = svc
                 .fail_liveness_stream(&ticket, &code, &message, frames)
                 .await
@@ -282,6 +282,11 @@ async fn drive(
 ) -> Ended {
     let mut sess = Box::new(svc.new_live_session(ticket));
     let mut last_heard = Instant::now();
+    // A revoked key's sessions are cancelled in storage (by any server): look every
+    // second, and stop the stream when it happens.
+    let mut alive_check = tokio::time::interval(Duration::from_secs(1));
+    alive_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    alive_check.tick().await;
     loop {
         let now = Instant::now();
         if now >= expiry {
@@ -328,6 +333,21 @@ async fn drive(
                             code: "ClientDisconnected".into(),
                             message: "the client closed the stream before it ended".into(),
                         };
+                    }
+                }
+            }
+            _ = alive_check.tick() => {
+                match svc.liveness_stream_alive(ticket).await {
+                    Ok(false) => {
+                        return Ended::Failed {
+                            code: "SessionCancelled".into(),
+                            message: "the session was cancelled (the API key that created it was revoked)".into(),
+                        };
+                    }
+                    Ok(true) => Ok(Vec::new()),
+                    Err(e) => {
+                        tracing::debug!(session = %ticket.session_id, error = %e, "liveness status check failed; the stream goes on");
+                        Ok(Vec::new())
                     }
                 }
             }
@@ -404,33 +424,43 @@ pub(crate) fn serve_asset(path: &str) -> Response {
 }
 
 // ---------------------------------------------------------------------- demo
+//
+// Mounted behind the demo gate (`crate::app`): none of these runs unless
+// `demo.enabled`. Errors are JSON like everywhere else.
 
 fn demo_principal() -> Principal {
     Principal {
         key_id: "demo".into(),
         role: Role::Recognizer,
         collection: None,
+        scope_uid: None,
     }
 }
 
-pub(crate) fn demo_enabled(s: &AppState) -> ApiResult<()> {
-    if s.config.demo.enabled {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            "the demo is disabled (set demo.enabled = true, or HONNIN_DEMO__ENABLED=true)",
-        ))
-    }
+/// The demo's own rate limit (one bucket for every anonymous caller).
+pub(crate) fn demo_rate_limit(s: &AppState) -> ApiResult<()> {
+    s.limiter.check("demo").map_err(|wait| {
+        let mut e = ApiError::from(CoreError::Throttling(
+            "the demo is over its rate limit".into(),
+        ));
+        e.retry_after = Some(wait.max(1));
+        e
+    })
 }
 
-/// `GET /demo/liveness`: the demo page (only with `demo.enabled`).
-pub async fn demo_page(State(s): State<AppState>) -> Response {
-    match demo_enabled(&s) {
-        Ok(()) => serve_asset("/demo/liveness"),
-        Err(e) => e.into_response(),
+/// A JSON body that may be empty (then `T::default()`), with JSON errors.
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
     }
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
+}
+
+/// `GET /demo/liveness`: the demo page.
+pub async fn demo_page() -> Response {
+    serve_asset("/demo/liveness")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -444,18 +474,10 @@ pub struct DemoCreate {
 /// for the demo page only.
 pub async fn demo_create(
     State(s): State<AppState>,
-    body: Option<Json<DemoCreate>>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<CreatedLivenessSession>> {
-    demo_enabled(&s)?;
-    let p = demo_principal();
-    if let Err(wait) = s.limiter.check(&p.key_id) {
-        let mut e = ApiError::from(CoreError::Throttling(
-            "the demo is over its rate limit".into(),
-        ));
-        e.retry_after = Some(wait.max(1));
-        return Err(e);
-    }
-    let b = body.map(|b| b.0).unwrap_or_default();
+    demo_rate_limit(&s)?;
+    let b: DemoCreate = optional_json(&body)?;
     let r = CreateLivenessSessionRequest {
         settings: LivenessSettings {
             audit_images_limit: b.audit_images_limit,
@@ -464,7 +486,7 @@ pub async fn demo_create(
         reference_image: None,
         device_correlation_id: None,
     };
-    create_as(&s, &p, r).await.map(Json)
+    create_as(&s, &demo_principal(), r).await.map(Json)
 }
 
 /// `GET /demo/api/liveness-sessions/{id}`: the demo's own sessions' results.
@@ -472,7 +494,6 @@ pub async fn demo_results(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<LivenessResults>> {
-    demo_enabled(&s)?;
     Ok(Json(
         s.service.liveness_results(&demo_principal(), &id).await?,
     ))

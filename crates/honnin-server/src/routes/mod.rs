@@ -99,6 +99,16 @@ pub fn router() -> Router<AppState> {
             get(webhooks::deliveries),
         )
         .route("/static/{*file}", get(liveness::static_file))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+}
+
+/// The demo pages and their key-less backend (see `docs/security.md`). The application
+/// mounts them behind a gate that answers 404 unless `demo.enabled` (crate::app).
+pub fn demo_router() -> Router<AppState> {
+    Router::new()
         .route("/demo/liveness", get(liveness::demo_page))
         .route("/demo/verify", get(verifications::demo_page))
         .route("/demo/api/verifications", post(verifications::demo_create))
@@ -115,10 +125,6 @@ pub fn router() -> Router<AppState> {
             "/demo/api/liveness-sessions/{sessionId}",
             get(liveness::demo_results),
         )
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_json))
 }
 
 /// Liveness of the process.
@@ -163,12 +169,64 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus metrics (text exposition format).
+/// Prometheus metrics (text exposition format). Needs `Authorization: Bearer` with the
+/// configured metrics token or an unlimited admin API key; with `metrics.listen` set,
+/// metrics are served on that address instead and this route answers 404.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(s): State<AppState>) -> Response {
+    responses(
+        (status = 200, description = "Metrics", body = String, content_type = "text/plain"),
+        (status = 401, description = "Unauthenticated: no metrics token or admin key", body = ErrorBody),
+        (status = 403, description = "AccessDenied: a key that is not an unlimited admin key", body = ErrorBody),
+        (status = 404, description = "ResourceNotFound: metrics are served on their own address (metrics.listen)", body = ErrorBody),
+        (status = 429, description = "Throttling: too many failed authentications from this address", body = ErrorBody),
+    ),
+    security(("apiKey" = [])))]
+pub async fn metrics(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    if s.config.metrics.listen.is_some() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "metrics are served on their own address (metrics.listen)",
+        )
+        .into_response();
+    }
+    let (mut parts, _) = req.into_parts();
+    match metrics_caller(&s, &mut parts).await {
+        Ok(()) => metrics_open(State(s)).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Whether the request may read metrics: the metrics token, or an unlimited admin key.
+async fn metrics_caller(s: &AppState, parts: &mut axum::http::request::Parts) -> Result<(), ApiError> {
+    let token = s.config.metrics.token.as_bytes();
+    if !token.is_empty() {
+        if let Ok(b) = crate::extract::bearer(parts) {
+            if b.len() == token.len() && bool::from(subtle::ConstantTimeEq::ct_eq(b.as_bytes(), token)) {
+                return Ok(());
+            }
+        }
+    }
+    use axum::extract::FromRequestParts;
+    let crate::extract::Caller(p) = crate::extract::Caller::from_request_parts(parts, s).await?;
+    if p.role == honnin_core::Role::Admin && !p.is_limited() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "metrics need the metrics token or an unlimited admin key",
+        ))
+    }
+}
+
+/// The metrics text, without authentication (the separate metrics listener).
+pub async fn metrics_open(State(s): State<AppState>) -> Response {
     metrics::gauge!("honnin_templates_in_memory").set(s.service.templates_in_memory() as f64);
     metrics::gauge!("honnin_template_bytes").set(s.service.bytes_per_template() as f64);
+    metrics::gauge!("honnin_engine_queue_depth").set(s.service.admission().queued() as f64);
+    metrics::gauge!("honnin_engine_memory_reserved_mib")
+        .set(s.service.admission().memory_reserved_mib() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),
@@ -249,7 +307,7 @@ const MULTIPART_ROUTES: &[&str] = &[
 ];
 
 /// The complete OpenAPI document: the derived description plus what every `/v1`
-/// route shares (the bearer scheme, 401/408/413/429 and 405 responses, multipart bodies).
+/// route shares (the bearer scheme, 401/408/413/429/503 responses, multipart bodies).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let comps = doc.components.get_or_insert_with(Default::default);
@@ -298,7 +356,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 r.insert("413".into(), error("PayloadTooLarge: body over the limit; ImageTooLarge: image over 5 MB or 40 megapixels"));
                 r.insert(
                     "429".into(),
-                    error("Throttling: this key is over its rate limit; see Retry-After"),
+                    error("Throttling: this key is over its rate limit, or its address made too many failed authentications; see Retry-After"),
+                );
+                r.insert(
+                    "503".into(),
+                    error("ServiceUnavailable: the server is at capacity for image work; retry after Retry-After seconds"),
                 );
                 if multipart && op.request_body.is_some() {
                     if let Some(body) = op.request_body.as_mut() {

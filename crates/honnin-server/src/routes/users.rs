@@ -67,9 +67,19 @@ pub async fn list(
     ))
 }
 
-/// Delete a user; its faces stay in the collection, no longer associated.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteUserQuery {
+    /// Keep the user's faces in the collection, only detached from the user (Amazon
+    /// Rekognition's DeleteUser). Default false: the faces are erased with the user.
+    pub keep_faces: Option<bool>,
+}
+
+/// Delete a user and everything about them: their faces (templates), the
+/// verifications of that `externalUserId` with their liveness sessions, and webhook
+/// events about them. With `keepFaces=true` the faces stay, no longer associated.
 #[utoipa::path(delete, path = "/v1/collections/{collectionId}/users/{userId}", tag = "users",
-    params(("collectionId" = String, Path), ("userId" = String, Path)),
+    params(("collectionId" = String, Path), ("userId" = String, Path), DeleteUserQuery),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "InvalidParameter", body = ErrorBody),
@@ -81,8 +91,11 @@ pub async fn delete(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path((id, user)): Path<(String, String)>,
+    Query(q): Query<DeleteUserQuery>,
 ) -> ApiResult<StatusCode> {
-    s.service.delete_user(&p, &id, &user).await?;
+    s.service
+        .delete_user(&p, &id, &user, q.keep_faces.unwrap_or(false))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

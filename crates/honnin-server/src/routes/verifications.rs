@@ -4,13 +4,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use honnin_core::verification::{CreatedVerification, NewVerification, VerificationStatus};
 use honnin_core::{CoreError, Principal, Role};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, ImageInput, Input, Path};
 use crate::AppState;
 
@@ -98,24 +98,24 @@ pub async fn delete(
 }
 
 // ---------------------------------------------------------------------- demo
+//
+// Mounted behind the demo gate (`crate::app`): none of these runs unless
+// `demo.enabled`. With the demo on, anyone who reaches the server can run
+// verifications that enrol faces into `demo-verify` (docs/security.md).
 
 /// The collection the verification demo enrols into.
 pub const DEMO_COLLECTION: &str = "demo-verify";
 
-fn demo_principal() -> Principal {
-    Principal {
-        key_id: "demo".into(),
-        role: Role::Enroller,
-        collection: Some(DEMO_COLLECTION.into()),
-    }
+/// The demo's principal: an enroller limited to `demo-verify` as it exists now.
+async fn demo_principal(s: &AppState) -> ApiResult<Principal> {
+    Ok(s.service
+        .principal_for("demo", Role::Enroller, DEMO_COLLECTION)
+        .await?)
 }
 
-/// `GET /demo/verify`: the demo page (only with `demo.enabled`).
-pub async fn demo_page(State(s): State<AppState>) -> Response {
-    match super::liveness::demo_enabled(&s) {
-        Ok(()) => super::liveness::serve_asset(honnin_web::VERIFY_DEMO_PATH),
-        Err(e) => e.into_response(),
-    }
+/// `GET /demo/verify`: the demo page.
+pub async fn demo_page() -> Response {
+    super::liveness::serve_asset(honnin_web::VERIFY_DEMO_PATH)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,17 +128,10 @@ pub struct DemoCreate {
 /// the demo page only (creates the `demo-verify` collection on first use).
 pub async fn demo_create(
     State(s): State<AppState>,
-    Json(b): Json<DemoCreate>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<CreatedVerification>> {
-    super::liveness::demo_enabled(&s)?;
-    let p = demo_principal();
-    if let Err(wait) = s.limiter.check(&p.key_id) {
-        let mut e = ApiError::from(CoreError::Throttling(
-            "the demo is over its rate limit".into(),
-        ));
-        e.retry_after = Some(wait.max(1));
-        return Err(e);
-    }
+    super::liveness::demo_rate_limit(&s)?;
+    let b: DemoCreate = super::liveness::optional_json(&body)?;
     match s
         .service
         .create_collection(&Principal::system(), DEMO_COLLECTION)
@@ -152,6 +145,7 @@ pub async fn demo_create(
         external_user_id: b.external_user_id,
         ..NewVerification::default()
     };
+    let p = demo_principal(&s).await?;
     Ok(Json(s.service.create_verification(&p, req).await?))
 }
 
@@ -161,13 +155,9 @@ pub async fn demo_document(
     Path(id): Path<String>,
     Input(r): Input<DocumentRequest>,
 ) -> ApiResult<Json<VerificationStatus>> {
-    super::liveness::demo_enabled(&s)?;
     let image = r.image.decode("image")?;
-    Ok(Json(
-        s.service
-            .put_verification_document(&demo_principal(), &id, image)
-            .await?,
-    ))
+    let p = demo_principal(&s).await?;
+    Ok(Json(s.service.put_verification_document(&p, &id, image).await?))
 }
 
 /// `GET /demo/api/verifications/{id}`: the demo's own verifications.
@@ -175,10 +165,6 @@ pub async fn demo_status(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<VerificationStatus>> {
-    super::liveness::demo_enabled(&s)?;
-    Ok(Json(
-        s.service
-            .verification_status(&demo_principal(), &id)
-            .await?,
-    ))
+    let p = demo_principal(&s).await?;
+    Ok(Json(s.service.verification_status(&p, &id).await?))
 }

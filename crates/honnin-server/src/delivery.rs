@@ -1,0 +1,152 @@
+//! The webhook delivery client and loop.
+//!
+//! The HTTP client resolves names through [`EgressResolver`], which hands reqwest only
+//! the addresses the egress policy allows ([`honnin_core::egress`]): the connection goes
+//! to an address that was checked, with no second lookup to rebind. Literal IP hosts
+//! (which reqwest does not resolve) are checked before the request. Redirects are off,
+//! proxies are off, and connecting is bounded by `connect_timeout_ms` separately from
+//! the whole attempt (`timeout_ms`), so a black-hole receiver holds a delivery slot for
+//! seconds, not minutes.
+//!
+//! The loop ([`spawn`]) runs on its own task, apart from verification decisions: one
+//! slow receiver never delays a decision, and the dispatcher's global and per-owner
+//! caps keep one key's receivers from taking every slot.
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use honnin_core::egress::EgressPolicy;
+use honnin_core::webhooks::{Dispatcher, SendFailure, SendResult, SignedRequest};
+use honnin_core::Service;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// The resolver error for a name none of whose addresses the policy allows.
+#[derive(Debug)]
+struct NotAllowed;
+
+impl std::fmt::Display for NotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("destination not allowed by the webhook egress policy")
+    }
+}
+
+impl StdError for NotAllowed {}
+
+/// Resolves names and keeps only the addresses the egress policy allows.
+#[derive(Debug, Clone)]
+pub struct EgressResolver {
+    policy: EgressPolicy,
+}
+
+impl Resolve for EgressResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            if !policy.resolves_names() {
+                return Err(Box::new(NotAllowed) as Box<dyn StdError + Send + Sync>);
+            }
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = found
+                .filter(|a| policy.check_addr(a.ip()).is_ok())
+                .collect();
+            if allowed.is_empty() {
+                return Err(Box::new(NotAllowed) as Box<dyn StdError + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The webhook HTTP client for `svc`'s configuration and egress policy.
+pub fn client(svc: &Service) -> reqwest::Result<reqwest::Client> {
+    let cfg = &svc.config().webhooks;
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(cfg.timeout_ms.max(100)))
+        .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms.max(100)))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(EgressResolver {
+            policy: svc.egress().clone(),
+        }))
+        .user_agent(concat!("honnin-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+fn is_not_allowed(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(s) = cur {
+        if s.is::<NotAllowed>() {
+            return true;
+        }
+        cur = s.source();
+    }
+    false
+}
+
+/// Sends one signed delivery, applying the egress policy to literal addresses (names
+/// go through [`EgressResolver`]).
+pub async fn send(
+    client: reqwest::Client,
+    policy: EgressPolicy,
+    r: SignedRequest,
+) -> SendResult {
+    let url = reqwest::Url::parse(&r.url).map_err(|_| SendFailure::NoResponse)?;
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = literal {
+        if policy.check_addr(ip).is_err() {
+            return Err(SendFailure::NotAllowed);
+        }
+    }
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && policy.allow_http);
+    if !scheme_ok {
+        return Err(SendFailure::NotAllowed);
+    }
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("honnin-signature", &r.signature)
+        .header("honnin-event", &r.event)
+        .header("honnin-delivery", &r.delivery_id)
+        .body(r.body)
+        .send()
+        .await
+        .map(|res| res.status().as_u16())
+        .map_err(|e| {
+            if is_not_allowed(&e) {
+                SendFailure::NotAllowed
+            } else {
+                SendFailure::NoResponse
+            }
+        })
+}
+
+/// Starts the delivery loop: every `every`, one dispatch round.
+pub fn spawn(svc: Arc<Service>, every: Duration) {
+    tokio::spawn(async move {
+        let client = match client(&svc) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
+                return;
+            }
+        };
+        let policy = svc.egress().clone();
+        let dispatcher = Dispatcher::new(&svc.config().webhooks);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (client, policy) = (client.clone(), policy.clone());
+            let sender = move |r: SignedRequest| send(client.clone(), policy.clone(), r);
+            if let Err(e) = svc.dispatch_webhooks(&dispatcher, sender).await {
+                tracing::warn!(error = %e, "webhook dispatch round failed; retrying");
+            }
+        }
+    });
+}
