@@ -172,6 +172,11 @@ impl EgressPolicy {
                 "must be an absolute URL of at most 2048 characters, without spaces".into(),
             ));
         }
+        // The URL standard reads `https:///x` as `https://x/`; a URL without an
+        // authority is refused as written instead.
+        if raw.split_once("://").is_none_or(|(_, rest)| rest.is_empty() || rest.starts_with('/')) {
+            return Err(bad("must be an absolute URL with a host (scheme://host/…)".into()));
+        }
         let u = url::Url::parse(raw).map_err(|e| bad(format!("not an absolute URL ({e})")))?;
         match u.scheme() {
             "https" => {}

@@ -134,6 +134,25 @@ fn auth_throttled(wait: u64) -> ApiError {
     e
 }
 
+/// Authenticates a request's bearer key under the failed-authentication limit of its
+/// client address (no per-key rate limit: see [`Caller`] for that).
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let ip = state.auth_guard.client(parts);
+    state.auth_guard.check(ip).map_err(auth_throttled)?;
+    let principal = match bearer(parts) {
+        Ok(token) => state.service.authenticate(token).await,
+        Err(e) => Err(e),
+    };
+    match principal {
+        Ok(p) => Ok(p),
+        Err(e @ CoreError::Unauthenticated(_)) => {
+            state.auth_guard.failed(ip).map_err(auth_throttled)?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The authenticated, rate-limited caller of a `/v1` route.
 pub struct Caller(pub Principal);
 
@@ -144,20 +163,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ip = state.auth_guard.client(parts);
-        state.auth_guard.check(ip).map_err(auth_throttled)?;
-        let principal = match bearer(parts) {
-            Ok(token) => state.service.authenticate(token).await,
-            Err(e) => Err(e),
-        };
-        let principal = match principal {
-            Ok(p) => p,
-            Err(e @ CoreError::Unauthenticated(_)) => {
-                state.auth_guard.failed(ip).map_err(auth_throttled)?;
-                return Err(e.into());
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let principal = authenticate(parts, state).await?;
         if let Err(wait) = state.limiter.check(&principal.key_id) {
             metrics::counter!("honnin_throttled_requests_total").increment(1);
             let mut e = ApiError::from(CoreError::Throttling(format!(

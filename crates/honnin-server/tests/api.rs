@@ -82,6 +82,11 @@ impl Server {
         cfg.service.webhooks.allow_http = true;
         cfg.service.webhooks.allow_public = false;
         cfg.service.webhooks.allowed_networks = vec!["127.0.0.0/8".into()];
+        // The suite sends hundreds of unauthenticated requests on purpose (every route
+        // without a key); the failed-authentication limit has its own tests
+        // (tests/security.rs).
+        cfg.limits.failed_auth_per_second = 10_000;
+        cfg.limits.failed_auth_burst = 10_000;
         tweak(&mut cfg);
         let store = Store::open(&url).await.unwrap();
         let service = Service::open(
@@ -963,10 +968,18 @@ async fn crypto_shredding(s: &Server) {
         .await
         .unwrap();
     assert_eq!(backup.len(), 1);
-    let old_key_row = store.get_collection("shred").await.unwrap().unwrap();
+    let old_uid = store
+        .get_collection("shred")
+        .await
+        .unwrap()
+        .unwrap()
+        .collection_uid;
+    let old_key_ref = format!("collection:{old_uid}");
+    let old_key = store.vault().get(&old_key_ref).await.unwrap().unwrap();
     s.ok("DELETE", "/v1/collections/shred", None).await;
+    assert!(store.get_collection("shred").await.unwrap().is_none());
     assert!(
-        store.get_collection("shred").await.unwrap().is_none(),
+        store.vault().get(&old_key_ref).await.unwrap().is_none(),
         "the wrapped data key is destroyed"
     );
     assert!(store
@@ -981,8 +994,20 @@ async fn crypto_shredding(s: &Server) {
         Some(json!({"collectionId": "shred"})),
     )
     .await;
-    let new_key_row = store.get_collection("shred").await.unwrap().unwrap();
-    assert_ne!(old_key_row.wrapped_key, new_key_row.wrapped_key);
+    let new_uid = store
+        .get_collection("shred")
+        .await
+        .unwrap()
+        .unwrap()
+        .collection_uid;
+    assert_ne!(new_uid, old_uid, "a new identity");
+    let new_key = store
+        .vault()
+        .get(&format!("collection:{new_uid}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(old_key, new_key);
     let r = s
         .ok(
             "POST",
@@ -1048,6 +1073,7 @@ async fn sweeper_deletes_expired_transient_faces() {
     let m = s
         .http
         .get(format!("{}/metrics", s.base))
+        .bearer_auth(&s.admin)
         .send()
         .await
         .unwrap()
@@ -1096,11 +1122,20 @@ async fn rate_limit_answers_429_with_retry_after() {
         retry.is_some_and(|r| (1..=2).contains(&r)),
         "Retry-After {retry:?}"
     );
-    // Health and metrics are not limited and need no key.
-    for p in ["/healthz", "/readyz", "/metrics"] {
+    // Health needs no key; neither health nor metrics (read with an admin key) is
+    // limited by the key's rate.
+    for p in ["/healthz", "/readyz"] {
         let res = s.http.get(format!("{}{p}", s.base)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{p}");
     }
+    let res = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "/metrics");
     s.stop().await;
 }
 
