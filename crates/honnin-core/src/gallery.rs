@@ -36,11 +36,11 @@ impl Service {
         check_collection_id(id)?;
         p.check(Action::Enroll, Some(id))?;
         let exists = || CoreError::ResourceAlreadyExists(format!("collection `{id}` already exists"));
-        if p.collection.is_some() && p.scope_uid.is_some() {
+        if let (Some(_), Some(mine)) = (&p.collection, &p.scope_uid) {
             return Err(match self.store().get_collection(id).await? {
-                Some(_) => exists(),
-                None => CoreError::AccessDenied(format!(
-                    "this key was limited to an earlier collection named `{id}`, since deleted; it cannot create a new one"
+                Some(row) if row.collection_uid == *mine => exists(),
+                _ => CoreError::AccessDenied(format!(
+                    "this key was limited to an earlier collection named `{id}`, since deleted; it grants nothing in a new one"
                 )),
             });
         }

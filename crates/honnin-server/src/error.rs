@@ -88,7 +88,7 @@ pub fn status_of(e: &CoreError) -> StatusCode {
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let status = status_of(&e);
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             // Details of internal failures go to the log, not to the client.
             tracing::error!(error = %e, "internal error");
             "internal error; the server log has details".to_string()

@@ -138,7 +138,14 @@ fn auth_throttled(wait: u64) -> ApiError {
 /// client address (no per-key rate limit: see [`Caller`] for that).
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     let ip = state.auth_guard.client(parts);
-    state.auth_guard.check(ip).map_err(auth_throttled)?;
+    if let Err(wait) = state.auth_guard.check(ip) {
+        // Blocked: only a key this server recently authenticated gets through (no
+        // database query); anything else waits.
+        return bearer(parts)
+            .ok()
+            .and_then(|t| state.service.authenticate_cached(t))
+            .ok_or_else(|| auth_throttled(wait));
+    }
     let principal = match bearer(parts) {
         Ok(token) => state.service.authenticate(token).await,
         Err(e) => Err(e),
