@@ -170,3 +170,79 @@ fn eval_pairs_reads_a_list_and_reports() {
     assert_eq!(v["auc"], 1.0);
     assert!(out.join("det.svg").is_file());
 }
+
+/// Issue 12, item 18: `honnin detect … | head -1` ends quietly when the reader closes
+/// the pipe: no panic, no "Broken pipe" message (the process ends as Unix tools do, by
+/// SIGPIPE, or with status 0).
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let files: Vec<String> = (0..8)
+        .map(|i| fixture(if i % 2 == 0 { "obama.jpg" } else { "t1.jpg" }))
+        .collect();
+    let mut args = vec!["detect".to_string(), "--json".to_string()];
+    args.extend(files);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_honnin"))
+        .args(&args)
+        .env("HONNIN_NO_PROGRESS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert!(!first.is_empty());
+        // `head -1`: the reader goes away after one line.
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.to_lowercase().contains("broken pipe"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{:?}: {err}",
+            out.status
+        );
+    }
+}
+
+/// Issue 12, item 14: a database password never appears in an error, whatever the URL.
+#[test]
+fn database_passwords_never_appear_in_errors() {
+    let dir = std::env::temp_dir().join(format!("honnin-redact-{}", std::process::id()));
+    let data = dir.display().to_string();
+    for url in [
+        "mysql://honnin:s3cret-pw-7@127.0.0.1/db",
+        // A closed loopback port: the driver's own error must not quote it either.
+        "postgres://honnin:s3cret-pw-7@127.0.0.1:1/db",
+        "postgres://honnin:s3cret%2Dpw%2D7@127.0.0.1:1/db",
+    ] {
+        for args in [
+            vec![
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &data,
+                "--database",
+                url,
+            ],
+            vec!["keys", "list", "--data-dir", &data, "--database", url],
+        ] {
+            let (code, out, err) = honnin(&args);
+            assert_ne!(code, 0, "{args:?}");
+            assert!(
+                !out.contains("s3cret") && !err.contains("s3cret"),
+                "{args:?}: {out}{err}"
+            );
+            assert!(err.contains("***"), "the URL is shown redacted: {err}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -517,3 +517,63 @@ fn two_servers_on_postgres_see_each_others_writes_and_deletes_within_1s() {
     drop(b);
     rt.block_on(db.drop());
 }
+
+/// Issue 12, item 6: key names are printable text, and `honnin keys list` never prints
+/// a raw control character, even for a row written before names were checked.
+#[test]
+fn key_names_never_put_terminal_escapes_on_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = honnin(
+        &[
+            "keys",
+            "create",
+            "--role",
+            "recognizer",
+            "--name",
+            "\u{1b}[2J\u{1b}[31mowned",
+        ],
+        &data,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("printable"));
+    let out = honnin(
+        &["keys", "create", "--role", "recognizer", "--name", "fine"],
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A legacy row holding escapes, written straight into the database.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store =
+            honnin_storage::Store::open(&format!("sqlite://{}", data.join("honnin.db").display()))
+                .await
+                .unwrap();
+        store
+            .insert_key(&honnin_storage::KeyRow {
+                key_id: "0123456789abcdef".into(),
+                secret_hash: vec![0; 32],
+                role: "recognizer".into(),
+                collection_id: None,
+                name: "legacy\u{1b}]0;pwned\u{7}\u{1b}[2J".into(),
+                created_ms: 1,
+                revoked_ms: None,
+                scope_uid: None,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let out = honnin(&["keys", "list"], &data);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("legacy\\u{1b}]0;pwned"), "{text}");
+}

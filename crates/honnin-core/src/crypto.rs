@@ -240,7 +240,10 @@ mod tests {
         let master = DataKey::generate();
         let service = DataKey::generate().wrap(&master, &service_key_ref("transient"));
         for name in ["transient", "service:transient", "service", ""] {
-            assert!(DataKey::unwrap(&service, &master, &collection_key_ref(name)).is_err(), "{name}");
+            assert!(
+                DataKey::unwrap(&service, &master, &collection_key_ref(name)).is_err(),
+                "{name}"
+            );
         }
         assert!(DataKey::unwrap(&service, &master, &service_key_ref("transient")).is_ok());
         // Before the vault both were `honnin-dek-v1:transient`.

@@ -84,7 +84,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         // NAT64 well-known prefix 64:ff9b::/96.
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail()),
         // 6to4 2002:a.b.c.d::/48.
-        [0x2002, a, b, ..] => Some(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::new(
+            (a >> 8) as u8,
+            a as u8,
+            (b >> 8) as u8,
+            b as u8,
+        )),
         // Teredo 2001:0::/32: the client address is stored inverted in the last 32 bits.
         [0x2001, 0, ..] => {
             let v = (((s[6] as u32) << 16) | s[7] as u32) ^ 0xffff_ffff;
@@ -174,8 +179,13 @@ impl EgressPolicy {
         }
         // The URL standard reads `https:///x` as `https://x/`; a URL without an
         // authority is refused as written instead.
-        if raw.split_once("://").is_none_or(|(_, rest)| rest.is_empty() || rest.starts_with('/')) {
-            return Err(bad("must be an absolute URL with a host (scheme://host/…)".into()));
+        if raw
+            .split_once("://")
+            .is_none_or(|(_, rest)| rest.is_empty() || rest.starts_with('/'))
+        {
+            return Err(bad(
+                "must be an absolute URL with a host (scheme://host/…)".into()
+            ));
         }
         let u = url::Url::parse(raw).map_err(|e| bad(format!("not an absolute URL ({e})")))?;
         match u.scheme() {
@@ -272,20 +282,32 @@ mod tests {
         assert!(strict.check_url("https://example.com/h").is_ok());
         let e = strict.check_url("http://example.com/h").unwrap_err();
         assert!(e.to_string().contains("https"), "{e}");
-        for bad in ["ftp://x/y", "https://", "example.com", "https://a b", "https:///x", "file:///etc/passwd"] {
+        for bad in [
+            "ftp://x/y",
+            "https://",
+            "example.com",
+            "https://a b",
+            "https:///x",
+            "file:///etc/passwd",
+        ] {
             assert!(strict.check_url(bad).is_err(), "{bad}");
         }
         let p = EgressPolicy::new(true, false, &["127.0.0.0/8".into(), "::1".into()]).unwrap();
         assert!(p.check_url("http://127.0.0.1:9/h").is_ok());
         assert!(p.check_url("http://[::1]:9/h").is_ok());
-        assert!(p.check_url("http://[::ffff:127.0.0.1]:9/h").is_ok(), "embedded, allow-listed");
+        assert!(
+            p.check_url("http://[::ffff:127.0.0.1]:9/h").is_ok(),
+            "embedded, allow-listed"
+        );
         assert!(p.check_url("http://10.0.0.1/h").is_err(), "not listed");
         assert_eq!(
             p.check_addr("93.184.215.14".parse().unwrap()),
             Err(Refusal::PublicNotAllowed)
         );
         assert!(p.resolves_names());
-        assert!(!EgressPolicy::new(false, false, &[]).unwrap().resolves_names());
+        assert!(!EgressPolicy::new(false, false, &[])
+            .unwrap()
+            .resolves_names());
         assert!(EgressPolicy::new(false, true, &["not-a-cidr".into()]).is_err());
     }
 

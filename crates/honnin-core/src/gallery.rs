@@ -35,7 +35,8 @@ impl Service {
     pub async fn create_collection(&self, p: &Principal, id: &str) -> Result<CollectionInfo> {
         check_collection_id(id)?;
         p.check(Action::Enroll, Some(id))?;
-        let exists = || CoreError::ResourceAlreadyExists(format!("collection `{id}` already exists"));
+        let exists =
+            || CoreError::ResourceAlreadyExists(format!("collection `{id}` already exists"));
         if let (Some(_), Some(mine)) = (&p.collection, &p.scope_uid) {
             return Err(match self.store().get_collection(id).await? {
                 Some(row) if row.collection_uid == *mine => exists(),
@@ -209,7 +210,9 @@ impl Service {
         let thresholds = self.engine().config().quality;
         let choose = Box::new(move |faces: &[honnin_engine::Face]| {
             let reasons = index_decisions(faces, filter, &thresholds, max);
-            let keep = (0..faces.len()).filter(|i| reasons[*i].is_empty()).collect();
+            let keep = (0..faces.len())
+                .filter(|i| reasons[*i].is_empty())
+                .collect();
             Ok((keep, reasons))
         });
         let (a, reasons) = self
@@ -296,10 +299,15 @@ impl Service {
         rows: &[(FaceRow, &Template)],
     ) -> Result<()> {
         let only_rows: Vec<FaceRow> = rows.iter().map(|r| r.0.clone()).collect();
-        self.store().insert_faces(&only_rows, Some(&c.uid)).await.map_err(|e| match CoreError::from(e) {
-            CoreError::ResourceNotFound(_) => CoreError::ResourceNotFound("the collection was deleted meanwhile".into()),
-            other => other,
-        })?;
+        self.store()
+            .insert_faces(&only_rows, Some(&c.uid))
+            .await
+            .map_err(|e| match CoreError::from(e) {
+                CoreError::ResourceNotFound(_) => {
+                    CoreError::ResourceNotFound("the collection was deleted meanwhile".into())
+                }
+                other => other,
+            })?;
         let vectors: Vec<Vec<f32>> = rows
             .iter()
             .map(|(_, t)| self.weighting.apply(&t.vector))

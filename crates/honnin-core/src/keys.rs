@@ -105,7 +105,11 @@ pub async fn list(store: &Store, p: &Principal) -> Result<Vec<KeyInfo>> {
                 .await?
         }
     };
-    Ok(rows.into_iter().filter(|k| in_scope(p, k)).map(info).collect())
+    Ok(rows
+        .into_iter()
+        .filter(|k| in_scope(p, k))
+        .map(info)
+        .collect())
 }
 
 /// Revokes an active key `p` may manage (any other id: `ResourceNotFound`, so a limited

@@ -318,7 +318,11 @@ impl Service {
         let not_found =
             || CoreError::SessionNotFound(format!("liveness session `{id}` does not exist"));
         let id = crate::validate::canonical_uuid(id).ok_or_else(not_found)?;
-        let row = self.store().get_liveness(&id).await?.ok_or_else(not_found)?;
+        let row = self
+            .store()
+            .get_liveness(&id)
+            .await?
+            .ok_or_else(not_found)?;
         if !self.may_see_owned(p, &row.owner_key).await? {
             return Err(not_found());
         }
@@ -456,7 +460,12 @@ impl Service {
     /// Whether a claimed stream may go on: false once its session was cancelled (its key
     /// revoked), deleted, or otherwise ended elsewhere. A running stream polls this.
     pub async fn liveness_stream_alive(&self, t: &LivenessTicket) -> Result<bool> {
-        Ok(self.store().liveness_status(&t.session_id).await?.as_deref() == Some("IN_PROGRESS"))
+        Ok(self
+            .store()
+            .liveness_status(&t.session_id)
+            .await?
+            .as_deref()
+            == Some("IN_PROGRESS"))
     }
 
     /// The protocol state machine for a claimed stream.

@@ -49,8 +49,7 @@ pub fn open(
     let Some(token) = token else { return Ok(None) };
     let bad = || {
         CoreError::InvalidParameter(
-            "nextToken is not a token this service issued for this listing (or it expired)"
-                .into(),
+            "nextToken is not a token this service issued for this listing (or it expired)".into(),
         )
     };
     let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -73,15 +72,22 @@ mod tests {
         let k = DataKey::generate();
         let t = issue(&k, "collections:*", "tenant-b-secret-name", 1_000);
         assert!(!t.contains("tenant"));
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&t).unwrap();
-        assert!(!b64.windows(6).any(|w| w == b"tenant"), "the id is not readable");
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&t)
+            .unwrap();
+        assert!(
+            !b64.windows(6).any(|w| w == b"tenant"),
+            "the id is not readable"
+        );
         assert_eq!(
-            open(&k, "collections:*", Some(&t), 1_010).unwrap().as_deref(),
+            open(&k, "collections:*", Some(&t), 1_010)
+                .unwrap()
+                .as_deref(),
             Some("tenant-b-secret-name")
         );
         assert_eq!(open(&k, "collections:*", None, 0).unwrap(), None);
         for (listing, token, now) in [
-            ("collections:uid-a", t.as_str(), 1_010),     // another listing
+            ("collections:uid-a", t.as_str(), 1_010), // another listing
             ("collections:*", t.as_str(), 1_000 + 86_401), // too old
             // What the token used to be: the base64 of an id.
             ("collections:*", "dGVuYW50LWI", 1_010),

@@ -106,7 +106,9 @@ impl Service {
                 Detection::Document(o) => {
                     let first = engine.detect_counted(&img, &o);
                     match first {
-                        Ok((f, _)) if f.is_empty() && o.min_face_size > DOCUMENT_DETECT_MIN_FACE_PX => {
+                        Ok((f, _))
+                            if f.is_empty() && o.min_face_size > DOCUMENT_DETECT_MIN_FACE_PX =>
+                        {
                             cancel.check()?;
                             engine.detect_counted(
                                 &img,
@@ -125,9 +127,9 @@ impl Service {
             let mut templates = Vec::with_capacity(chosen.len());
             for i in chosen {
                 cancel.check()?;
-                let face = faces
-                    .get(i)
-                    .ok_or_else(|| CoreError::Internal(format!("chose face {i} of {}", faces.len())))?;
+                let face = faces.get(i).ok_or_else(|| {
+                    CoreError::Internal(format!("chose face {i} of {}", faces.len()))
+                })?;
                 let t = engine
                     .templates(&img, std::slice::from_ref(face))
                     .map_err(|e| CoreError::from_engine(e, what))?

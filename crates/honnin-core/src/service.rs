@@ -812,4 +812,3 @@ async fn service_key(
         .await?;
     DataKey::unwrap(&w, master, &key_ref)
 }
-

@@ -68,9 +68,18 @@ impl Service {
                 Some(t)
             }
         };
-        let choose = if ttl.is_some() { all_faces() } else { no_faces() };
+        let choose = if ttl.is_some() {
+            all_faces()
+        } else {
+            no_faces()
+        };
         let (a, ()) = self
-            .analyse(image, "image", Detection::Usual(self.detect_options(max)), choose)
+            .analyse(
+                image,
+                "image",
+                Detection::Usual(self.detect_options(max)),
+                choose,
+            )
             .await?;
         let mut details: Vec<FaceDetail> = a.faces.iter().map(FaceDetail::from).collect();
         if let Some(ttl) = ttl {
@@ -222,7 +231,12 @@ impl Service {
             } => {
                 validate::check_user_id(&user_id)?;
                 let c = self.authorize(p, Action::Recognize, &collection).await?;
-                if self.store().get_user(&collection, &user_id).await?.is_none() {
+                if self
+                    .store()
+                    .get_user(&collection, &user_id)
+                    .await?
+                    .is_none()
+                {
                     return Err(CoreError::ResourceNotFound(format!(
                         "user `{user_id}` does not exist"
                     )));

@@ -72,9 +72,8 @@ pub fn canonical_uuid(id: &str) -> Option<String> {
 
 /// A face id (indexed or transient) in canonical form; `InvalidParameter` otherwise.
 pub fn face_id(id: &str) -> Result<String> {
-    canonical_uuid(id).ok_or_else(|| {
-        CoreError::InvalidParameter(format!("faceId `{}` is not a UUID", quote(id)))
-    })
+    canonical_uuid(id)
+        .ok_or_else(|| CoreError::InvalidParameter(format!("faceId `{}` is not a UUID", quote(id))))
 }
 
 /// Key ids are 16 hex digits; the canonical form is lower-case.
@@ -145,12 +144,19 @@ mod tests {
             "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
             "67e5504410b1426f9247bb680e5fe0c8",
         ] {
-            assert_eq!(canonical_uuid(spelling).as_deref(), Some(canon), "{spelling}");
+            assert_eq!(
+                canonical_uuid(spelling).as_deref(),
+                Some(canon),
+                "{spelling}"
+            );
             assert_eq!(face_id(spelling).unwrap(), canon);
         }
         assert!(canonical_uuid("not-a-uuid").is_none());
         assert!(face_id("x").is_err());
-        assert_eq!(key_id("0123456789ABCDEF").as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            key_id("0123456789ABCDEF").as_deref(),
+            Some("0123456789abcdef")
+        );
         assert!(key_id("0123").is_none());
         assert!(key_id("0123456789abcdeg").is_none());
     }

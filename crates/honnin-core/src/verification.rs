@@ -411,7 +411,8 @@ impl Service {
             )
         })?;
         // The collection must exist (enrolment and the duplicate search need it).
-        self.authorize(p, Action::Enroll, &req.collection_id).await?;
+        self.authorize(p, Action::Enroll, &req.collection_id)
+            .await?;
         let policy = self.config().verification.policy.with(&req.policy)?;
         let session = self
             .create_liveness_session(
@@ -494,7 +495,8 @@ impl Service {
     ) -> Result<VerificationStatus> {
         let row = self.owned_verification(p, id).await?;
         let id = row.verification_id.as_str();
-        self.authorize(p, Action::Enroll, &row.collection_id).await?;
+        self.authorize(p, Action::Enroll, &row.collection_id)
+            .await?;
         let now = now_ms();
         self.check_step(&row, "awaiting_document", now)?;
         let policy = stored_policy(&row)?;
@@ -505,7 +507,12 @@ impl Service {
             Ok((vec![0], faces.len()))
         });
         let (a, faces_found) = self
-            .analyse(image, "document", Detection::Document(self.detect_options(10)), choose)
+            .analyse(
+                image,
+                "document",
+                Detection::Document(self.detect_options(10)),
+                choose,
+            )
             .await?;
         let Some((face, t)) = a.first() else {
             return Err(CoreError::Internal(
@@ -618,7 +625,12 @@ impl Service {
             .transpose()
             .map_err(|e| CoreError::Internal(format!("stored decision: {e}")))?;
         if status == "cancelled" && decision.is_none() {
-            let mut r = self.record("cancelled", vec!["KeyRevoked".into()], Vec::new(), policy.clone());
+            let mut r = self.record(
+                "cancelled",
+                vec!["KeyRevoked".into()],
+                Vec::new(),
+                policy.clone(),
+            );
             r.decided_at = rfc3339(row.decided_ms.unwrap_or(row.updated_ms));
             decision = Some(r);
         }
@@ -644,7 +656,9 @@ impl Service {
         let row = self.owned_verification(p, id).await?;
         p.check(Action::Enroll, Some(&row.collection_id))?;
         // With its liveness session and the events about it, in one transaction.
-        self.store().delete_verification(&row.verification_id).await?;
+        self.store()
+            .delete_verification(&row.verification_id)
+            .await?;
         Ok(())
     }
 

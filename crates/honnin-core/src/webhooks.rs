@@ -195,7 +195,6 @@ impl SendFailure {
 /// What one send attempt returned: `Ok(status)` for an HTTP answer.
 pub type SendResult = std::result::Result<u16, SendFailure>;
 
-
 /// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub fn sign(secret: &[u8], t: i64, body: &str) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
@@ -251,9 +250,7 @@ impl Service {
     /// returned once. The URL must pass the egress policy's registration check.
     pub async fn create_webhook(&self, p: &Principal, req: NewWebhook) -> Result<WebhookInfo> {
         p.check(Action::Enroll, None).map_err(|_| {
-            CoreError::AccessDenied(
-                "registering a webhook needs an enroller or admin key".into(),
-            )
+            CoreError::AccessDenied("registering a webhook needs an enroller or admin key".into())
         })?;
         let url = self.egress.check_url(&req.url)?.to_string();
         let events = match req.events {
@@ -418,7 +415,11 @@ impl Service {
     /// sign, `send` (the server's HTTP client, which applies the egress policy),
     /// record the outcome and the webhook's circuit state. Returns at once with how many
     /// it started; the tasks hold their slots until they end.
-    pub async fn dispatch_webhooks<F, Fut>(self: &Arc<Self>, d: &Dispatcher, send: F) -> Result<usize>
+    pub async fn dispatch_webhooks<F, Fut>(
+        self: &Arc<Self>,
+        d: &Dispatcher,
+        send: F,
+    ) -> Result<usize>
     where
         F: Fn(SignedRequest) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = SendResult> + Send + 'static,
@@ -517,7 +518,11 @@ impl Service {
             }
             Some(e) if attempts >= cfg.max_attempts => {
                 self.store()
-                    .record_delivery_attempt(&d.delivery_id, DeliveryOutcome::Failed { error: e }, now)
+                    .record_delivery_attempt(
+                        &d.delivery_id,
+                        DeliveryOutcome::Failed { error: e },
+                        now,
+                    )
                     .await?;
                 tracing::warn!(webhook = %hook.webhook_id, delivery = %d.delivery_id, error = %e, "webhook delivery given up");
                 "failed"

@@ -590,9 +590,10 @@ impl LiveSession {
         // The header must announce the session's video size before a pixel is decoded:
         // a small JPEG can claim 40 megapixels (either orientation is accepted here; the
         // decoded, upright frame is checked exactly below).
-        let header = self.analyzers.engine.probe(jpeg).map_err(|e| {
-            ProtocolError::invalid_frame(format!("the frame does not decode: {e}"))
-        })?;
+        let header =
+            self.analyzers.engine.probe(jpeg).map_err(|e| {
+                ProtocolError::invalid_frame(format!("the frame does not decode: {e}"))
+            })?;
         let (hw, hh) = (header.width, header.height);
         if (hw, hh) != (video.width, video.height) && (hh, hw) != (video.width, video.height) {
             return Err(ProtocolError::invalid_frame(format!(

@@ -129,8 +129,14 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database", &honnin_storage::RedactedUrl::new(self.database.clone()))
-            .field("key_store", &honnin_storage::RedactedUrl::new(self.key_store.clone()))
+            .field(
+                "database",
+                &honnin_storage::RedactedUrl::new(self.database.clone()),
+            )
+            .field(
+                "key_store",
+                &honnin_storage::RedactedUrl::new(self.key_store.clone()),
+            )
             .field("master_key_file", &self.master_key_file)
             .field("model_dir", &self.model_dir)
             .field("limits", &self.limits)
@@ -138,7 +144,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("service", &self.service)
             .field("demo", &self.demo)
             .field("metrics.listen", &self.metrics.listen)
-            .field("metrics.token", &(!self.metrics.token.is_empty()).then_some("***"))
+            .field(
+                "metrics.token",
+                &(!self.metrics.token.is_empty()).then_some("***"),
+            )
             .finish()
     }
 }

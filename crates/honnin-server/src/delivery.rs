@@ -61,14 +61,21 @@ impl Resolve for EgressResolver {
 
 /// The webhook HTTP client for `svc`'s configuration and egress policy.
 pub fn client(svc: &Service) -> reqwest::Result<reqwest::Client> {
-    let cfg = &svc.config().webhooks;
+    client_for(&svc.config().webhooks, svc.egress())
+}
+
+/// The webhook HTTP client for a configuration and an egress policy.
+pub fn client_for(
+    cfg: &honnin_core::webhooks::WebhookConfig,
+    policy: &EgressPolicy,
+) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_millis(cfg.timeout_ms.max(100)))
         .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms.max(100)))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(Arc::new(EgressResolver {
-            policy: svc.egress().clone(),
+            policy: policy.clone(),
         }))
         .user_agent(concat!("honnin-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -87,11 +94,7 @@ fn is_not_allowed(e: &reqwest::Error) -> bool {
 
 /// Sends one signed delivery, applying the egress policy to literal addresses (names
 /// go through [`EgressResolver`]).
-pub async fn send(
-    client: reqwest::Client,
-    policy: EgressPolicy,
-    r: SignedRequest,
-) -> SendResult {
+pub async fn send(client: reqwest::Client, policy: EgressPolicy, r: SignedRequest) -> SendResult {
     let url = reqwest::Url::parse(&r.url).map_err(|_| SendFailure::NoResponse)?;
     let literal = match url.host() {
         Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -149,4 +152,73 @@ pub fn spawn(svc: Arc<Service>, every: Duration) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn policy(allow_public: bool, nets: &[&str]) -> EgressPolicy {
+        let nets: Vec<String> = nets.iter().map(|s| s.to_string()).collect();
+        EgressPolicy::new(true, allow_public, &nets).unwrap()
+    }
+
+    /// A name is judged by what it resolves to, at delivery time: `localhost` (any name
+    /// that resolves to an internal address) is refused unless allow-listed. With no
+    /// public destinations and no allow-list, nothing is even resolved.
+    #[tokio::test]
+    async fn names_are_checked_after_resolution() {
+        let name = || Name::from_str("localhost").unwrap();
+        let refused = EgressResolver {
+            policy: policy(true, &[]),
+        }
+        .resolve(name())
+        .await;
+        assert!(refused.is_err());
+        let allowed = EgressResolver {
+            policy: policy(false, &["127.0.0.0/8", "::1/128"]),
+        }
+        .resolve(name())
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()));
+        let closed = EgressResolver {
+            policy: policy(false, &[]),
+        }
+        .resolve(name())
+        .await;
+        assert!(closed.is_err());
+    }
+
+    /// The same receiver URL is delivered to with the allow-list and refused without it,
+    /// whether the host is a name or a literal address.
+    #[tokio::test]
+    async fn the_same_url_is_refused_without_the_allow_list() {
+        let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(l, app).await.ok() });
+        let cfg = honnin_core::webhooks::WebhookConfig::default();
+        for host in ["localhost", "127.0.0.1"] {
+            let req = SignedRequest {
+                url: format!("http://{host}:{port}/hook"),
+                body: "{}".into(),
+                signature: "t=0,v1=00".into(),
+                event: "verification.completed".into(),
+                delivery_id: "d".into(),
+            };
+            let strict = policy(true, &[]);
+            let c = client_for(&cfg, &strict).unwrap();
+            assert_eq!(
+                send(c, strict, req.clone()).await,
+                Err(SendFailure::NotAllowed),
+                "{host}"
+            );
+            let open = policy(false, &["127.0.0.0/8"]);
+            let c = client_for(&cfg, &open).unwrap();
+            assert_eq!(send(c, open, req).await, Ok(200), "{host}");
+        }
+    }
 }

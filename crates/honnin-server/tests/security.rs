@@ -32,7 +32,14 @@ enum K {
 }
 
 impl K {
-    const ALL: [K; 6] = [K::AdminAll, K::EnrAll, K::RecAll, K::AdminA, K::EnrA, K::RecA];
+    const ALL: [K; 6] = [
+        K::AdminAll,
+        K::EnrAll,
+        K::RecAll,
+        K::AdminA,
+        K::EnrA,
+        K::RecA,
+    ];
     fn role(self) -> &'static str {
         match self {
             K::AdminAll | K::AdminA => "admin",
@@ -153,9 +160,16 @@ impl World<'_> {
 fn targets(route: &str) -> Vec<T> {
     use T::*;
     match route {
-        "POST /v1/detect" | "POST /v1/compare" | "GET /v1/collections"
-        | "POST /v1/liveness/sessions" | "GET /v1/webhooks" | "POST /v1/webhooks"
-        | "GET /v1/keys" | "GET /healthz" | "GET /readyz" | "GET /openapi.json"
+        "POST /v1/detect"
+        | "POST /v1/compare"
+        | "GET /v1/collections"
+        | "POST /v1/liveness/sessions"
+        | "GET /v1/webhooks"
+        | "POST /v1/webhooks"
+        | "GET /v1/keys"
+        | "GET /healthz"
+        | "GET /readyz"
+        | "GET /openapi.json"
         | "GET /metrics" => vec![In],
         "POST /v1/keys" | "DELETE /v1/keys/{keyId}" => vec![In, Out, Unlimited],
         "POST /v1/verify" => vec![Own, Mate, Foreign, Unl, In, Out],
@@ -192,8 +206,13 @@ fn expect(route: &str, k: K, t: T) -> u16 {
     let recognize = if in_scope { 200 } else { 403 };
     let enrol = |ok: u16| if k.enrols() && in_scope { ok } else { 403 };
     match route {
-        "POST /v1/detect" | "POST /v1/compare" | "POST /v1/liveness/sessions"
-        | "GET /v1/webhooks" | "GET /v1/collections" | "GET /healthz" | "GET /readyz"
+        "POST /v1/detect"
+        | "POST /v1/compare"
+        | "POST /v1/liveness/sessions"
+        | "GET /v1/webhooks"
+        | "GET /v1/collections"
+        | "GET /healthz"
+        | "GET /readyz"
         | "GET /openapi.json" => 200,
         "GET /metrics" => {
             if k == K::AdminAll {
@@ -269,11 +288,13 @@ fn expect(route: &str, k: K, t: T) -> u16 {
             }
         }
         // A blank image: past the checks, the document step finds no face (400).
-        "PUT /v1/verifications/{verificationId}/document" => match (visible_verification, k.enrols()) {
-            (false, _) => 404,
-            (true, false) => 403,
-            (true, true) => 400,
-        },
+        "PUT /v1/verifications/{verificationId}/document" => {
+            match (visible_verification, k.enrols()) {
+                (false, _) => 404,
+                (true, false) => 403,
+                (true, true) => 400,
+            }
+        }
         "DELETE /v1/verifications/{verificationId}" => match (visible_verification, k.enrols()) {
             (false, _) => 404,
             (true, false) => 403,
@@ -297,8 +318,13 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
     match route {
         "POST /v1/detect" => body = Some(json!({"image": img})),
         "POST /v1/compare" => body = Some(json!({"sourceImage": img, "targetImage": img})),
-        "GET /v1/collections" | "GET /v1/webhooks" | "GET /v1/keys" | "GET /healthz"
-        | "GET /readyz" | "GET /openapi.json" | "GET /metrics" => body = None,
+        "GET /v1/collections"
+        | "GET /v1/webhooks"
+        | "GET /v1/keys"
+        | "GET /healthz"
+        | "GET /readyz"
+        | "GET /openapi.json"
+        | "GET /metrics" => body = None,
         "POST /v1/liveness/sessions" => body = Some(json!({})),
         "POST /v1/webhooks" => body = Some(json!({"url": "http://127.0.0.1:9/hook"})),
         "POST /v1/keys" => {
@@ -318,13 +344,21 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
             body = None;
         }
         "POST /v1/collections" => {
-            let name = if t == T::In { A.to_string() } else { w.fresh("new") };
+            let name = if t == T::In {
+                A.to_string()
+            } else {
+                w.fresh("new")
+            };
             body = Some(json!({"collectionId": name}));
         }
         "DELETE /v1/collections/{collectionId}" => {
             let name = w.fresh("doomed");
-            s.ok("POST", "/v1/collections", Some(json!({"collectionId": name})))
-                .await;
+            s.ok(
+                "POST",
+                "/v1/collections",
+                Some(json!({"collectionId": name})),
+            )
+            .await;
             if t == T::In && k.limited() {
                 // A key of the same kind limited to the collection about to go.
                 as_key = s.key(k.role(), Some(&name)).await;
@@ -339,9 +373,7 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
         "DELETE /v1/collections/{collectionId}/faces" => {
             body = Some(json!({"faceIds": [uuid::Uuid::new_v4().to_string()]}))
         }
-        "POST /v1/collections/{collectionId}/search" => {
-            body = Some(json!({"faceId": w.face[c]}))
-        }
+        "POST /v1/collections/{collectionId}/search" => body = Some(json!({"faceId": w.face[c]})),
         "POST /v1/collections/{collectionId}/search-users" => {
             body = Some(json!({"faceId": w.face[c]}))
         }
@@ -538,12 +570,19 @@ async fn matrix(backend: Backend) {
                 };
                 tried += 1;
                 if got.as_u16() != want {
-                    wrong.push(format!("{route} as {k:?} on {t:?}: {got} (want {want}) {v}"));
+                    wrong.push(format!(
+                        "{route} as {k:?} on {t:?}: {got} (want {want}) {v}"
+                    ));
                 }
             }
         }
     }
-    assert!(wrong.is_empty(), "{} of {tried} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {tried} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     assert!(tried > 250, "{tried} attempts");
 
     // What the allowed reads return is within reach too.
@@ -589,7 +628,13 @@ fn id(v: &Value, field: &str) -> String {
 }
 
 /// Polls `GET path` as `key` until `done` holds (at most `secs`).
-async fn poll(s: &Server, key: &str, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+async fn poll(
+    s: &Server,
+    key: &str,
+    path: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let until = Instant::now() + Duration::from_secs(secs);
     loop {
         let (st, v) = s.call("GET", path, Some(key), None).await;
@@ -635,7 +680,12 @@ async fn page_tokens_are_opaque_bound_and_filtered_before_paging() {
             );
         }
         let v = s
-            .ok_as(&limited, "GET", &format!("/v1/collections?maxResults=1&nextToken={t}"), None)
+            .ok_as(
+                &limited,
+                "GET",
+                &format!("/v1/collections?maxResults=1&nextToken={t}"),
+                None,
+            )
             .await;
         assert!(v["collections"].as_array().unwrap().is_empty(), "{v}");
     }
@@ -655,7 +705,9 @@ async fn page_tokens_are_opaque_bound_and_filtered_before_paging() {
         match v["nextToken"].as_str() {
             Some(t) => {
                 let raw = b64url_decode(t);
-                assert!(!raw.windows(3).any(|w| w == b"m-a" || w == b"aaa" || w == b"zzz"));
+                assert!(!raw
+                    .windows(3)
+                    .any(|w| w == b"m-a" || w == b"aaa" || w == b"zzz"));
                 admin_token = t.to_string();
                 token = Some(t.to_string());
             }
@@ -701,9 +753,17 @@ async fn page_tokens_are_opaque_bound_and_filtered_before_paging() {
     let first = v["faces"][0]["faceId"].as_str().unwrap();
     assert!(!String::from_utf8_lossy(&b64url_decode(&t)).contains(first));
     let v = s
-        .ok("GET", &format!("/v1/collections/m-a/faces?maxResults=1&nextToken={t}"), None)
+        .ok(
+            "GET",
+            &format!("/v1/collections/m-a/faces?maxResults=1&nextToken={t}"),
+            None,
+        )
         .await;
-    assert_ne!(v["faces"][0]["faceId"].as_str().unwrap(), first, "the next page");
+    assert_ne!(
+        v["faces"][0]["faceId"].as_str().unwrap(),
+        first,
+        "the next page"
+    );
     let (st, v) = s
         .call(
             "GET",
@@ -712,7 +772,10 @@ async fn page_tokens_are_opaque_bound_and_filtered_before_paging() {
             None,
         )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "InvalidParameter"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "InvalidParameter")
+    );
     s.stop().await;
 }
 
@@ -728,7 +791,12 @@ async fn a_limited_key_never_reaches_a_recreated_collection() {
     // Made before `kyc` exists: it may create it, and is bound to it.
     let early = s.key("enroller", Some("kyc")).await;
     let (st, _) = s
-        .call("POST", "/v1/collections", Some(&early), Some(json!({"collectionId": "kyc"})))
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(&early),
+            Some(json!({"collectionId": "kyc"})),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let late = s.key("recognizer", Some("kyc")).await;
@@ -765,8 +833,12 @@ async fn a_limited_key_never_reaches_a_recreated_collection() {
             .await
             .unwrap();
     }
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "kyc"})))
-        .await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "kyc"})),
+    )
+    .await;
     for k in [&early, &late] {
         let (st, v) = s.call("GET", "/v1/collections/kyc", Some(k), None).await;
         assert_eq!(
@@ -788,9 +860,17 @@ async fn a_limited_key_never_reaches_a_recreated_collection() {
     for (m, p, b) in [
         ("GET", "/v1/collections/kyc", None),
         ("GET", "/v1/collections/kyc/faces", None),
-        ("POST", "/v1/collections/kyc/users", Some(json!({"userId": "x"}))),
+        (
+            "POST",
+            "/v1/collections/kyc/users",
+            Some(json!({"userId": "x"})),
+        ),
         ("DELETE", "/v1/collections/kyc", None),
-        ("POST", "/v1/collections", Some(json!({"collectionId": "kyc"}))),
+        (
+            "POST",
+            "/v1/collections",
+            Some(json!({"collectionId": "kyc"})),
+        ),
     ] {
         let (st, v) = s.call(m, p, Some(&survivor), b).await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{m} {p}: {v}");
@@ -812,8 +892,12 @@ async fn revoking_a_key_ends_its_work() {
     let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
         return;
     };
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "rev"})))
-        .await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "rev"})),
+    )
+    .await;
     let k = s.key("enroller", None).await;
     let waiting = s
         .ok_as(&k, "POST", "/v1/liveness/sessions", Some(json!({})))
@@ -829,7 +913,9 @@ async fn revoking_a_key_ends_its_work() {
             id(v, "clientToken")
         )
     };
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&running)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&running))
+        .await
+        .unwrap();
     let ver = s
         .ok_as(
             &k,
@@ -852,7 +938,8 @@ async fn revoking_a_key_ends_its_work() {
         .await;
     let transient = t["faceDetails"][0]["faceId"].as_str().unwrap().to_string();
 
-    s.ok("DELETE", &format!("/v1/keys/{}", key_id(&k)), None).await;
+    s.ok("DELETE", &format!("/v1/keys/{}", key_id(&k)), None)
+        .await;
 
     // The running stream is told, then closed.
     let got = tokio::time::timeout(Duration::from_secs(5), async {
@@ -880,13 +967,21 @@ async fn revoking_a_key_ends_its_work() {
     }
     for v in [&waiting, &running] {
         let r = s
-            .ok("GET", &format!("/v1/liveness/sessions/{}", id(v, "sessionId")), None)
+            .ok(
+                "GET",
+                &format!("/v1/liveness/sessions/{}", id(v, "sessionId")),
+                None,
+            )
             .await;
         assert_eq!(r["status"], "FAILED", "{r}");
         assert!(r["reasons"].to_string().contains("KeyRevoked"), "{r}");
     }
     let v = s
-        .ok("GET", &format!("/v1/verifications/{}", id(&ver, "verificationId")), None)
+        .ok(
+            "GET",
+            &format!("/v1/verifications/{}", id(&ver, "verificationId")),
+            None,
+        )
         .await;
     assert_eq!(v["status"], "cancelled", "{v}");
     assert_eq!(v["decision"]["reasons"], json!(["KeyRevoked"]));
@@ -936,7 +1031,10 @@ async fn failed_authentication_is_throttled_per_address() {
             .unwrap_or(0.0)
     };
     let metrics = |s: &Server| {
-        let s2 = s.http.get(format!("{}/metrics", s.base)).bearer_auth(&s.admin);
+        let s2 = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .bearer_auth(&s.admin);
         async move { s2.send().await.unwrap().text().await.unwrap() }
     };
     let before = hits(&metrics(&s).await);
@@ -945,27 +1043,44 @@ async fn failed_authentication_is_throttled_per_address() {
         let (st, _) = s.call("GET", "/v1/collections", Some(unknown), None).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
     }
-    assert!(hits(&metrics(&s).await) >= before + 2.0, "repeats come from the cache");
+    assert!(
+        hits(&metrics(&s).await) >= before + 2.0,
+        "repeats come from the cache"
+    );
     let mut statuses = Vec::new();
     let mut retry = None;
     for i in 0..30 {
         let k = format!("hn_{i:016x}_guess");
         let (st, h, _) = s.call_full("GET", "/v1/collections", Some(&k), None).await;
         if st == StatusCode::TOO_MANY_REQUESTS {
-            retry = h.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+            retry = h
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
         }
         statuses.push(st.as_u16());
     }
     let first_429 = statuses.iter().position(|s| *s == 429).expect("throttled");
     assert!(first_429 <= 10, "{statuses:?}");
-    assert!(statuses[..first_429].iter().all(|s| *s == 401), "{statuses:?}");
-    assert!(statuses[first_429..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(
+        statuses[..first_429].iter().all(|s| *s == 401),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[first_429..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
     assert!(retry.is_some_and(|r| r >= 1), "Retry-After {retry:?}");
     // Blocked: a key authenticated a moment ago still works; a key never seen waits.
     s.ok_as(&good, "GET", "/v1/collections", None).await;
     let never_seen = s.key("recognizer", None).await;
-    let (st, v) = s.call("GET", "/v1/collections", Some(&never_seen), None).await;
-    assert_eq!((st, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "Throttling"));
+    let (st, v) = s
+        .call("GET", "/v1/collections", Some(&never_seen), None)
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "Throttling")
+    );
     s.stop().await;
 }
 
@@ -975,14 +1090,32 @@ async fn key_names_are_printable_text() {
     let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
         return;
     };
-    for bad in ["\u{1b}[2J\u{1b}[31mowned", "tab\there", "evil\u{202e}gpj.exe", "nul\u{0}x"] {
+    for bad in [
+        "\u{1b}[2J\u{1b}[31mowned",
+        "tab\there",
+        "evil\u{202e}gpj.exe",
+        "nul\u{0}x",
+    ] {
         let (st, v) = s
-            .call("POST", "/v1/keys", Some(&s.admin), Some(json!({"role": "recognizer", "name": bad})))
+            .call(
+                "POST",
+                "/v1/keys",
+                Some(&s.admin),
+                Some(json!({"role": "recognizer", "name": bad})),
+            )
             .await;
-        assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "InvalidParameter"), "{bad:?}");
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+            "{bad:?}"
+        );
     }
     let v = s
-        .ok("POST", "/v1/keys", Some(json!({"role": "recognizer", "name": "Käthe's key — ok"})))
+        .ok(
+            "POST",
+            "/v1/keys",
+            Some(json!({"role": "recognizer", "name": "Käthe's key — ok"})),
+        )
         .await;
     assert_eq!(v["name"], "Käthe's key — ok");
     s.stop().await;
@@ -1005,10 +1138,26 @@ async fn webhooks_cannot_reach_inside() {
     let rec = s.key("recognizer", None).await;
     let enr = s.key("enroller", None).await;
     let (st, v) = s
-        .call("POST", "/v1/webhooks", Some(&rec), Some(json!({"url": "https://example.com/h"})))
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(&rec),
+            Some(json!({"url": "https://example.com/h"})),
+        )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "AccessDenied"), "{v}");
-    let port = inside.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "AccessDenied"),
+        "{v}"
+    );
+    let port = inside
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     for url in [
         inside.clone(),
         format!("https://127.0.0.1:{port}/hook"),
@@ -1030,14 +1179,31 @@ async fn webhooks_cannot_reach_inside() {
         "http://example.com/h".into(),
     ] {
         let (st, v) = s
-            .call("POST", "/v1/webhooks", Some(&enr), Some(json!({"url": url})))
+            .call(
+                "POST",
+                "/v1/webhooks",
+                Some(&enr),
+                Some(json!({"url": url})),
+            )
             .await;
-        assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "InvalidParameter"), "{url}: {v}");
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "InvalidParameter"),
+            "{url}: {v}"
+        );
     }
     let v = s
-        .ok_as(&enr, "POST", "/v1/webhooks", Some(json!({"url": "https://example.com/hook"})))
+        .ok_as(
+            &enr,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": "https://example.com/hook"})),
+        )
         .await;
-    assert_eq!(v["url"], "https://example.com/hook", "a public https URL registers");
+    assert_eq!(
+        v["url"], "https://example.com/hook",
+        "a public https URL registers"
+    );
     s.stop().await;
 
     // With the loopback network allow-listed (and plain http allowed), the same
@@ -1059,7 +1225,12 @@ async fn webhooks_cannot_reach_inside() {
             "/hook",
             axum::routing::post(move || {
                 let to = to.clone();
-                async move { (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, to)]) }
+                async move {
+                    (
+                        axum::http::StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, to)],
+                    )
+                }
             }),
         );
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1073,12 +1244,18 @@ async fn webhooks_cannot_reach_inside() {
         drop(l);
         url
     };
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "hooks"})))
-        .await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "hooks"})),
+    )
+    .await;
     let enr = s.key("enroller", None).await;
     let mut hooks = Vec::new();
     for url in [&good, &redirect, &dead] {
-        let v = s.ok_as(&enr, "POST", "/v1/webhooks", Some(json!({"url": url}))).await;
+        let v = s
+            .ok_as(&enr, "POST", "/v1/webhooks", Some(json!({"url": url})))
+            .await;
         hooks.push(id(&v, "webhookId"));
     }
     s.ok_as(
@@ -1097,7 +1274,11 @@ async fn webhooks_cannot_reach_inside() {
         outcome.push((d[0]["status"].clone(), d[0]["lastError"].clone()));
     }
     assert_eq!(outcome[0].0, "delivered");
-    assert_eq!(seen.lock().unwrap().len(), 1, "the redirect was not followed to it");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the redirect was not followed to it"
+    );
     assert_eq!(outcome[1], (json!("failed"), json!("HTTP 302")));
     assert_eq!(
         outcome[2],
@@ -1142,10 +1323,12 @@ async fn one_tenants_slow_receivers_do_not_stall_another() {
     let a = s.key("enroller", Some("tenant-a")).await;
     let b = s.key("enroller", Some("tenant-b")).await;
     for h in &holes {
-        s.ok_as(&a, "POST", "/v1/webhooks", Some(json!({"url": h}))).await;
+        s.ok_as(&a, "POST", "/v1/webhooks", Some(json!({"url": h})))
+            .await;
     }
     let (url, seen) = receiver().await;
-    s.ok_as(&b, "POST", "/v1/webhooks", Some(json!({"url": url}))).await;
+    s.ok_as(&b, "POST", "/v1/webhooks", Some(json!({"url": url})))
+        .await;
     // A's verifications expire first: 30 deliveries into the black holes.
     for i in 0..3 {
         s.ok_as(
@@ -1167,9 +1350,15 @@ async fn one_tenants_slow_receivers_do_not_stall_another() {
         .await;
     let expires = Instant::now() + Duration::from_secs(2);
     let vid = id(&v, "verificationId");
-    let decided = poll(&s, &b, &format!("/v1/verifications/{vid}"), 15, |v| v["decision"].is_object()).await;
+    let decided = poll(&s, &b, &format!("/v1/verifications/{vid}"), 15, |v| {
+        v["decision"].is_object()
+    })
+    .await;
     let decided_at = Instant::now();
-    assert_eq!(decided["decision"]["reasons"], json!(["VerificationExpired"]));
+    assert_eq!(
+        decided["decision"]["reasons"],
+        json!(["VerificationExpired"])
+    );
     let decision_delay = decided_at.saturating_duration_since(expires);
     assert!(
         decision_delay <= Duration::from_secs(2),
@@ -1201,7 +1390,11 @@ fn big_jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |i, j| {
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         let n = ((x >> 16) & 3) as u8;
-        image::Rgb([((i / 7) as u8).wrapping_add(n), ((j / 5) as u8).wrapping_add(n), 128 + n])
+        image::Rgb([
+            ((i / 7) as u8).wrapping_add(n),
+            ((j / 5) as u8).wrapping_add(n),
+            128 + n,
+        ])
     });
     let mut out = std::io::Cursor::new(Vec::new());
     image::DynamicImage::ImageRgb8(img)
@@ -1228,7 +1421,8 @@ async fn engine_work_is_admitted_and_abandoned_work_stops() {
         return;
     };
     let body = json!({"image": b64(&jpeg)});
-    let calls = (0..4).map(|_| s.call_full("POST", "/v1/detect", Some(&s.admin), Some(body.clone())));
+    let calls =
+        (0..4).map(|_| s.call_full("POST", "/v1/detect", Some(&s.admin), Some(body.clone())));
     let answers = futures_util::future::join_all(calls).await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.0.as_u16()).collect();
     assert!(statuses.contains(&503), "{statuses:?}");
@@ -1252,8 +1446,15 @@ async fn engine_work_is_admitted_and_abandoned_work_stops() {
     };
     let calls = (0..6).map(|_| s.call("POST", "/v1/detect", Some(&s.admin), Some(body.clone())));
     let answers = futures_util::future::join_all(calls).await;
-    let timed_out = answers.iter().filter(|a| a.0 == StatusCode::REQUEST_TIMEOUT).count();
-    assert!(timed_out >= 4, "{:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    let timed_out = answers
+        .iter()
+        .filter(|a| a.0 == StatusCode::REQUEST_TIMEOUT)
+        .count();
+    assert!(
+        timed_out >= 4,
+        "{:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
     let last = Instant::now();
     let a = s.service.admission();
     while a.memory_reserved_mib() > 0 || a.queued() > 0 {
@@ -1265,7 +1466,10 @@ async fn engine_work_is_admitted_and_abandoned_work_stops() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("all engine work ended {:?} after the last answer", last.elapsed());
+    eprintln!(
+        "all engine work ended {:?} after the last answer",
+        last.elapsed()
+    );
     s.stop().await;
 }
 
@@ -1285,7 +1489,11 @@ fn found_in(files: &[std::path::PathBuf], needles: &[(String, Vec<u8>)]) -> Vec<
         .collect();
     needles
         .iter()
-        .filter(|(_, n)| contents.iter().any(|c| c.windows(n.len()).any(|w| w == n.as_slice())))
+        .filter(|(_, n)| {
+            contents
+                .iter()
+                .any(|c| c.windows(n.len()).any(|w| w == n.as_slice()))
+        })
         .map(|(name, _)| name.clone())
         .collect()
 }
@@ -1300,8 +1508,12 @@ async fn erased_collections_leave_no_bytes_in_the_database_files() {
         return;
     };
     let store = s.service.store();
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "raw"})))
-        .await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "raw"})),
+    )
+    .await;
     for f in ["obama.jpg", "biden.jpg", "t1.jpg"] {
         s.ok(
             "POST",
@@ -1324,16 +1536,35 @@ async fn erased_collections_leave_no_bytes_in_the_database_files() {
         Some(json!({"image": b64(&fixture("obama2.jpg"))})),
     )
     .await;
-    let uid = store.get_collection("raw").await.unwrap().unwrap().collection_uid;
+    let uid = store
+        .get_collection("raw")
+        .await
+        .unwrap()
+        .unwrap()
+        .collection_uid;
     let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
-    let wrapped = store.vault().get(&format!("collection:{uid}")).await.unwrap().unwrap();
+    let wrapped = store
+        .vault()
+        .get(&format!("collection:{uid}"))
+        .await
+        .unwrap()
+        .unwrap();
     needles.push(("the wrapped data key".into(), wrapped[..40].to_vec()));
     for f in store.list_faces("raw", None, 1000, None).await.unwrap() {
-        needles.push((format!("template of {}", f.face_id), f.template[..48].to_vec()));
+        needles.push((
+            format!("template of {}", f.face_id),
+            f.template[..48].to_vec(),
+        ));
     }
     let row = store.get_verification(&vid).await.unwrap().unwrap();
-    needles.push(("the document template".into(), row.document.unwrap()[..48].to_vec()));
-    needles.push(("the kept document image".into(), row.images.unwrap()[..48].to_vec()));
+    needles.push((
+        "the document template".into(),
+        row.document.unwrap()[..48].to_vec(),
+    ));
+    needles.push((
+        "the kept document image".into(),
+        row.images.unwrap()[..48].to_vec(),
+    ));
     assert!(needles.len() >= 9, "{}", needles.len());
     store.erase_checkpoint().await.unwrap();
     // The search finds what is there…
@@ -1341,13 +1572,30 @@ async fn erased_collections_leave_no_bytes_in_the_database_files() {
     assert_eq!(before.len(), needles.len(), "found only {before:?}");
     // …and a backup of the database file alone holds no data key.
     let backup = [s.dir.path().join("t.db")];
-    assert!(found_in(&backup, &needles[..1]).is_empty(), "the data key is in the vault, not the database");
+    assert!(
+        found_in(&backup, &needles[..1]).is_empty(),
+        "the data key is in the vault, not the database"
+    );
 
     s.ok("DELETE", "/v1/collections/raw", None).await;
     let after = found_in(&database_files(&s), &needles);
-    assert!(after.is_empty(), "still on disk after the deletion: {after:?}");
-    let (st, _) = s.call("GET", &format!("/v1/verifications/{vid}"), Some(&s.admin), None).await;
-    assert_eq!(st, StatusCode::NOT_FOUND, "the verification went with its collection");
+    assert!(
+        after.is_empty(),
+        "still on disk after the deletion: {after:?}"
+    );
+    let (st, _) = s
+        .call(
+            "GET",
+            &format!("/v1/verifications/{vid}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "the verification went with its collection"
+    );
     s.stop().await;
 }
 
@@ -1365,7 +1613,8 @@ async fn deleting_a_collection_or_a_user_erases_every_record_about_it() {
         return;
     };
     let (url, _) = receiver().await;
-    s.ok("POST", "/v1/webhooks", Some(json!({"url": url}))).await;
+    s.ok("POST", "/v1/webhooks", Some(json!({"url": url})))
+        .await;
     let hooks = s.ok("GET", "/v1/webhooks", None).await;
     let hook = hooks[0]["webhookId"].as_str().unwrap().to_string();
     for c in ["keep", "gone"] {
@@ -1381,20 +1630,39 @@ async fn deleting_a_collection_or_a_user_erases_every_record_about_it() {
                 Some(json!({"collectionId": c, "externalUserId": u, "policy": {"keepImagesSecs": 600}})),
             )
             .await;
-        vids.insert((c, u), (id(&v, "verificationId"), id(&v, "livenessSessionId")));
+        vids.insert(
+            (c, u),
+            (id(&v, "verificationId"), id(&v, "livenessSessionId")),
+        );
     }
     for ((c, u), (vid, _)) in &vids {
-        let v = poll(&s, &s.admin, &format!("/v1/verifications/{vid}"), 15, |v| v["decision"].is_object()).await;
+        let v = poll(&s, &s.admin, &format!("/v1/verifications/{vid}"), 15, |v| {
+            v["decision"].is_object()
+        })
+        .await;
         assert_eq!(v["collectionId"], *c);
         assert_eq!(v["externalUserId"], *u);
     }
-    poll(&s, &s.admin, &format!("/v1/webhooks/{hook}/deliveries"), 15, |v| {
-        v.as_array().is_some_and(|d| d.len() == 3)
-    })
+    poll(
+        &s,
+        &s.admin,
+        &format!("/v1/webhooks/{hook}/deliveries"),
+        15,
+        |v| v.as_array().is_some_and(|d| d.len() == 3),
+    )
     .await;
     // Users with faces.
-    for (u, f) in [("eve", "obama.jpg"), ("sam", "biden.jpg"), ("kim", "obama2.jpg")] {
-        s.ok("POST", "/v1/collections/keep/users", Some(json!({"userId": u}))).await;
+    for (u, f) in [
+        ("eve", "obama.jpg"),
+        ("sam", "biden.jpg"),
+        ("kim", "obama2.jpg"),
+    ] {
+        s.ok(
+            "POST",
+            "/v1/collections/keep/users",
+            Some(json!({"userId": u})),
+        )
+        .await;
         let r = s
             .ok(
                 "POST",
@@ -1402,7 +1670,10 @@ async fn deleting_a_collection_or_a_user_erases_every_record_about_it() {
                 Some(json!({"image": b64(&fixture(f))})),
             )
             .await;
-        let fid = r["faceRecords"][0]["face"]["faceId"].as_str().unwrap().to_string();
+        let fid = r["faceRecords"][0]["face"]["faceId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         s.ok(
             "POST",
             &format!("/v1/collections/keep/users/{u}/faces"),
@@ -1412,7 +1683,10 @@ async fn deleting_a_collection_or_a_user_erases_every_record_about_it() {
     }
     s.ok("DELETE", "/v1/collections/gone", None).await;
     let (gone_v, gone_s) = &vids[&("gone", "eve")];
-    for p in [format!("/v1/verifications/{gone_v}"), format!("/v1/liveness/sessions/{gone_s}")] {
+    for p in [
+        format!("/v1/verifications/{gone_v}"),
+        format!("/v1/liveness/sessions/{gone_s}"),
+    ] {
         let (st, _) = s.call("GET", &p, Some(&s.admin), None).await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{p}");
     }
@@ -1424,7 +1698,11 @@ async fn deleting_a_collection_or_a_user_erases_every_record_about_it() {
         .iter()
         .filter_map(|f| f["userId"].as_str())
         .collect();
-    assert_eq!(faces["faces"].as_array().unwrap().len(), 2, "eve's face is erased: {faces}");
+    assert_eq!(
+        faces["faces"].as_array().unwrap().len(),
+        2,
+        "eve's face is erased: {faces}"
+    );
     assert!(!owners.contains(&"eve"));
     let found = s
         .ok(
@@ -1434,19 +1712,38 @@ async fn deleting_a_collection_or_a_user_erases_every_record_about_it() {
         )
         .await;
     assert!(
-        found["faceMatches"].as_array().unwrap().iter().all(|m| m["face"]["userId"] != "eve"),
+        found["faceMatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["face"]["userId"] != "eve"),
         "{found}"
     );
     let (eve_v, _) = &vids[&("keep", "eve")];
-    let (st, _) = s.call("GET", &format!("/v1/verifications/{eve_v}"), Some(&s.admin), None).await;
+    let (st, _) = s
+        .call(
+            "GET",
+            &format!("/v1/verifications/{eve_v}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (sam_v, _) = &vids[&("keep", "sam")];
-    s.ok("GET", &format!("/v1/verifications/{sam_v}"), None).await;
-    let d = s.ok("GET", &format!("/v1/webhooks/{hook}/deliveries"), None).await;
+    s.ok("GET", &format!("/v1/verifications/{sam_v}"), None)
+        .await;
+    let d = s
+        .ok("GET", &format!("/v1/webhooks/{hook}/deliveries"), None)
+        .await;
     let d = d.as_array().unwrap();
     assert_eq!(d.len(), 1, "only sam's event is left: {d:?}");
     // keepFaces: the face stays, detached.
-    s.ok("DELETE", "/v1/collections/keep/users/kim?keepFaces=true", None).await;
+    s.ok(
+        "DELETE",
+        "/v1/collections/keep/users/kim?keepFaces=true",
+        None,
+    )
+    .await;
     let faces = s.ok("GET", "/v1/collections/keep/faces", None).await;
     assert_eq!(faces["faces"].as_array().unwrap().len(), 2);
     s.stop().await;
@@ -1477,7 +1774,10 @@ async fn the_demo_routes_check_first_and_answer_json() {
             ] {
                 let res = s
                     .http
-                    .request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), format!("{}{p}", s.base))
+                    .request(
+                        reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+                        format!("{}{p}", s.base),
+                    )
                     .header("content-type", ct)
                     .body(body)
                     .send()
@@ -1508,7 +1808,10 @@ async fn the_demo_routes_check_first_and_answer_json() {
 /// `metrics.listen` it moves to its own address (no key) and the API port answers 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_a_token_or_an_admin_key() {
-    let Some(s) = Server::start(Backend::Sqlite, |c| c.metrics.token = "prom-secret-token".into()).await
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.metrics.token = "prom-secret-token".into()
+    })
+    .await
     else {
         return;
     };
@@ -1521,14 +1824,28 @@ async fn metrics_need_a_token_or_an_admin_key() {
     };
     assert_eq!(get(None).await, StatusCode::UNAUTHORIZED);
     assert_eq!(get(Some("wrong".into())).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(get(Some(s.key("recognizer", None).await)).await, StatusCode::FORBIDDEN);
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "m"}))).await;
-    assert_eq!(get(Some(s.key("admin", Some("m")).await)).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(Some(s.key("recognizer", None).await)).await,
+        StatusCode::FORBIDDEN
+    );
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "m"})),
+    )
+    .await;
+    assert_eq!(
+        get(Some(s.key("admin", Some("m")).await)).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(get(Some("prom-secret-token".into())).await, StatusCode::OK);
     assert_eq!(get(Some(s.admin.clone())).await, StatusCode::OK);
     s.stop().await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let Some(s) = Server::start(Backend::Sqlite, |c| c.metrics.listen = Some(port)).await else {
         return;
     };
@@ -1553,11 +1870,23 @@ async fn ids_in_any_uuid_spelling_name_one_thing() {
     let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
         return;
     };
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "ids"}))).await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "ids"})),
+    )
+    .await;
     let r = s
-        .ok("POST", "/v1/collections/ids/faces", Some(json!({"image": b64(&fixture("obama.jpg"))})))
+        .ok(
+            "POST",
+            "/v1/collections/ids/faces",
+            Some(json!({"image": b64(&fixture("obama.jpg"))})),
+        )
         .await;
-    let f = r["faceRecords"][0]["face"]["faceId"].as_str().unwrap().to_string();
+    let f = r["faceRecords"][0]["face"]["faceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let spellings = |id: &str| {
         vec![
             id.to_uppercase(),
@@ -1568,32 +1897,56 @@ async fn ids_in_any_uuid_spelling_name_one_thing() {
     };
     for spelled in spellings(&f) {
         let v = s
-            .ok("POST", "/v1/collections/ids/search", Some(json!({"faceId": spelled})))
+            .ok(
+                "POST",
+                "/v1/collections/ids/search",
+                Some(json!({"faceId": spelled})),
+            )
             .await;
         assert_eq!(v["searchedFaceId"], f.as_str(), "{spelled}");
     }
     let sess = s.ok("POST", "/v1/liveness/sessions", Some(json!({}))).await;
     let sid = id(&sess, "sessionId");
     let ver = s
-        .ok("POST", "/v1/verifications", Some(json!({"collectionId": "ids", "externalUserId": "u"})))
+        .ok(
+            "POST",
+            "/v1/verifications",
+            Some(json!({"collectionId": "ids", "externalUserId": "u"})),
+        )
         .await;
     let vid = id(&ver, "verificationId");
     let (url, _) = receiver().await;
-    let hook = id(&s.ok("POST", "/v1/webhooks", Some(json!({"url": url}))).await, "webhookId");
+    let hook = id(
+        &s.ok("POST", "/v1/webhooks", Some(json!({"url": url})))
+            .await,
+        "webhookId",
+    );
     for spelled in spellings(&sid) {
-        s.ok("GET", &format!("/v1/liveness/sessions/{spelled}"), None).await;
+        s.ok("GET", &format!("/v1/liveness/sessions/{spelled}"), None)
+            .await;
     }
     for spelled in spellings(&vid) {
-        s.ok("GET", &format!("/v1/verifications/{spelled}"), None).await;
+        s.ok("GET", &format!("/v1/verifications/{spelled}"), None)
+            .await;
     }
     for spelled in spellings(&hook) {
-        s.ok("GET", &format!("/v1/webhooks/{spelled}/deliveries"), None).await;
+        s.ok("GET", &format!("/v1/webhooks/{spelled}/deliveries"), None)
+            .await;
     }
     let k = s.key("recognizer", None).await;
-    s.ok("DELETE", &format!("/v1/keys/{}", key_id(&k).to_uppercase()), None).await;
+    s.ok(
+        "DELETE",
+        &format!("/v1/keys/{}", key_id(&k).to_uppercase()),
+        None,
+    )
+    .await;
     // Deleting by an upper-case id deletes the face.
     let v = s
-        .ok("DELETE", "/v1/collections/ids/faces", Some(json!({"faceIds": [f.to_uppercase()]})))
+        .ok(
+            "DELETE",
+            "/v1/collections/ids/faces",
+            Some(json!({"faceIds": [f.to_uppercase()]})),
+        )
         .await;
     assert_eq!(v["deletedFaces"], json!([f]), "{v}");
     let v = s.ok("GET", "/v1/collections/ids/faces", None).await;
@@ -1603,7 +1956,9 @@ async fn ids_in_any_uuid_spelling_name_one_thing() {
 
 /// An image with `n`×`n` copies of a face (so more than 100 faces), each about 70 px.
 fn crowd(n: u32) -> Vec<u8> {
-    let photo = image::load_from_memory(&fixture("obama.jpg")).unwrap().to_rgb8();
+    let photo = image::load_from_memory(&fixture("obama.jpg"))
+        .unwrap()
+        .to_rgb8();
     let engine = common::engine();
     let img = engine.decode(&fixture("obama.jpg")).unwrap();
     let f = engine
@@ -1616,7 +1971,8 @@ fn crowd(n: u32) -> Vec<u8> {
     let side = f.width.max(f.height) * 1.6;
     let x0 = (cx - side / 2.0).max(0.0) as u32;
     let y0 = (cy - side / 2.0).max(0.0) as u32;
-    let crop = image::imageops::crop_imm(&photo, x0, y0, side as u32, (side * 1.2) as u32).to_image();
+    let crop =
+        image::imageops::crop_imm(&photo, x0, y0, side as u32, (side * 1.2) as u32).to_image();
     let tile = image::imageops::resize(&crop, 90, 112, image::imageops::FilterType::Triangle);
     let mut img = image::RgbImage::from_pixel(n * 96, n * 118, image::Rgb([200, 200, 200]));
     for y in 0..n {
@@ -1639,19 +1995,40 @@ async fn faces_beyond_the_cap_are_counted_not_dropped() {
         return;
     };
     let img = b64(&crowd(11));
-    let v = s.ok("POST", "/v1/detect", Some(json!({"image": img}))).await;
+    let v = s
+        .ok("POST", "/v1/detect", Some(json!({"image": img})))
+        .await;
     let shown = v["faceDetails"].as_array().unwrap().len();
     let omitted = v["facesOmitted"].as_u64().unwrap();
     assert_eq!(shown, 100, "the cap");
     assert!(omitted >= 1, "{omitted} omitted");
-    eprintln!("{} faces found in the crowd: 100 returned, {omitted} omitted", 100 + omitted);
-    let v = s.ok("POST", "/v1/detect", Some(json!({"image": img, "maxFaces": 3}))).await;
-    assert_eq!(v["facesOmitted"].as_u64().unwrap(), 97 + omitted);
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "crowd"}))).await;
+    eprintln!(
+        "{} faces found in the crowd: 100 returned, {omitted} omitted",
+        100 + omitted
+    );
     let v = s
-        .ok("POST", "/v1/collections/crowd/faces", Some(json!({"image": img, "qualityFilter": "NONE"})))
+        .ok(
+            "POST",
+            "/v1/detect",
+            Some(json!({"image": img, "maxFaces": 3})),
+        )
         .await;
-    let accounted = v["faceRecords"].as_array().unwrap().len() + v["unindexedFaces"].as_array().unwrap().len();
+    assert_eq!(v["facesOmitted"].as_u64().unwrap(), 97 + omitted);
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "crowd"})),
+    )
+    .await;
+    let v = s
+        .ok(
+            "POST",
+            "/v1/collections/crowd/faces",
+            Some(json!({"image": img, "qualityFilter": "NONE"})),
+        )
+        .await;
+    let accounted =
+        v["faceRecords"].as_array().unwrap().len() + v["unindexedFaces"].as_array().unwrap().len();
     assert_eq!(accounted, 100);
     assert_eq!(v["facesOmitted"].as_u64().unwrap(), omitted);
     let v = s
@@ -1661,11 +2038,18 @@ async fn faces_beyond_the_cap_are_counted_not_dropped() {
             Some(json!({"sourceImage": b64(&fixture("obama.jpg")), "targetImage": img})),
         )
         .await;
-    let compared = v["faceMatches"].as_array().unwrap().len() + v["unmatchedFaces"].as_array().unwrap().len();
+    let compared =
+        v["faceMatches"].as_array().unwrap().len() + v["unmatchedFaces"].as_array().unwrap().len();
     assert_eq!(compared, 100);
     assert_eq!(v["facesOmitted"].as_u64().unwrap(), omitted);
     // An ordinary image omits nothing, and says so.
-    let v = s.ok("POST", "/v1/detect", Some(json!({"image": b64(&fixture("t1.jpg"))}))).await;
+    let v = s
+        .ok(
+            "POST",
+            "/v1/detect",
+            Some(json!({"image": b64(&fixture("t1.jpg"))})),
+        )
+        .await;
     assert_eq!(v["facesOmitted"], 0);
     s.stop().await;
 }
@@ -1677,19 +2061,62 @@ async fn a_collection_named_transient_is_just_a_collection() {
     let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
         return;
     };
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": "transient"}))).await;
+    s.ok(
+        "POST",
+        "/v1/collections",
+        Some(json!({"collectionId": "transient"})),
+    )
+    .await;
     let img = b64(&fixture("obama.jpg"));
-    s.ok("POST", "/v1/collections/transient/faces", Some(json!({"image": img}))).await;
-    let t = s.ok("POST", "/v1/detect", Some(json!({"image": img, "returnFaceId": true}))).await;
+    s.ok(
+        "POST",
+        "/v1/collections/transient/faces",
+        Some(json!({"image": img})),
+    )
+    .await;
+    let t = s
+        .ok(
+            "POST",
+            "/v1/detect",
+            Some(json!({"image": img, "returnFaceId": true})),
+        )
+        .await;
     let tid = t["faceDetails"][0]["faceId"].as_str().unwrap();
-    let v = s.ok("POST", "/v1/verify", Some(json!({"faceId": tid, "faceId2": tid}))).await;
+    let v = s
+        .ok(
+            "POST",
+            "/v1/verify",
+            Some(json!({"faceId": tid, "faceId2": tid})),
+        )
+        .await;
     assert_eq!(v["isIdentical"], true);
-    let v = s.ok("POST", "/v1/collections/transient/search", Some(json!({"image": img}))).await;
+    let v = s
+        .ok(
+            "POST",
+            "/v1/collections/transient/search",
+            Some(json!({"image": img})),
+        )
+        .await;
     assert_eq!(v["faceMatches"].as_array().unwrap().len(), 1, "{v}");
     let store = s.service.store();
-    let uid = store.get_collection("transient").await.unwrap().unwrap().collection_uid;
-    let coll = store.vault().get(&format!("collection:{uid}")).await.unwrap().unwrap();
-    let service = store.vault().get("service:transient").await.unwrap().unwrap();
+    let uid = store
+        .get_collection("transient")
+        .await
+        .unwrap()
+        .unwrap()
+        .collection_uid;
+    let coll = store
+        .vault()
+        .get(&format!("collection:{uid}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let service = store
+        .vault()
+        .get("service:transient")
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(coll, service);
     s.stop().await;
 }

@@ -257,13 +257,29 @@ pub(crate) async fn connect(url: &RedactedUrl, backend: Backend, max: u32) -> Re
                 .await
                 .map_err(err)
         }
-        Backend::Postgres => AnyPoolOptions::new()
-            .max_connections(max * 2)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(url.expose())
-            .await
-            .map_err(err),
+        Backend::Postgres => {
+            // One direct attempt first: an unreachable server or a refused login is
+            // reported at once, not after the pool's 30 s of retries.
+            use sqlx::Connection;
+            sqlx::AnyConnection::connect(url.expose())
+                .await
+                .map_err(err)?
+                .close()
+                .await
+                .map_err(err)?;
+            connect_pool(url, max).await
+        }
     }
+}
+
+/// The PostgreSQL pool (twice the connections of SQLite's: no single writer there).
+async fn connect_pool(url: &RedactedUrl, max: u32) -> Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(max * 2)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url.expose())
+        .await
+        .map_err(|e| db_error(e, url))
 }
 
 /// Copies the SQLite write-ahead log into the database and truncates it to zero bytes,

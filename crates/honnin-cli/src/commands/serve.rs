@@ -156,7 +156,10 @@ pub fn serve(engine_args: &EngineArgs, args: ServeArgs) -> Result<()> {
                 "initial admin",
             )
             .await?;
-            say(format!("admin API key (shown once, store it now): {}", k.token));
+            say(format!(
+                "admin API key (shown once, store it now): {}",
+                k.token
+            ));
         }
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await

@@ -449,9 +449,7 @@ pub(crate) fn demo_rate_limit(s: &AppState) -> ApiResult<()> {
 }
 
 /// A JSON body that may be empty (then `T::default()`), with JSON errors.
-pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-) -> ApiResult<T> {
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

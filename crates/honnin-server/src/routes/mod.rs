@@ -198,11 +198,16 @@ pub async fn metrics(State(s): State<AppState>, req: axum::extract::Request) -> 
 }
 
 /// Whether the request may read metrics: the metrics token, or an unlimited admin key.
-async fn metrics_caller(s: &AppState, parts: &mut axum::http::request::Parts) -> Result<(), ApiError> {
+async fn metrics_caller(
+    s: &AppState,
+    parts: &mut axum::http::request::Parts,
+) -> Result<(), ApiError> {
     let token = s.config.metrics.token.as_bytes();
     if !token.is_empty() {
         if let Ok(b) = crate::extract::bearer(parts) {
-            if b.len() == token.len() && bool::from(subtle::ConstantTimeEq::ct_eq(b.as_bytes(), token)) {
+            if b.len() == token.len()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(b.as_bytes(), token))
+            {
                 return Ok(());
             }
         }

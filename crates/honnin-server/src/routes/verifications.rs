@@ -157,7 +157,9 @@ pub async fn demo_document(
 ) -> ApiResult<Json<VerificationStatus>> {
     let image = r.image.decode("image")?;
     let p = demo_principal(&s).await?;
-    Ok(Json(s.service.put_verification_document(&p, &id, image).await?))
+    Ok(Json(
+        s.service.put_verification_document(&p, &id, image).await?,
+    ))
 }
 
 /// `GET /demo/api/verifications/{id}`: the demo's own verifications.

@@ -212,7 +212,6 @@ pub fn code(v: &Value) -> &str {
     v["code"].as_str().unwrap_or("<no code>")
 }
 
-
 /// The key id of a token (`hn_<key id>_<secret>`).
 pub fn key_id(token: &str) -> String {
     token
