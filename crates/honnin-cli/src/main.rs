@@ -65,6 +65,8 @@ enum Command {
     BenchService(commands::bench_service::BenchServiceArgs),
     /// Liveness benchmark: per-frame cost and verdict latency of simulated sessions.
     BenchLiveness(commands::bench_liveness::BenchLivenessArgs),
+    /// Overload benchmark: memory and leftover CPU of a burst of large requests that time out.
+    BenchOverload(commands::bench_overload::BenchOverloadArgs),
     /// Run the face service (HTTP API on 127.0.0.1:8080, data in ./honnin-data).
     Serve(commands::serve::ServeArgs),
     /// Manage API keys directly in the database.
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(&cli.engine, a),
         Command::BenchService(a) => commands::bench_service::run(&cli.engine, a),
         Command::BenchLiveness(a) => commands::bench_liveness::run(&cli.engine, a),
+        Command::BenchOverload(a) => commands::bench_overload::run(a),
         Command::Serve(a) => commands::serve::serve(&cli.engine, a),
         Command::Keys(c) => commands::serve::keys(c),
     };

@@ -1,7 +1,8 @@
-//! The subcommands: `detect`, `compare`, `embed`, `bench`, `bench-service`, `bench-liveness` and `serve`, `keys` (service).
+//! The subcommands: `detect`, `compare`, `embed`, `bench`, `bench-service`, `bench-liveness`, `bench-overload` and `serve`, `keys` (service).
 
 pub mod bench;
 pub mod bench_liveness;
+pub mod bench_overload;
 pub mod bench_service;
 pub mod compare;
 pub mod detect;
