@@ -15,7 +15,10 @@ cargo test --workspace --no-run
 DATA=$(mktemp -d)
 LOG="$DATA/serve.log"
 # Rate limits high so the fuzzer tests the API, not the limiter (429 is tested in the suite).
+# Webhooks the fuzzer registers must never be delivered anywhere: with no public
+# destination and an empty allow-list, every delivery is refused without even a DNS query.
 HONNIN_LIMITS__RATE_LIMIT_PER_SECOND=100000 HONNIN_LIMITS__RATE_LIMIT_BURST=100000 \
+HONNIN_SERVICE__WEBHOOKS__ALLOW_PUBLIC=false \
   target/debug/honnin serve --listen 127.0.0.1:0 --data-dir "$DATA/data" >"$LOG" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT

@@ -531,17 +531,10 @@ impl Service {
                 .await?,
             orphan_keys_deleted: self.delete_orphan_keys(now).await?,
         };
-        if report.transient_deleted
-            + report.liveness_expired
-            + report.liveness_images_cleared
-            + report.liveness_deleted
-            + report.verification_images_cleared
-            + report.verifications_deleted
-            > 0
-        {
-            // Expired biometric data goes from the files too, not only from the tables.
-            self.store.erase_checkpoint().await?;
-        }
+        // Whatever was erased since the last sweep (expired data, images handed out,
+        // templates dropped at a decision) leaves the files too, not only the tables:
+        // at most one sweep interval after it was deleted.
+        self.store.erase_checkpoint().await?;
         Ok(report)
     }
 

@@ -28,7 +28,8 @@ pub struct Page {
     /// Page size (1–4096; default 1000 for faces, 100 otherwise).
     #[param(minimum = 1, maximum = 4096)]
     pub max_results: Option<u32>,
-    /// The `nextToken` of the previous page.
+    /// The `nextToken` of the previous page: opaque, valid 24 h, for the same listing
+    /// and caller only (otherwise 400 `InvalidParameter`).
     pub next_token: Option<String>,
 }
 
@@ -38,6 +39,8 @@ pub struct Page {
 pub struct FacePage {
     #[param(minimum = 1, maximum = 4096)]
     pub max_results: Option<u32>,
+    /// The `nextToken` of the previous page: opaque, valid 24 h, for the same listing
+    /// only (otherwise 400 `InvalidParameter`).
     pub next_token: Option<String>,
     /// Only the faces of this user.
     pub user_id: Option<String>,
@@ -64,7 +67,7 @@ pub async fn create(
     ))
 }
 
-/// List the collections this key may see.
+/// List the collections this key may see (a key limited to a collection: that one).
 #[utoipa::path(get, path = "/v1/collections", tag = "collections", params(Page),
     responses(
         (status = 200, description = "A page of collections", body = CollectionList),
@@ -101,11 +104,16 @@ pub async fn describe(
     Ok(Json(s.service.describe_collection(&p, &id).await?))
 }
 
-/// Delete a collection, its faces and users, and destroy its data key.
+/// Delete a collection and every record about it: faces, users, verifications (with
+/// their kept images and templates) and their liveness sessions, webhook events about
+/// it; keys limited to it are revoked; its data key leaves the key vault. On SQLite the
+/// erased bytes are then gone from the database and key-vault files (`secure_delete`,
+/// WAL truncated). What holds for backups depends on how the key vault is backed up:
+/// docs/security.md, "Erasure and backups".
 #[utoipa::path(delete, path = "/v1/collections/{collectionId}", tag = "collections",
     params(("collectionId" = String, Path)),
     responses(
-        (status = 204, description = "Deleted; its templates are unreadable from now on, backups included"),
+        (status = 204, description = "Deleted with every record about it; its templates cannot be decrypted from this database again, nor from a backup of it without the key vault (docs/security.md)"),
         (status = 400, description = "InvalidParameter", body = ErrorBody),
         (status = 403, description = "AccessDenied", body = ErrorBody),
         (status = 404, description = "ResourceNotFound", body = ErrorBody),

@@ -156,7 +156,7 @@ const MAX_WS_MESSAGE: usize = 512 * 1024 + 64;
 
 /// The capture stream (WebSocket upgrade; see `docs/liveness-protocol.md`). Before the
 /// upgrade, errors are JSON: InvalidClientToken (401), SessionNotFound (404),
-/// SessionAlreadyStarted (409), SessionExpired (410).
+/// SessionAlreadyStarted (409), SessionExpired and SessionCancelled (410).
 pub async fn stream(
     State(s): State<AppState>,
     Path(id): Path<String>,

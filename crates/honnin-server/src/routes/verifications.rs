@@ -47,7 +47,8 @@ pub struct DocumentRequest {
     responses(
         (status = 200, description = "Accepted, awaiting_liveness", body = VerificationStatus),
         (status = 400, description = "InvalidParameter, InvalidImageFormat, NoFaceDetected, DocumentPortraitAmbiguous, DocumentPortraitUnusable", body = ErrorBody),
-        (status = 404, description = "VerificationNotFound", body = ErrorBody),
+        (status = 403, description = "AccessDenied: a recognizer key, or a key limited to another collection", body = ErrorBody),
+        (status = 404, description = "VerificationNotFound (or another key's, unless an admin of its collection)", body = ErrorBody),
         (status = 409, description = "VerificationStepOutOfOrder: the document was already received", body = ErrorBody),
         (status = 410, description = "VerificationExpired", body = ErrorBody),
     ),
@@ -80,11 +81,13 @@ pub async fn status(
     Ok(Json(s.service.verification_status(&p, &id).await?))
 }
 
-/// Delete a verification's record and its liveness session at once.
+/// Delete a verification's record, its liveness session and the webhook events about
+/// it, at once.
 #[utoipa::path(delete, path = "/v1/verifications/{verificationId}", tag = "verification",
     params(("verificationId" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "AccessDenied: a recognizer key", body = ErrorBody),
         (status = 404, description = "VerificationNotFound", body = ErrorBody),
     ),
     security(("apiKey" = [])))]

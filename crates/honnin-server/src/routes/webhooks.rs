@@ -11,12 +11,15 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, Input, Path};
 use crate::AppState;
 
-/// Register a URL for this key's events; the signing secret is returned once.
+/// Register a URL for this key's events (enroller or admin key); the signing secret is
+/// returned once. `https://` only and no internal destination unless the operator
+/// allows it (docs/security.md, "Webhooks").
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
     request_body(content = NewWebhook),
     responses(
         (status = 200, description = "Registered (with its secret)", body = WebhookInfo),
-        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 400, description = "InvalidParameter: not an https URL, or an internal destination", body = ErrorBody),
+        (status = 403, description = "AccessDenied: a recognizer key", body = ErrorBody),
     ),
     security(("apiKey" = [])))]
 pub async fn create(
