@@ -131,7 +131,10 @@ fn start(bin: &PathBuf, timeout_secs: u64) -> Result<Server> {
     let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .env("HONNIN_LIMITS__REQUEST_TIMEOUT_SECS", timeout_secs.to_string())
+        .env(
+            "HONNIN_LIMITS__REQUEST_TIMEOUT_SECS",
+            timeout_secs.to_string(),
+        )
         .env("HONNIN_LIMITS__RATE_LIMIT_PER_SECOND", "10000")
         .env("HONNIN_LIMITS__RATE_LIMIT_BURST", "10000")
         .env("HONNIN_LOG", "error")
