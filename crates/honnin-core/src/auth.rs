@@ -123,11 +123,6 @@ impl Principal {
         }
         Ok(())
     }
-
-    /// Whether this caller may see `collection` at all.
-    pub fn sees(&self, collection: &str) -> bool {
-        self.collection.as_deref().is_none_or(|c| c == collection)
-    }
 }
 
 /// A freshly created key: the token is shown once.
@@ -218,7 +213,6 @@ mod tests {
         assert!(enr.check(Action::Enroll, Some("c")).is_ok());
         assert!(enr.check(Action::Enroll, Some("d")).is_err(), "scoped to c");
         assert!(enr.check(Action::ManageKeys, None).is_err());
-        assert!(enr.sees("c") && !enr.sees("d"));
         assert!(Principal::system()
             .check(Action::ManageKeys, Some("x"))
             .is_ok());

@@ -353,12 +353,7 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
         }
         "DELETE /v1/collections/{collectionId}" => {
             let name = w.fresh("doomed");
-            s.ok(
-                "POST",
-                "/v1/collections",
-                Some(json!({"collectionId": name})),
-            )
-            .await;
+            s.collection(&name).await;
             if t == T::In && k.limited() {
                 // A key of the same kind limited to the collection about to go.
                 as_key = s.key(k.role(), Some(&name)).await;
@@ -470,8 +465,7 @@ async fn matrix(backend: Backend) {
     };
     let img = b64(&fixture("obama.jpg"));
     for c in [A, B] {
-        s.ok("POST", "/v1/collections", Some(json!({"collectionId": c})))
-            .await;
+        s.collection(c).await;
     }
     let mut face = HashMap::new();
     for c in [A, B] {
@@ -661,8 +655,7 @@ async fn page_tokens_are_opaque_bound_and_filtered_before_paging() {
         return;
     };
     for c in ["aaa-tenant-b", "m-a", "zzz-tenant-c"] {
-        s.ok("POST", "/v1/collections", Some(json!({"collectionId": c})))
-            .await;
+        s.collection(c).await;
     }
     let limited = s.key("recognizer", Some("m-a")).await;
     // The audit's request: one collection per page, as a limited key.
@@ -833,12 +826,7 @@ async fn a_limited_key_never_reaches_a_recreated_collection() {
             .await
             .unwrap();
     }
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "kyc"})),
-    )
-    .await;
+    s.collection("kyc").await;
     for k in [&early, &late] {
         let (st, v) = s.call("GET", "/v1/collections/kyc", Some(k), None).await;
         assert_eq!(
@@ -892,12 +880,7 @@ async fn revoking_a_key_ends_its_work() {
     let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
         return;
     };
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "rev"})),
-    )
-    .await;
+    s.collection("rev").await;
     let k = s.key("enroller", None).await;
     let waiting = s
         .ok_as(&k, "POST", "/v1/liveness/sessions", Some(json!({})))
@@ -1244,12 +1227,7 @@ async fn webhooks_cannot_reach_inside() {
         drop(l);
         url
     };
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "hooks"})),
-    )
-    .await;
+    s.collection("hooks").await;
     let enr = s.key("enroller", None).await;
     let mut hooks = Vec::new();
     for url in [&good, &redirect, &dead] {
@@ -1317,8 +1295,7 @@ async fn one_tenants_slow_receivers_do_not_stall_another() {
         }));
     }
     for c in ["tenant-a", "tenant-b"] {
-        s.ok("POST", "/v1/collections", Some(json!({"collectionId": c})))
-            .await;
+        s.collection(c).await;
     }
     let a = s.key("enroller", Some("tenant-a")).await;
     let b = s.key("enroller", Some("tenant-b")).await;
@@ -1508,12 +1485,7 @@ async fn erased_collections_leave_no_bytes_in_the_database_files() {
         return;
     };
     let store = s.service.store();
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "raw"})),
-    )
-    .await;
+    s.collection("raw").await;
     for f in ["obama.jpg", "biden.jpg", "t1.jpg"] {
         s.ok(
             "POST",
@@ -1618,8 +1590,7 @@ async fn deleting_a_collection_or_a_user_erases_every_record_about_it() {
     let hooks = s.ok("GET", "/v1/webhooks", None).await;
     let hook = hooks[0]["webhookId"].as_str().unwrap().to_string();
     for c in ["keep", "gone"] {
-        s.ok("POST", "/v1/collections", Some(json!({"collectionId": c})))
-            .await;
+        s.collection(c).await;
     }
     let mut vids = HashMap::new();
     for (c, u) in [("gone", "eve"), ("keep", "eve"), ("keep", "sam")] {
@@ -1828,12 +1799,7 @@ async fn metrics_need_a_token_or_an_admin_key() {
         get(Some(s.key("recognizer", None).await)).await,
         StatusCode::FORBIDDEN
     );
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "m"})),
-    )
-    .await;
+    s.collection("m").await;
     assert_eq!(
         get(Some(s.key("admin", Some("m")).await)).await,
         StatusCode::FORBIDDEN
@@ -1870,23 +1836,8 @@ async fn ids_in_any_uuid_spelling_name_one_thing() {
     let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
         return;
     };
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "ids"})),
-    )
-    .await;
-    let r = s
-        .ok(
-            "POST",
-            "/v1/collections/ids/faces",
-            Some(json!({"image": b64(&fixture("obama.jpg"))})),
-        )
-        .await;
-    let f = r["faceRecords"][0]["face"]["faceId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    s.collection("ids").await;
+    let f = s.index("ids", "obama.jpg").await;
     let spellings = |id: &str| {
         vec![
             id.to_uppercase(),
@@ -2014,12 +1965,7 @@ async fn faces_beyond_the_cap_are_counted_not_dropped() {
         )
         .await;
     assert_eq!(v["facesOmitted"].as_u64().unwrap(), 97 + omitted);
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "crowd"})),
-    )
-    .await;
+    s.collection("crowd").await;
     let v = s
         .ok(
             "POST",
@@ -2061,12 +2007,7 @@ async fn a_collection_named_transient_is_just_a_collection() {
     let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
         return;
     };
-    s.ok(
-        "POST",
-        "/v1/collections",
-        Some(json!({"collectionId": "transient"})),
-    )
-    .await;
+    s.collection("transient").await;
     let img = b64(&fixture("obama.jpg"));
     s.ok(
         "POST",

@@ -248,3 +248,30 @@ pub async fn receiver() -> (String, Received) {
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
     (url, seen)
 }
+
+impl Server {
+    /// Creates a collection (as the admin).
+    pub async fn collection(&self, id: &str) {
+        self.ok(
+            "POST",
+            "/v1/collections",
+            Some(json!({ "collectionId": id })),
+        )
+        .await;
+    }
+
+    /// Indexes a fixture's faces into `collection` (as the admin); the first face's id.
+    pub async fn index(&self, collection: &str, fixture_name: &str) -> String {
+        let v = self
+            .ok(
+                "POST",
+                &format!("/v1/collections/{collection}/faces"),
+                Some(json!({ "image": b64(&fixture(fixture_name)) })),
+            )
+            .await;
+        v["faceRecords"][0]["face"]["faceId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no face indexed from {fixture_name}: {v}"))
+            .to_string()
+    }
+}
