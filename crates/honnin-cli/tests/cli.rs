@@ -222,6 +222,10 @@ fn database_passwords_never_appear_in_errors() {
         // A closed loopback port: the driver's own error must not quote it either.
         "postgres://honnin:s3cret-pw-7@127.0.0.1:1/db",
         "postgres://honnin:s3cret%2Dpw%2D7@127.0.0.1:1/db",
+        "postgres://honnin@127.0.0.1:1/db?password=s3cret-pw-7",
+        // Not valid URLs: never shown at all.
+        "postgres://honnin:s3cret/pw-7@127.0.0.1:1/db",
+        "host=127.0.0.1 port=1 user=honnin password=s3cret-pw-7",
     ] {
         for args in [
             vec![
@@ -241,7 +245,10 @@ fn database_passwords_never_appear_in_errors() {
                 !out.contains("s3cret") && !err.contains("s3cret"),
                 "{args:?}: {out}{err}"
             );
-            assert!(err.contains("***"), "the URL is shown redacted: {err}");
+            assert!(
+                err.contains("***") || err.contains("?…") || err.contains("not shown"),
+                "the URL is shown redacted: {err}"
+            );
         }
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -102,6 +102,8 @@ pub struct Admission {
     max_queued: usize,
     queued: AtomicUsize,
     running: usize,
+    /// Jobs that began their work (passed the first cancellation check).
+    started: AtomicUsize,
 }
 
 /// What an admitted job holds until it ends (moved into the blocking task, so the
@@ -143,6 +145,7 @@ impl Admission {
             max_queued,
             queued: AtomicUsize::new(0),
             running,
+            started: AtomicUsize::new(0),
         }
     }
 
@@ -185,6 +188,17 @@ impl Admission {
             _slot: slot,
             _memory: memory,
         })
+    }
+
+    /// Counts a job that began its work (called by the pipeline).
+    pub fn note_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Jobs that began their work since start-up (a job abandoned while it waited
+    /// never does).
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// Jobs waiting now.

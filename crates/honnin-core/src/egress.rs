@@ -78,9 +78,13 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let tail = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
-        // IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d (deprecated).
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(tail()),
-        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(tail()),
+        // :: and ::1 are judged as IPv6 (unspecified, loopback).
+        [0, 0, 0, 0, 0, 0, 0, 0] | [0, 0, 0, 0, 0, 0, 0, 1] => None,
+        // IPv4-mapped ::ffff:a.b.c.d, IPv4-translated (SIIT) ::ffff:0:a.b.c.d, and
+        // IPv4-compatible ::a.b.c.d (deprecated; ::2 is 0.0.0.2).
+        [0, 0, 0, 0, 0, 0xffff, _, _]
+        | [0, 0, 0, 0, 0xffff, 0, _, _]
+        | [0, 0, 0, 0, 0, 0, _, _] => Some(tail()),
         // NAT64 well-known prefix 64:ff9b::/96.
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail()),
         // 6to4 2002:a.b.c.d::/48.
@@ -99,6 +103,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
+/// Why an IPv6 address (one that embeds no IPv4 address) is not a public destination:
+/// anything outside global unicast (2000::/3), and the special ranges inside it.
 fn v6_range(ip: Ipv6Addr) -> Option<&'static str> {
     let s = ip.segments();
     Some(match s {
@@ -106,12 +112,11 @@ fn v6_range(ip: Ipv6Addr) -> Option<&'static str> {
         _ if ip.is_loopback() => "loopback",
         [a, ..] if a & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
         [a, ..] if a & 0xffc0 == 0xfe80 => "link-local",
-        [a, ..] if a & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
         [a, ..] if a & 0xff00 == 0xff00 => "multicast",
-        [0x64, 0xff9b, 1, ..] => "local-use NAT64 (64:ff9b:1::/48)",
-        [0x100, 0, 0, 0, ..] => "discard-only (100::/64)",
+        [a, ..] if a & 0xe000 != 0x2000 => "not global unicast (outside 2000::/3)",
         [0x2001, 0xdb8, ..] => "documentation",
-        [0x2001, b, ..] if b < 0x200 && b != 0 => "IETF protocol assignment (2001::/23)",
+        [0x2001, b, ..] if b < 0x200 => "IETF protocol assignment (2001::/23)",
+        [0x3fff, b, ..] if b < 0x1000 => "documentation (3fff::/20)",
         _ => return None,
     })
 }
@@ -149,7 +154,7 @@ impl EgressPolicy {
             IpAddr::V4(v4) => v4_range(v4),
             IpAddr::V6(v6) => match embedded_v4(v6) {
                 Some(v4) if self.listed(IpAddr::V4(v4)) => return Ok(()),
-                Some(v4) => v4_range(v4).or(v6_range(v6)),
+                Some(v4) => v4_range(v4),
                 None => v6_range(v6),
             },
         };
@@ -315,6 +320,23 @@ mod tests {
     fn ipv6_forms_that_embed_ipv4_are_judged_by_the_embedded_address() {
         let p = open_policy();
         let refused = |s: &str| p.check_addr(s.parse().unwrap()).is_err();
+        // SIIT (IPv4-translated): 169.254.169.254, 127.0.0.1, 10.0.0.1.
+        assert!(refused("::ffff:0:a9fe:a9fe"));
+        assert!(refused("::ffff:0:127.0.0.1"));
+        assert!(refused("::ffff:0:a00:1"));
+        assert!(refused("::2"), "IPv4-compatible 0.0.0.2");
+        // Outside global unicast, or special inside it.
+        for other in [
+            "5f00::1",
+            "3fff::1",
+            "3fff:fff::1",
+            "4000::1",
+            "100::1",
+            "2001:db8::1",
+        ] {
+            assert!(refused(other), "{other}");
+        }
+        assert!(!refused("2606:4700::1111"));
         assert!(refused("::ffff:10.0.0.1"));
         assert!(refused("::10.0.0.1"));
         assert!(refused("64:ff9b::192.168.0.1"));

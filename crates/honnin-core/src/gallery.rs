@@ -151,7 +151,7 @@ impl Service {
     }
 
     /// Deletes a collection and every record about it (faces, users, verifications and
-    /// their liveness sessions, events; keys bound to it are revoked), then its data key
+    /// their liveness sessions, events; keys bound to it (or made for its name and never used) are revoked), then its data key
     /// (crypto-shredding). See `honnin_storage`'s erasure module.
     pub async fn delete_collection(&self, p: &Principal, id: &str) -> Result<()> {
         self.authorize(p, Action::Enroll, id).await?;

@@ -91,11 +91,13 @@ impl Service {
         let cancel = Cancel::default();
         let guard = cancel.on_drop();
         let engine = self.engine().clone();
+        let admission = self.admission.clone();
         let job = tokio::task::spawn_blocking(move || {
             // Held until the work really stops, even if the request is gone.
             let _admitted = admitted;
             let in_flight = InFlight::start();
             cancel.check()?;
+            admission.note_started();
             let img = engine
                 .decode(&bytes)
                 .map_err(|e| CoreError::from_engine(e, what))?;

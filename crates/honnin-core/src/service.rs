@@ -185,7 +185,7 @@ pub struct Service {
     pub(crate) page_key: DataKey,
     config: ServiceConfig,
     pub(crate) weighting: Weighting,
-    pub(crate) admission: Admission,
+    pub(crate) admission: Arc<Admission>,
     pub(crate) egress: crate::egress::EgressPolicy,
     /// The passive presentation-attack model, for liveness sessions.
     pub(crate) pad: Arc<honnin_engine::pad::PadModel>,
@@ -260,7 +260,7 @@ impl Service {
             master,
             transient_key,
             page_key,
-            admission: Admission::new(&config.admission),
+            admission: Arc::new(Admission::new(&config.admission)),
             egress,
             config,
             weighting,

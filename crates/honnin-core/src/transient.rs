@@ -404,6 +404,11 @@ impl Service {
             .collect::<Result<_>>()?;
         uniq.sort();
         uniq.dedup();
+        if uniq.len() < 2 {
+            return Err(CoreError::InvalidParameter(
+                "faceIds must hold at least 2 distinct ids (spellings of one id are one id)".into(),
+            ));
+        }
         let threshold = self.threshold_for_fmr(self.config().match_fmr);
         let min = self.score_for(threshold);
         let vs: Vec<Vec<f32>> = self

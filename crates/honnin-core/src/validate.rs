@@ -81,14 +81,31 @@ pub fn key_id(id: &str) -> Option<String> {
     (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_ascii_lowercase())
 }
 
-/// Characters that are not printable text: controls (C0, DEL, C1) and the invisible
-/// formatting characters that reorder or hide text in a terminal or a log (bidi
-/// overrides and isolates, zero-width characters, the byte-order mark).
+/// Characters that are not printable text: controls (C0, DEL, C1), format characters
+/// (bidi marks, overrides and isolates, zero-width characters, the byte-order mark, tag
+/// characters…), line and paragraph separators, surrogates, private-use and unassigned
+/// code points (noncharacters included), and Unicode's other default-ignorable code
+/// points (invisible fillers, variation selectors, the soft hyphen): anything that can
+/// hide or reorder text on a terminal or in a log. General categories from the
+/// `unicode-properties` crate; the default-ignorable list from Unicode's
+/// `DerivedCoreProperties.txt` (`Default_Ignorable_Code_Point`).
 pub fn is_unprintable(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::Surrogate
+            | G::PrivateUse
+            | G::Unassigned
+    ) || matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Checks that `value` (the field `name`) is at most `max` characters of printable text.
@@ -173,6 +190,16 @@ mod tests {
             "rtl\u{202E}txt.exe",
             "zero\u{200B}width",
             "\u{FEFF}bom",
+            "alm\u{061C}",
+            "line\u{2028}sep",
+            "para\u{2029}sep",
+            "soft\u{00AD}hyphen",
+            "mongolian\u{180E}",
+            "tag\u{E0041}",
+            "selector\u{FE0F}",
+            "filler\u{3164}",
+            "nonchar\u{FFFF}",
+            "private\u{E000}",
         ] {
             let e = printable("name", bad, 128).unwrap_err();
             assert_eq!(e.code(), "InvalidParameter", "{bad:?}");

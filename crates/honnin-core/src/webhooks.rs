@@ -131,6 +131,8 @@ pub struct NewWebhook {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookInfo {
     pub webhook_id: String,
+    /// The API key that registered it (its events are that key's).
+    pub owner_key_id: String,
     pub url: String,
     pub events: Vec<String>,
     pub created_at: String,
@@ -176,7 +178,8 @@ pub struct SignedRequest {
 /// Why an attempt got no HTTP answer. Deliberately coarse (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendFailure {
-    /// The egress policy refused every address of the destination.
+    /// The egress policy refused every address of the destination, or its name does
+    /// not resolve (one reason for both: no oracle for which internal names exist).
     NotAllowed,
     /// No answer: connection refused or reset, timeout, TLS failure, DNS failure.
     NoResponse,
@@ -186,7 +189,9 @@ impl SendFailure {
     /// The reason recorded for the delivery.
     pub fn reason(self) -> &'static str {
         match self {
-            SendFailure::NotAllowed => "destination not allowed by the webhook egress policy",
+            SendFailure::NotAllowed => {
+                "destination not allowed by the webhook egress policy, or its name does not resolve"
+            }
             SendFailure::NoResponse => "no HTTP response (connection failed or timed out)",
         }
     }
@@ -301,6 +306,7 @@ impl Service {
             .await?;
         Ok(WebhookInfo {
             webhook_id: id,
+            owner_key_id: p.key_id.clone(),
             url,
             events,
             created_at: rfc3339(now),
@@ -310,15 +316,29 @@ impl Service {
         })
     }
 
-    pub async fn list_webhooks(&self, p: &Principal) -> Result<Vec<WebhookInfo>> {
+    /// The caller's webhooks; with `all_keys` (admins only), those of every key the
+    /// caller oversees (an unlimited admin: all; a collection admin: its collection's
+    /// keys), for incident response.
+    pub async fn list_webhooks(&self, p: &Principal, all_keys: bool) -> Result<Vec<WebhookInfo>> {
         p.check(Action::Recognize, None)?;
-        Ok(self
-            .store()
-            .list_webhooks(&p.key_id)
-            .await?
-            .into_iter()
-            .map(webhook_info)
-            .collect())
+        if !all_keys {
+            return Ok(self
+                .store()
+                .list_webhooks(&p.key_id)
+                .await?
+                .into_iter()
+                .map(webhook_info)
+                .collect());
+        }
+        p.check(Action::ManageKeys, None)
+            .map_err(|_| CoreError::AccessDenied("allKeys needs an admin key".into()))?;
+        let mut out = Vec::new();
+        for w in self.store().list_all_webhooks().await? {
+            if self.may_see_owned(p, &w.owner_key).await? {
+                out.push(webhook_info(w));
+            }
+        }
+        Ok(out)
     }
 
     /// The webhook `id` (any UUID spelling) if `p` may see it: its registering key, that
@@ -564,6 +584,7 @@ impl Service {
 
 fn webhook_info(w: WebhookRow) -> WebhookInfo {
     WebhookInfo {
+        owner_key_id: w.owner_key.clone(),
         events: serde_json::from_str(&w.events).unwrap_or_default(),
         webhook_id: w.webhook_id,
         url: w.url,

@@ -31,10 +31,21 @@ pub struct Limits {
     /// Failed authentications one client address may make in a burst.
     pub failed_auth_burst: u32,
     /// Header that carries the client's address when honnin runs behind a reverse proxy
-    /// you trust (e.g. `x-forwarded-for`: its first address is used). Empty (default):
-    /// the connection's peer address. Never set it without such a proxy: clients could
-    /// then choose their own address.
+    /// you trust (e.g. `x-forwarded-for`): its **last** address, the one your proxy
+    /// appended, is used (anything a client writes before it is ignored). Empty
+    /// (default): the connection's peer address. Never set it without such a proxy:
+    /// clients could then choose their own address. Behind a chain of proxies, name the
+    /// header the outermost one sets (e.g. `cf-connecting-ip`).
     pub client_ip_header: String,
+    /// A connection that has not sent a complete request head within this time (new,
+    /// or idle between requests) is closed, seconds.
+    pub header_read_timeout_secs: u64,
+    /// Open connections in all; past it new connections are closed at once. Keep it
+    /// below the process's open-file limit (`ulimit -n`).
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); past it that client's
+    /// new connections are closed at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +58,9 @@ impl Default for Limits {
             failed_auth_per_second: 5,
             failed_auth_burst: 20,
             client_ip_header: String::new(),
+            header_read_timeout_secs: 10,
+            max_connections: 4096,
+            max_connections_per_client: 256,
         }
     }
 }

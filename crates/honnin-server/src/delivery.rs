@@ -28,7 +28,7 @@ struct NotAllowed;
 
 impl std::fmt::Display for NotAllowed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("destination not allowed by the webhook egress policy")
+        f.write_str("destination not allowed by the webhook egress policy, or it does not resolve")
     }
 }
 
@@ -47,7 +47,12 @@ impl Resolve for EgressResolver {
             if !policy.resolves_names() {
                 return Err(Box::new(NotAllowed) as Box<dyn StdError + Send + Sync>);
             }
-            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            // A name that does not resolve is reported like one that resolves only to
+            // refused addresses: the delivery log must not tell internal names that
+            // exist from names that do not.
+            let found = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|_| Box::new(NotAllowed) as Box<dyn StdError + Send + Sync>)?;
             let allowed: Vec<SocketAddr> = found
                 .filter(|a| policy.check_addr(a.ip()).is_ok())
                 .collect();

@@ -72,26 +72,31 @@ impl AuthGuard {
         }
     }
 
-    /// The client's address: the configured proxy header's first address, else the
-    /// connection's peer (unspecified when the server was not started with connection
-    /// info, as in some tests: then every client shares one budget).
+    /// The client the failed-authentication budget is counted for: the address the
+    /// nearest proxy appended to the configured header (its **last** address; what a
+    /// client writes in front of it is ignored), else the connection's peer
+    /// (unspecified when the server was not started with connection info, as in some
+    /// tests: then every client shares one budget). IPv6 clients are counted per /64,
+    /// the block one subscriber gets; an IPv4-mapped address counts as IPv4.
     pub fn client(&self, parts: &Parts) -> IpAddr {
-        if let Some(h) = &self.header {
-            if let Some(ip) = parts
+        let from_header = self.header.as_ref().and_then(|h| {
+            parts
                 .headers
-                .get(h)
+                .get_all(h)
+                .iter()
+                .next_back()
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
-            {
-                return ip;
-            }
-        }
-        parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        });
+        let ip = from_header.unwrap_or_else(|| {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        });
+        budget_key(ip)
     }
 
     /// `Err(seconds)` while `ip` is blocked.
@@ -122,6 +127,20 @@ impl AuthGuard {
         let now = Instant::now();
         self.blocked.lock().retain(|_, until| *until > now);
         self.limiter.retain_recent();
+    }
+}
+
+/// The unit one failed-authentication budget covers: an IPv4 address, or an IPv6 /64.
+pub fn budget_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -350,5 +369,57 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
             .await
             .map(|p| Path(p.0))
             .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(header: Option<&str>) -> Parts {
+        let mut b = axum::http::Request::builder().uri("/v1/collections");
+        if let Some(h) = header {
+            b = b.header("x-forwarded-for", h);
+        }
+        let mut p = b.body(()).unwrap().into_parts().0;
+        p.extensions
+            .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                [192, 0, 2, 7],
+                40000,
+            ))));
+        p
+    }
+
+    /// A client cannot choose its budget by writing addresses in front of the one its
+    /// proxy appends; without the setting, the header is ignored.
+    #[test]
+    fn the_proxy_appended_address_counts_not_the_clients() {
+        let g = AuthGuard::new(5, 20, "x-forwarded-for");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            g.client(&parts(Some("10.9.8.7, 198.51.100.4"))),
+            ip("198.51.100.4")
+        );
+        assert_eq!(g.client(&parts(Some("198.51.100.4"))), ip("198.51.100.4"));
+        assert_eq!(g.client(&parts(Some("garbage"))), ip("192.0.2.7"));
+        assert_eq!(g.client(&parts(None)), ip("192.0.2.7"));
+        let plain = AuthGuard::new(5, 20, "");
+        assert_eq!(plain.client(&parts(Some("198.51.100.4"))), ip("192.0.2.7"));
+    }
+
+    /// IPv6 clients share one budget per /64; IPv4-mapped addresses count as IPv4.
+    #[test]
+    fn ipv6_budgets_are_per_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            budget_key(ip("2001:db8:1:2:aaaa::1")),
+            budget_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_ne!(
+            budget_key(ip("2001:db8:1:2::1")),
+            budget_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(budget_key(ip("::ffff:198.51.100.4")), ip("198.51.100.4"));
+        assert_eq!(budget_key(ip("198.51.100.4")), ip("198.51.100.4"));
     }
 }

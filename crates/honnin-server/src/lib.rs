@@ -22,10 +22,10 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod listen;
 pub mod routes;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -70,9 +70,9 @@ impl AppState {
     }
 }
 
-/// Serves the application on `listener` until `shutdown` resolves, with each request's
-/// peer address available to the failed-authentication limit, and (with
-/// `metrics.listen`) the metrics listener beside it.
+/// Serves the application on `listener` until `shutdown` resolves (see [`listen`]: each
+/// request's peer address for the failed-authentication limit, header read timeout,
+/// connection limits), and (with `metrics.listen`) the metrics listener beside it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -89,12 +89,13 @@ pub async fn serve(
             }
         });
     }
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let l = &state.config.limits;
+    let limits = listen::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(l.header_read_timeout_secs.max(1)),
+        max_connections: l.max_connections.max(1),
+        max_connections_per_client: l.max_connections_per_client.max(1),
+    };
+    listen::serve(listener, app(state), limits, shutdown).await
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every router).
@@ -122,12 +123,11 @@ pub fn prometheus_handle() -> PrometheusHandle {
 pub fn app(state: AppState) -> Router {
     let limits = state.config.limits.clone();
     routes::router()
-        .merge(
-            routes::demo_router()
-                .route_layer(middleware::from_fn_with_state(state.clone(), demo_gate)),
-        )
+        .merge(routes::demo_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Before routing: a disabled demo answers 404 on every `/demo/` path and method.
+        .layer(middleware::from_fn_with_state(state.clone(), demo_gate))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             Duration::from_secs(limits.request_timeout_secs.max(1)),
@@ -153,10 +153,13 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The demo routes exist only with `demo.enabled`: checked before any extractor, so a
-/// disabled demo answers 404 JSON whatever the request carries.
+/// The demo routes exist only with `demo.enabled`: checked before routing and before
+/// any extractor, so a disabled demo answers 404 JSON on every `/demo/` path, whatever
+/// the method or the body.
 async fn demo_gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if s.config.demo.enabled {
+    let path = req.uri().path();
+    let demo = path == "/demo" || path.starts_with("/demo/");
+    if s.config.demo.enabled || !demo {
         next.run(req).await
     } else {
         ApiError::new(

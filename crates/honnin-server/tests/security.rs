@@ -86,6 +86,8 @@ struct World<'a> {
     unl: String,
     face: HashMap<&'static str, String>,
     transient: HashMap<String, String>,
+    /// A second transient face of each owner.
+    second: HashMap<String, String>,
     session: HashMap<String, String>,
     webhook: HashMap<String, String>,
     verification: HashMap<String, String>,
@@ -411,7 +413,8 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
             body = Some(json!({"faceId": target, "faceIds": [target]}));
         }
         "POST /v1/group" => {
-            body = Some(json!({"faceIds": [w.transient[&w.owner(k, t)?], w.transient[&key]]}))
+            // The target and another face of the caller's own (two distinct ids).
+            body = Some(json!({"faceIds": [w.transient[&w.owner(k, t)?], w.second[&key]]}))
         }
         "GET /v1/liveness/sessions/{sessionId}" => {
             path = path.replace("{sessionId}", &w.session[&w.owner(k, t)?]);
@@ -507,6 +510,7 @@ async fn matrix(backend: Backend) {
         keys,
         face,
         transient: HashMap::new(),
+        second: HashMap::new(),
         session: HashMap::new(),
         webhook: HashMap::new(),
         verification: HashMap::new(),
@@ -527,11 +531,13 @@ async fn matrix(backend: Backend) {
                 owner,
                 "POST",
                 "/v1/detect",
-                Some(json!({"image": img, "returnFaceId": true})),
+                Some(json!({"image": b64(&fixture("t1.jpg")), "returnFaceId": true})),
             )
             .await;
         let t = v["faceDetails"][0]["faceId"].as_str().unwrap().to_string();
         w.transient.insert(owner.clone(), t);
+        let t2 = v["faceDetails"][1]["faceId"].as_str().unwrap().to_string();
+        w.second.insert(owner.clone(), t2);
         let session = w.session_of(owner).await;
         w.session.insert(owner.clone(), session);
         if *enrols {
@@ -1434,17 +1440,26 @@ async fn engine_work_is_admitted_and_abandoned_work_stops() {
     );
     let last = Instant::now();
     let a = s.service.admission();
+    // The running job stops at its next stage; allow for a machine busy with other
+    // tests (the measured figure is in docs/benchmarks.md, not asserted here).
     while a.memory_reserved_mib() > 0 || a.queued() > 0 {
         assert!(
-            last.elapsed() < Duration::from_secs(4),
+            last.elapsed() < Duration::from_secs(30),
             "abandoned work still holds {} MiB, {} queued",
             a.memory_reserved_mib(),
             a.queued()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The decisive count: the requests that timed out while they waited never started
+    // their work (before admission control, all six ran to the end).
+    let started = a.started();
+    assert!(
+        started <= 6 - timed_out + 2,
+        "{started} jobs started; {timed_out} of 6 timed out"
+    );
     eprintln!(
-        "all engine work ended {:?} after the last answer",
+        "{started} of 6 jobs started; all engine work ended {:?} after the last answer",
         last.elapsed()
     );
     s.stop().await;
@@ -1737,6 +1752,19 @@ async fn the_demo_routes_check_first_and_answer_json() {
             ("POST", "/demo/api/liveness-sessions"),
             ("GET", "/demo/api/liveness-sessions/x"),
         ];
+        if !enabled {
+            // A wrong method on a demo path does not tell the route exists.
+            for (_, p) in routes {
+                for m in ["GET", "POST", "PUT", "DELETE"] {
+                    let (st, v) = s.call(m, p, None, None).await;
+                    assert_eq!(
+                        (st, code(&v)),
+                        (StatusCode::NOT_FOUND, "ResourceNotFound"),
+                        "{m} {p}"
+                    );
+                }
+            }
+        }
         for (m, p) in routes {
             for (ct, body) in [
                 ("text/plain", "hello"),
@@ -2059,5 +2087,128 @@ async fn a_collection_named_transient_is_just_a_collection() {
         .unwrap()
         .unwrap();
     assert_ne!(coll, service);
+    s.stop().await;
+}
+
+/// Slow clients (issue 12's kind "bounded work", found by a review after the audit):
+/// connections that never finish their headers are closed after the header read
+/// timeout, and one client address cannot open more than its share, while another
+/// client is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_cannot_hold_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.limits.header_read_timeout_secs = 1;
+        c.limits.max_connections_per_client = 20;
+    })
+    .await
+    else {
+        return;
+    };
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(c);
+    }
+    // Closed: the connection answers end-of-file (or a reset) to a read.
+    async fn closed(c: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 256];
+        loop {
+            match tokio::time::timeout(within, c.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+    let mut refused = 0;
+    for c in held.iter_mut() {
+        if closed(c, Duration::from_millis(200)).await {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 20,
+        "{refused} of 40 closed at once (the cap is 20 per client)"
+    );
+    // Another client (127.0.0.2) is served meanwhile.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let st = other
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::OK);
+    // After the header read timeout, every slow connection is gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for c in held.iter_mut() {
+        assert!(
+            closed(c, Duration::from_millis(500)).await,
+            "a slow connection is still open"
+        );
+    }
+    // And the client can connect again.
+    let st = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::OK);
+    s.stop().await;
+}
+
+/// Admins can find the webhooks of the keys they oversee (to act on a compromised key),
+/// and only those: `GET /v1/webhooks?allKeys=true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_list_the_webhooks_they_oversee() {
+    let Some(s) = Server::start(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    for c in ["wa", "wb"] {
+        s.collection(c).await;
+    }
+    let (url, _) = receiver().await;
+    let mut by = HashMap::new();
+    for (who, scope) in [("in-a", Some("wa")), ("in-b", Some("wb")), ("all", None)] {
+        let k = s.key("enroller", scope).await;
+        let v = s
+            .ok_as(&k, "POST", "/v1/webhooks", Some(json!({"url": url})))
+            .await;
+        assert_eq!(v["ownerKeyId"], key_id(&k).as_str());
+        by.insert(who, id(&v, "webhookId"));
+    }
+    let ids = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["webhookId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = s.ok("GET", "/v1/webhooks?allKeys=true", None).await;
+    assert_eq!(ids(&all), by.values().cloned().collect());
+    assert!(
+        ids(&s.ok("GET", "/v1/webhooks", None).await).is_empty(),
+        "its own: none"
+    );
+    let admin_a = s.key("admin", Some("wa")).await;
+    let mine = s
+        .ok_as(&admin_a, "GET", "/v1/webhooks?allKeys=true", None)
+        .await;
+    assert_eq!(ids(&mine), BTreeSet::from([by["in-a"].clone()]));
+    let enr = s.key("enroller", None).await;
+    let (st, v) = s
+        .call("GET", "/v1/webhooks?allKeys=true", Some(&enr), None)
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "AccessDenied"));
     s.stop().await;
 }

@@ -3,7 +3,7 @@
 //!
 //! | deleted | also deleted |
 //! |---|---|
-//! | collection | its faces, users, tombstones, verifications (with their images and templates), the liveness sessions of those verifications, webhook outbox rows about it; keys bound to it are revoked; its data key leaves the vault |
+//! | collection | its faces, users, tombstones, verifications (with their images and templates), the liveness sessions of those verifications, webhook outbox rows about it; keys bound to it, or limited to its name and never bound, are revoked; its data key leaves the vault |
 //! | user | the user's faces (tombstoned, so other servers drop them), the verifications of that `externalUserId` in the collection with their liveness sessions, outbox rows about them |
 //! | verification | its liveness session and outbox rows about it |
 //!
@@ -115,14 +115,19 @@ impl Store {
         exec("DELETE FROM tombstones WHERE collection_id = $1")
             .execute(&mut *tx)
             .await?;
-        let keys: Vec<String> =
-            sqlx::query("SELECT key_id FROM api_keys WHERE scope_uid = $1 AND revoked_ms IS NULL")
-                .bind(&uid)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.try_get("key_id"))
-                .collect::<std::result::Result<_, _>>()?;
+        // Keys bound to it, and keys limited to its name but never bound (made for it,
+        // never used): none of them may reach a later collection of the same name.
+        let keys: Vec<String> = sqlx::query(
+            "SELECT key_id FROM api_keys WHERE revoked_ms IS NULL AND \
+             (scope_uid = $1 OR (scope_uid IS NULL AND collection_id = $2))",
+        )
+        .bind(&uid)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("key_id"))
+        .collect::<std::result::Result<_, _>>()?;
         d.revoked = revoke_in(&mut tx, &keys, now_ms).await?;
         exec("DELETE FROM collections WHERE collection_id = $1")
             .execute(&mut *tx)

@@ -450,7 +450,36 @@ async fn collection_delete_removes_everything(s: &Store) {
         .put_if_absent("collection:uid-b", &[1, 2, 3], 1)
         .await
         .unwrap();
+    // Keys for `b`: one bound to it, one made for its name and never used, one bound
+    // to another collection.
+    for (id, coll, uid) in [
+        ("kb-bound", "b", Some("uid-b")),
+        ("kb-never-used", "b", None),
+        ("kb-other", "a", Some("uid-a")),
+    ] {
+        s.insert_key(&KeyRow {
+            key_id: id.into(),
+            secret_hash: vec![1; 32],
+            role: "enroller".into(),
+            collection_id: Some(coll.into()),
+            name: id.into(),
+            created_ms: 1,
+            revoked_ms: None,
+            scope_uid: uid.map(String::from),
+        })
+        .await
+        .unwrap();
+    }
     let d = s.delete_collection("b", 500).await.unwrap().unwrap();
+    assert_eq!(d.revoked.keys, 2, "the bound key and the never-used one");
+    for (id, revoked) in [
+        ("kb-bound", true),
+        ("kb-never-used", true),
+        ("kb-other", false),
+    ] {
+        let k = s.get_key(id).await.unwrap().unwrap();
+        assert_eq!(k.revoked_ms.is_some(), revoked, "{id}");
+    }
     assert_eq!(
         (d.collection_uid.as_str(), d.faces, d.users),
         ("uid-b", 1, 1)

@@ -428,6 +428,14 @@ impl Store {
         rows.iter().map(webhook_from_row).collect()
     }
 
+    /// Every webhook, oldest first (for an admin's overview).
+    pub async fn list_all_webhooks(&self) -> Result<Vec<WebhookRow>> {
+        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY created_ms, webhook_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
     /// Deletes a webhook and its pending deliveries; false if unknown.
     pub async fn delete_webhook(&self, id: &str) -> Result<bool> {
         let mut tx = self.write_tx().await?;

@@ -199,6 +199,9 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
         + Duration::from_millis((ticket.expires_ms - honnin_core::service::now_ms()).max(0) as u64);
     let idle = stream_idle_timeout(&svc.config().liveness);
     let mut frames = 0u32;
+    // How the socket is closed: 1000 after `complete`; 1008 (policy) with the error code
+    // after a protocol error or a cancelled/expired session; 1011 after an internal error.
+    let mut close: (u16, String) = (1000, "complete".into());
     let ended = drive(&svc, &ticket, &mut socket, expiry, idle, &mut frames).await;
     match ended {
         Ended::Finished(sess) => {
@@ -225,6 +228,7 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
                         Err(e) => {
                             tracing::warn!(session = %ticket.session_id, error = %e, "liveness result not stored");
                             let e = ApiError::from(e);
+                            close = (1008, e.code.to_string());
                             let _ = socket
                                 .send(json_msg(serde_json::json!({
                                     "type": "error", "code": e.code, "message": e.message,
@@ -235,6 +239,7 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
                 }
                 Err(e) => {
                     tracing::error!(session = %ticket.session_id, "liveness analysis panicked: {e}");
+                    close = (1011, "InternalError".into());
                     let _ = svc
                         .fail_liveness_stream(
                             &ticket,
@@ -253,6 +258,11 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
             }
         }
         Ended::Failed { code, message } => {
+            close = if code == "InternalError" {
+                (1011, code.clone())
+            } else {
+                (1008, code.clone())
+            };
             let _ = socket
                 .send(json_msg(serde_json::json!({
                     "type": "error", "code": code, "message": message,
@@ -268,7 +278,12 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
             }
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: close.0,
+            reason: close.1.into(),
+        })))
+        .await;
 }
 
 /// Runs the message loop until the session finished or failed.

@@ -106,7 +106,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The demo pages and their key-less backend (see `docs/security.md`). The application
-/// mounts them behind a gate that answers 404 unless `demo.enabled` (crate::app).
+/// puts a gate in front of every `/demo/` path that answers 404 unless `demo.enabled`
+/// (crate::app).
 pub fn demo_router() -> Router<AppState> {
     Router::new()
         .route("/demo/liveness", get(liveness::demo_page))
@@ -160,12 +161,16 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
             backend: Some(format!("{:?}", s.service.store().backend()).to_lowercase()),
         })
         .into_response(),
-        Err(e) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NotReady",
-            format!("database: {e}"),
-        )
-        .into_response(),
+        Err(e) => {
+            // Unauthenticated route: the details (hosts, driver messages) go to the log.
+            tracing::warn!(error = %e, "readiness check: the database is unreachable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NotReady",
+                "the database is unreachable; the server log has details",
+            )
+            .into_response()
+        }
     }
 }
 

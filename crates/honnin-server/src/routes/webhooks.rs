@@ -8,7 +8,7 @@ use axum::Json;
 use honnin_core::webhooks::{DeliveryInfo, NewWebhook, WebhookInfo};
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Caller, Input, Path};
+use crate::extract::{Caller, Input, Path, Query};
 use crate::AppState;
 
 /// Register a URL for this key's events (enroller or admin key); the signing secret is
@@ -30,15 +30,33 @@ pub async fn create(
     Ok(Json(s.service.create_webhook(&p, r).await?))
 }
 
-/// This key's webhooks (without secrets).
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
-    responses((status = 200, description = "Webhooks", body = Vec<WebhookInfo>)),
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListWebhooks {
+    /// Admins: the webhooks of every key they oversee (an unlimited admin: all keys; a
+    /// collection admin: its collection's keys), not only their own.
+    pub all_keys: Option<bool>,
+}
+
+/// This key's webhooks (without secrets); with `allKeys=true`, an admin's overview.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListWebhooks),
+    responses(
+        (status = 200, description = "Webhooks", body = Vec<WebhookInfo>),
+        (status = 400, description = "InvalidParameter", body = ErrorBody),
+        (status = 403, description = "AccessDenied: allKeys without an admin key", body = ErrorBody),
+    ),
     security(("apiKey" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
+    Query(q): Query<ListWebhooks>,
 ) -> ApiResult<Json<Vec<WebhookInfo>>> {
-    Ok(Json(s.service.list_webhooks(&p).await?))
+    Ok(Json(
+        s.service
+            .list_webhooks(&p, q.all_keys.unwrap_or(false))
+            .await?,
+    ))
 }
 
 /// Remove a webhook and its pending deliveries.
