@@ -7,6 +7,7 @@
 mod commands;
 mod common;
 mod eval;
+mod media;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

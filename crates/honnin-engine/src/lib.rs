@@ -45,7 +45,7 @@ pub use decode::{DecodeLimits, DecodedImage, ImageHeader};
 pub use detect::DetectOptions;
 pub use engine::{Comparison, Engine, EngineConfig, Face};
 pub use error::{EngineError, ImageError, ModelError};
-pub use pad::{PadModel, PAD_THRESHOLD};
+pub use pad::{PadModel, PAD_HARD_EVIDENCE_BELOW, PAD_THRESHOLD};
 pub use quality::{QualityLevel, QualityReason};
 pub use recognize::RecognizerKind;
 pub use template::Template;

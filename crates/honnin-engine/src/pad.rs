@@ -39,6 +39,16 @@ pub const PAD_CROP_SCALE: f32 = 2.7;
 /// `models/MODELS.md` ("Presentation-attack detection: measured").
 pub const PAD_THRESHOLD: f32 = 0.3;
 
+/// Below this live score a face is *evidence* of a presentation attack (the liveness
+/// fusion's hard `pad` signal); between it and [`PAD_THRESHOLD`] the score is weak
+/// evidence only. `fr_liveness` was trained on printed photos and bright webcams: on a
+/// real phone selfie video the median live score of a session's five best frames went
+/// as low as 0.0016, while printed photos and screen replays of NUAA, `replay/` and the
+/// phone-screen attacks mostly score below 1e-3. Measured per set and per session with
+/// `honnin eval pad` and `honnin bench-liveness --extra-live` (`models/MODELS.md`,
+/// "Presentation-attack detection: measured", and `docs/liveness.md` §2.1).
+pub const PAD_HARD_EVIDENCE_BELOW: f32 = 1e-3;
+
 const INPUT_SHAPE: [usize; 4] = [1, 3, PAD_INPUT_SIZE as usize, PAD_INPUT_SIZE as usize];
 
 /// Passive single-frame presentation-attack detector (fr_liveness).

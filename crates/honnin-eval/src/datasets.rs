@@ -69,6 +69,65 @@ pub fn lfw_images(root: &Path) -> Result<Vec<LfwImage>, DatasetError> {
     Ok(out)
 }
 
+/// Pose folder of a CFP image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CfpPose {
+    Frontal,
+    Profile,
+}
+
+/// One CFP image (`<root>/<NNN>/{frontal,profile}/<NN>.jpg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CfpImage {
+    /// The person's folder name (`001`…).
+    pub person: String,
+    pub pose: CfpPose,
+    pub path: PathBuf,
+}
+
+/// Every image of a CFP folder, sorted by person, pose (frontal first), then file.
+pub fn cfp_images(root: &Path) -> Result<Vec<CfpImage>, DatasetError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| DatasetError::Io { path, source }
+    };
+    let mut out = Vec::new();
+    for person in std::fs::read_dir(root).map_err(io(root))? {
+        let person = person.map_err(io(root))?;
+        let name = person.file_name().to_string_lossy().to_string();
+        if !person.file_type().map_err(io(root))?.is_dir()
+            || !name.bytes().all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        for (folder, pose) in [("frontal", CfpPose::Frontal), ("profile", CfpPose::Profile)] {
+            let dir = person.path().join(folder);
+            if !dir.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&dir).map_err(io(&dir))? {
+                let f = f.map_err(io(&dir))?;
+                let fname = f.file_name().to_string_lossy().to_lowercase();
+                if fname.ends_with(".jpg") || fname.ends_with(".jpeg") || fname.ends_with(".png") {
+                    out.push(CfpImage {
+                        person: name.clone(),
+                        pose,
+                        path: f.path(),
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.person, a.pose == CfpPose::Profile, &a.path).cmp(&(
+            &b.person,
+            b.pose == CfpPose::Profile,
+            &b.path,
+        ))
+    });
+    Ok(out)
+}
+
 /// The path of `person`'s image number `n` under an LFW root.
 pub fn lfw_path(root: &Path, person: &str, n: u32) -> PathBuf {
     root.join(person).join(format!("{person}_{n:04}.jpg"))

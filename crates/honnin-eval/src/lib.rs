@@ -4,8 +4,10 @@
 //! ([`datasets`]), genuine/impostor metrics with FMR-indexed operating points,
 //! ROC/DET and k-fold accuracy ([`metrics`]), detection recall/precision
 //! ([`detection`]), presentation-attack detection metrics in ISO/IEC 30107-3 terms
-//! ([`pad`]) and SVG plots ([`plot`]). The `honnin eval` commands feed it scores.
+//! ([`pad`]), calibration fitting across identity sets ([`calibration`]) and SVG
+//! plots ([`plot`]). The `honnin eval` commands feed it scores.
 
+pub mod calibration;
 pub mod datasets;
 pub mod detection;
 pub mod metrics;

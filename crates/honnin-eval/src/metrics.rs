@@ -62,6 +62,10 @@ impl ScoreHistogram {
     pub fn total(&self) -> u64 {
         self.total
     }
+    /// Scores at or above `score` (to the bin: within 2·10⁻⁶ below it may count).
+    pub fn at_or_above(&self, score: f32) -> u64 {
+        self.counts[bin(score)..].iter().sum()
+    }
     /// `tail[k]` = number of scores ≥ edge(k); length BINS + 1 (tail[BINS] = 0).
     pub fn tail_counts(&self) -> Vec<u64> {
         let mut tail = vec![0u64; BINS + 1];

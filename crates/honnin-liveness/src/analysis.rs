@@ -27,7 +27,10 @@ use crate::session::Analyzers;
 pub struct Thresholds {
     /// PAD: frames scored (the best by size, pose and sharpness).
     pub pad_frames: usize,
-    /// PAD score scale in logit units around `PAD_THRESHOLD`.
+    /// The passive model's median live score below which a session is decided
+    /// `spoof` (hard evidence); default `honnin_engine::PAD_HARD_EVIDENCE_BELOW`.
+    pub pad_hard_below: f64,
+    /// PAD score scale in logit units around `pad_hard_below`.
     pub pad_logit_scale: f64,
     /// The face's correlation with the colours must reach this, and also
     /// `light_null_margin` above the chance level of the session's own frames (the 95th
@@ -78,6 +81,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Self {
             pad_frames: 5,
+            pad_hard_below: honnin_engine::pad::PAD_HARD_EVIDENCE_BELOW as f64,
             pad_logit_scale: 2.0,
             light_min_correlation: 0.5,
             light_null_margin: 0.1,
@@ -996,9 +1000,11 @@ pub(crate) fn analyze(
     } else {
         let med =
             math::median(&pad_scores.iter().map(|&p| p as f64).collect::<Vec<_>>()).unwrap_or(0.0);
-        let thr = honnin_engine::pad::PAD_THRESHOLD as f64;
+        // Hard evidence only below a score measured to be safe for live captures of
+        // every kind at hand (phones and dim webcams included); see docs/liveness.md §2.1.
+        let thr = th.pad_hard_below;
         let logit = |p: f64| {
-            let p = p.clamp(1e-4, 1.0 - 1e-4);
+            let p = p.clamp(1e-6, 1.0 - 1e-6);
             (p / (1.0 - p)).ln()
         };
         scores.push(hard(

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use honnin_engine::pad::PadModel;
-use honnin_liveness::simulator::{self, BenchOptions, StandardSources};
+use honnin_liveness::simulator::{self, BenchOptions, FaceSource, StandardSources};
 use honnin_liveness::Analyzers;
 
 use crate::common;
+use crate::media;
 use crate::EngineArgs;
 
 #[derive(Args, Debug)]
@@ -40,6 +41,21 @@ pub struct BenchLivenessArgs {
     /// Write the JSON report here as well as printing it.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// More live faces: image files, folders of images, or videos (split by `ffmpeg`).
+    /// Every image (or kept frame) becomes its own live source with one live session,
+    /// and they join the faces the attacks are built from. Repeatable.
+    #[arg(long, num_args = 1..)]
+    pub extra_live: Vec<PathBuf>,
+    /// Keep every n-th image or video frame of `--extra-live`.
+    #[arg(long, default_value_t = 5)]
+    pub extra_every: usize,
+    /// Fail (exit 1) when the share of live sessions not decided `live` (session-level
+    /// BPCER, over all live sessions and in every `--extra-live` group) exceeds this (0–1).
+    #[arg(long)]
+    pub max_live_bpcer: Option<f64>,
+    /// Fail (exit 1) when any simulated attack is decided `live`.
+    #[arg(long)]
+    pub require_attacks_fail: bool,
 }
 
 pub fn run(eargs: &EngineArgs, args: BenchLivenessArgs) -> Result<()> {
@@ -52,10 +68,39 @@ pub fn run(eargs: &EngineArgs, args: BenchLivenessArgs) -> Result<()> {
     let engine = Arc::new(common::engine(eargs, true)?);
     let pad = Arc::new(PadModel::load(eargs.model_dir.as_deref())?);
     let analyzers = Analyzers { engine, pad };
-    let sources = StandardSources::load(&analyzers.engine, &data)
+    let mut sources = StandardSources::load(&analyzers.engine, &data)
         .with_context(|| format!("loading the face sources from {}", data.display()))?;
+    let standard = sources.live.len();
+    let tmp = media::TempDir::new("bench-liveness")?;
+    for input in &args.extra_live {
+        let group = input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| input.display().to_string());
+        let files =
+            media::images_and_frames(std::slice::from_ref(input), 0.0, args.extra_every, &tmp)?;
+        for (k, f) in files.iter().enumerate() {
+            match FaceSource::load(
+                &analyzers.engine,
+                &format!("{group}#{k}"),
+                std::slice::from_ref(f),
+            ) {
+                Ok(src) => sources.live.push(src),
+                Err(e) => eprintln!("{}: skipped ({e})", f.display()),
+            }
+        }
+    }
+    let extra = sources.live.len() - standard;
+    if extra > 0 {
+        eprintln!("{extra} extra live sources from {:?}", args.extra_live);
+    }
     let opts = BenchOptions {
-        live_sessions: args.sessions,
+        // At least one live session per source when extra faces are given.
+        live_sessions: if extra > 0 {
+            args.sessions.max(sources.live.len())
+        } else {
+            args.sessions
+        },
         attacks_per_kind: args.attacks_per_kind,
         seed: args.seed,
     };
@@ -106,6 +151,69 @@ pub fn run(eargs: &EngineArgs, args: BenchLivenessArgs) -> Result<()> {
             report.live_threshold
         );
     }
+    // Live sessions by source group (the part of the source name before `#`): the
+    // session-level BPCER of each kind of live capture.
+    let mut groups: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for s in report.sessions.iter().filter(|s| s.scenario == "live") {
+        let g = s.source.split('#').next().unwrap_or(&s.source).to_string();
+        let e = groups.entry(g).or_default();
+        e.0 += 1;
+        if s.decision != honnin_liveness::Decision::Live {
+            e.1 += 1;
+        }
+    }
+    for (g, (n, rejected)) in &groups {
+        eprintln!(
+            "live {g:<34} {n:>3} sessions, {rejected:>3} not decided live: BPCER {:.1} %",
+            100.0 * *rejected as f64 / (*n).max(1) as f64
+        );
+    }
     eprintln!("reproduce: {command}");
+    let mut failures = Vec::new();
+    if let Some(max) = args.max_live_bpcer {
+        let live: Vec<_> = report
+            .sessions
+            .iter()
+            .filter(|s| s.scenario == "live")
+            .collect();
+        let rejected = live
+            .iter()
+            .filter(|s| s.decision != honnin_liveness::Decision::Live)
+            .count();
+        let bpcer = rejected as f64 / live.len().max(1) as f64;
+        if bpcer > max {
+            failures.push(format!(
+                "session-level BPCER {:.1} % ({rejected} of {}) is above {:.1} %",
+                bpcer * 100.0,
+                live.len(),
+                max * 100.0
+            ));
+        }
+        for (g, (n, rejected)) in &groups {
+            let b = *rejected as f64 / (*n).max(1) as f64;
+            if b > max {
+                failures.push(format!(
+                    "live {g}: BPCER {:.1} % ({rejected} of {n}) is above {:.1} %",
+                    b * 100.0,
+                    max * 100.0
+                ));
+            }
+        }
+    }
+    if args.require_attacks_fail {
+        for s in report
+            .sessions
+            .iter()
+            .filter(|s| s.scenario != "live" && s.decision == honnin_liveness::Decision::Live)
+        {
+            failures.push(format!(
+                "attack {} on {} (seed {}) was decided live at confidence {:.1}",
+                s.scenario, s.source, s.seed, s.confidence
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!("floors missed:\n  {}", failures.join("\n  "));
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `honnin eval …`: accuracy on real data. Every report records the command that
 //! produced it and is written as JSON (plus an SVG DET plot for recognition).
 
+mod calibrate;
 mod detection;
 mod document;
 mod document_render;
@@ -20,6 +21,9 @@ use crate::EngineArgs;
 pub enum EvalCommand {
     /// LFW: 10-fold protocol accuracy and all-pairs FNMR at FMR 1e-3…1e-6.
     Lfw(lfw::LfwArgs),
+    /// Fit the similarity table on several identity sets (identities split into a
+    /// calibration and a validation part) and check its FMR on each.
+    Calibrate(calibrate::CalibrateArgs),
     /// The same pair metrics for a list of `path_a<TAB>path_b<TAB>same|diff` lines.
     Pairs(pairs::PairsArgs),
     /// Detection recall/precision on annotated boxes, and the face-found rate on LFW.
@@ -35,6 +39,7 @@ pub fn run(engine: &EngineArgs, cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Lfw(a) => lfw::run(engine, a),
         EvalCommand::Pairs(a) => pairs::run(engine, a),
+        EvalCommand::Calibrate(a) => calibrate::run(engine, a),
         EvalCommand::Detect(a) => detection::run(engine, a),
         EvalCommand::Pad(a) => pad::run(engine, a),
         EvalCommand::Document(a) => document::run(engine, a),

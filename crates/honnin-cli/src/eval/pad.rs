@@ -8,7 +8,6 @@
 //! Videos are split into frames by the `ffmpeg` binary (an evaluation-time tool only).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -19,6 +18,9 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use crate::common;
+use crate::media::{
+    collect_files, extract_frames, require_ffmpeg, TempDir, IMAGE_EXTS, VIDEO_EXTS,
+};
 use crate::EngineArgs;
 
 #[derive(Args, Debug)]
@@ -82,7 +84,7 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
         let samples = if args.video {
             score_videos(&engine, &pad, &opts, inputs, args.fps, label)?
         } else {
-            let files = collect_files(inputs, &["jpg", "jpeg", "png"])?;
+            let files = collect_files(inputs, IMAGE_EXTS)?;
             if files.is_empty() {
                 bail!("no .jpg/.png images under the --{label} inputs {inputs:?}");
             }
@@ -157,39 +159,6 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
 
 /// Files under `inputs` (files given directly are kept whatever their extension),
 /// sorted, with the given extensions (case-insensitive) when walking folders.
-fn collect_files(inputs: &[PathBuf], exts: &[&str]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
-        let entries =
-            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        for e in entries {
-            let p = e?.path();
-            if p.is_dir() {
-                walk(&p, exts, out)?;
-            } else if p
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
-            {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for i in inputs {
-        if i.is_dir() {
-            let mut v = Vec::new();
-            walk(i, exts, &mut v)?;
-            v.sort();
-            out.extend(v);
-        } else if i.is_file() {
-            out.push(i.clone());
-        } else {
-            bail!("{}: no such file or folder", i.display());
-        }
-    }
-    Ok(out)
-}
 
 fn score_one(engine: &Engine, pad: &PadModel, opts: &DetectOptions, path: &Path) -> Outcome {
     let img = match common::load_image(engine, path) {
@@ -233,76 +202,6 @@ fn score_images(
     out
 }
 
-/// A temporary folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let p =
-            std::env::temp_dir().join(format!("honnin-pad-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
-        Ok(Self(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Checks that `ffmpeg` runs, with a clear message when it does not.
-fn require_ffmpeg() -> Result<()> {
-    match Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => bail!("`ffmpeg -version` failed ({s}); --video needs a working ffmpeg"),
-        Err(e) => bail!(
-            "--video needs the `ffmpeg` binary on PATH to extract frames ({e}); install it \
-             (e.g. `apt-get install ffmpeg`) or extract frames yourself and pass the folders without --video"
-        ),
-    }
-}
-
-/// Extracts the frames of `video` as PNG files into `dir` (sorted by name).
-fn extract_frames(video: &Path, dir: &Path, fps: f64) -> Result<Vec<PathBuf>> {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-loglevel", "error", "-i"])
-        .arg(video)
-        .args(["-map", "0:v:0"]);
-    if fps > 0.0 {
-        cmd.arg("-vf").arg(format!("fps={fps}"));
-    } else {
-        cmd.args(["-fps_mode", "passthrough"]);
-    }
-    cmd.args(["-pix_fmt", "rgb24"]).arg(dir.join("f%06d.png"));
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running ffmpeg on {}", video.display()))?;
-    if !out.status.success() {
-        bail!(
-            "ffmpeg could not read {}: {}",
-            video.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let mut frames = collect_files(&[dir.to_path_buf()], &["png"])?;
-    frames.sort();
-    if frames.is_empty() {
-        bail!("ffmpeg extracted no frames from {}", video.display());
-    }
-    Ok(frames)
-}
-
 fn score_videos(
     engine: &Engine,
     pad: &PadModel,
@@ -312,7 +211,7 @@ fn score_videos(
     label: &str,
 ) -> Result<Vec<Sample>> {
     require_ffmpeg()?;
-    let videos = collect_files(inputs, &["mp4", "mov", "avi", "mkv", "webm", "m4v"])?;
+    let videos = collect_files(inputs, VIDEO_EXTS)?;
     if videos.is_empty() {
         bail!("no videos under the --{label} inputs {inputs:?}");
     }

@@ -11,6 +11,7 @@ use honnin_eval::metrics::{evaluate, GenuineScores, ScoreHistogram};
 use honnin_eval::plot::{LogLogPlot, Series};
 use serde_json::json;
 
+use super::calibrate;
 use super::scoring::{self, Selection};
 use crate::common;
 use crate::EngineArgs;
@@ -26,6 +27,31 @@ pub struct PairsArgs {
     /// Which face of an image to use.
     #[arg(long, value_enum, default_value_t = Face::Largest)]
     pub face: Face,
+    /// Fail (exit 1) when the measured FMR at a shipped threshold (similarity 50, 60,
+    /// 70) exceeds this many times the FMR the calibration states for it.
+    #[arg(long)]
+    pub max_fmr_ratio: Option<f64>,
+    /// Fail (exit 1) when FNMR at a measured FMR exceeds a ceiling: `FMR:FNMR`, e.g.
+    /// `1e-4:0.08`. Repeatable.
+    #[arg(long, value_parser = parse_floor)]
+    pub max_fnmr: Vec<(f64, f64)>,
+    /// Fit a calibration table on these pairs (your own consented pairs) and write it
+    /// here (a folder means the engine's file name inside it). Anchors at half-decades
+    /// of FMR down to one impostor pair above.
+    #[arg(long)]
+    pub write_calibration: Option<PathBuf>,
+}
+
+fn parse_floor(s: &str) -> Result<(f64, f64), String> {
+    let (f, n) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected FMR:FNMR, e.g. 1e-4:0.08"))?;
+    let f: f64 = f.parse().map_err(|_| format!("{f:?} is not a number"))?;
+    let n: f64 = n.parse().map_err(|_| format!("{n:?} is not a number"))?;
+    if !(f > 0.0 && f < 1.0 && (0.0..=1.0).contains(&n)) {
+        return Err(format!("{s:?}: FMR must be in (0, 1) and FNMR in [0, 1]"));
+    }
+    Ok((f, n))
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -62,7 +88,6 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
     let mut ids: HashMap<PathBuf, u32> = HashMap::new();
     let mut gen = GenuineScores::default();
     let mut imp = ScoreHistogram::new();
-    let mut imp_scores: Vec<f32> = Vec::new();
     let mut parts = vec![0f32; dims.len()];
     let mut missing = 0;
     for p in &pairs {
@@ -83,10 +108,19 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             gen.scores.push((s, id));
         } else {
             imp.add(s);
-            imp_scores.push(s);
         }
     }
-    let report = evaluate(&gen, &imp, &[1e-2, 1e-3, 1e-4, 1e-5, 1e-6]);
+    let mut targets = vec![1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
+    targets.extend(args.max_fnmr.iter().map(|f| f.0));
+    targets.extend(calibrate::anchor_fmrs());
+    targets.sort_by(|a, b| b.total_cmp(a));
+    targets.dedup_by(|a, b| (*a - *b).abs() <= *b * 1e-9);
+    let report = evaluate(&gen, &imp, &targets);
+    let scores = calibrate::Scores {
+        genuine: gen,
+        impostors: imp,
+    };
+    let checks = engine.calibration().map(|c| calibrate::check(c, &scores));
     let out = args
         .out
         .clone()
@@ -106,17 +140,12 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             "impostorPairs": report.impostor_pairs,
             "auc": report.auc,
             "eer": report.eer,
-            "operatingPoints": report.operating_points.iter().map(|p| json!({
+            "operatingPoints": report.operating_points.iter().filter(|p| [1e-2, 1e-3, 1e-4, 1e-5, 1e-6].iter().any(|f| (f - p.target_fmr).abs() <= f * 1e-6) || args.max_fnmr.iter().any(|f| (f.0 - p.target_fmr).abs() <= f.0 * 1e-6)).map(|p| json!({
                 "targetFmr": p.target_fmr, "threshold": p.threshold, "similarity": sim(p.threshold),
                 "measuredFmr": p.measured_fmr, "fnmr": p.fnmr, "fnmrIdentityWeighted": p.fnmr_identity_weighted,
                 "lowEvidence": p.low_evidence,
             })).collect::<Vec<_>>(),
-            "calibratedThresholds": engine.calibration().map(|c| [1e-3, 1e-4, 1e-5].iter().map(|&f| {
-                let t = c.score_for_similarity(c.threshold_for_fmr(f));
-                let fnmr = gen.scores.iter().filter(|(s, _)| *s < t).count() as f64 / gen.scores.len().max(1) as f64;
-                let fmr = imp_scores.iter().filter(|&&s| s >= t).count() as f64 / imp_scores.len().max(1) as f64;
-                json!({"lfwFmr": f, "similarity": c.threshold_for_fmr(f), "fmrHere": fmr, "fnmrHere": fnmr})
-            }).collect::<Vec<_>>()),
+            "calibrationCheck": checks,
         }),
     )?;
     let plot = LogLogPlot {
@@ -154,6 +183,49 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             }
         );
     }
+    let mut failures = Vec::new();
+    if let Some(checks) = &checks {
+        println!("  the calibration's thresholds here (measured FMR against the stated one):");
+        calibrate::print_checks("", checks);
+        if let Some(max) = args.max_fmr_ratio {
+            for v in calibrate::violations(checks, max) {
+                failures.push(format!(
+                    "FMR {:.2e} at similarity {:.0} is {:.1}× the stated {:.0e} (floor {max}×)",
+                    v.measured_fmr, v.similarity, v.ratio, v.stated_fmr
+                ));
+            }
+        }
+    } else if args.max_fmr_ratio.is_some() {
+        bail!("--max-fmr-ratio needs a calibrated engine");
+    }
+    for &(fmr, max) in &args.max_fnmr {
+        let p = report
+            .operating_points
+            .iter()
+            .find(|p| (p.target_fmr - fmr).abs() <= fmr * 1e-6);
+        if let Some(p) = p {
+            if p.fnmr > max {
+                failures.push(format!(
+                    "FNMR {:.2} % at FMR {fmr:.0e} is above the ceiling {:.2} %",
+                    p.fnmr * 100.0,
+                    max * 100.0
+                ));
+            }
+        }
+    }
+    if let Some(path) = &args.write_calibration {
+        let cal = calibrate::table_from_report(
+            &engine,
+            &report,
+            format!("pairs of {}", args.list.display()),
+        )?;
+        let path = calibrate::calibration_path(&engine, path);
+        common::write_json(&path, &cal)?;
+        eprintln!("calibration written to {}", path.display());
+    }
     println!("report: {}", out.join("report.json").display());
+    if !failures.is_empty() {
+        bail!("floors missed:\n  {}", failures.join("\n  "));
+    }
     Ok(())
 }
