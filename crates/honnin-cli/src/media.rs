@@ -128,13 +128,36 @@ pub fn images_and_frames(
     every: usize,
     tmp: &TempDir,
 ) -> Result<Vec<PathBuf>> {
+    let has_ext = |p: &PathBuf, exts: &[&str]| {
+        p.extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
+    };
+    for i in inputs.iter().filter(|i| i.is_file()) {
+        if !has_ext(i, IMAGE_EXTS) && !has_ext(i, VIDEO_EXTS) {
+            bail!(
+                "{}: neither an image ({}) nor a video ({})",
+                i.display(),
+                IMAGE_EXTS.join(", "),
+                VIDEO_EXTS.join(", ")
+            );
+        }
+    }
+    // A file named directly is kept by `collect_files` whatever its extension: sort
+    // the two kinds by extension here.
     let mut out = collect_files(inputs, IMAGE_EXTS)?;
-    let videos = collect_files(inputs, VIDEO_EXTS).unwrap_or_default();
+    out.retain(|p| has_ext(p, IMAGE_EXTS));
+    let mut videos = collect_files(inputs, VIDEO_EXTS)?;
+    videos.retain(|p| has_ext(p, VIDEO_EXTS));
     if !videos.is_empty() {
         require_ffmpeg()?;
     }
-    for (k, v) in videos.iter().enumerate() {
-        let dir = tmp.0.join(format!("video-{k}"));
+    for v in &videos {
+        // A fresh folder per video, also across calls sharing `tmp`.
+        let dir = (0..)
+            .map(|k| tmp.0.join(format!("video-{k}")))
+            .find(|d| !d.exists())
+            .expect("an unused folder name");
         std::fs::create_dir_all(&dir)?;
         out.extend(extract_frames(v, &dir, fps)?);
     }

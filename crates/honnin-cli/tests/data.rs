@@ -308,3 +308,168 @@ fn document_match_on_synthetic_id_cards_stays_within_its_floors() {
     assert_eq!(card["atSimilarity"][1]["similarity"], 60.0);
     assert!(fmr <= 1e-3, "card FMR at similarity 60: {fmr}");
 }
+
+/// Issue 13 target: at the liveness session's hard-evidence threshold
+/// (`PAD_HARD_EVIDENCE_BELOW`), no live frame of a phone selfie video, a webcam, the
+/// live video or NUAA is evidence of an attack (measured: 0 of 1,544; the lowest live
+/// score was 1.2e-3, the phone selfie). Floor: BPCER ≤ 1 % on each set. The attacks'
+/// APCER at that threshold is reported, not floored: there the passive model is weak
+/// evidence and the session's active checks decide.
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn pad_hard_evidence_never_rejects_live_phone_webcam_or_nuaa_frames() {
+    let Some(data) = data_dir() else { return };
+    let phone = data.join("pad-phone");
+    let images = pad_report(
+        &[
+            "--live",
+            phone.join("webcam-replay/live").to_str().unwrap(),
+            data.join("nuaa-train/live").to_str().unwrap(),
+            "--attack",
+            phone.join("webcam-replay/attack").to_str().unwrap(),
+            data.join("nuaa-train/print").to_str().unwrap(),
+        ],
+        "hard-images",
+    );
+    let videos = pad_report(
+        &[
+            "--video",
+            "--fps",
+            "0",
+            "--live",
+            phone.join("selfie-video/live.mov").to_str().unwrap(),
+            data.join("replay/person1-live.mp4").to_str().unwrap(),
+            "--attack",
+            phone.join("selfie-video/replay.mp4").to_str().unwrap(),
+            data.join("replay/person1-screen-replay.mp4")
+                .to_str()
+                .unwrap(),
+            phone.join("phone-replay-videos").to_str().unwrap(),
+        ],
+        "hard-videos",
+    );
+    for (name, r, min_live) in [("images", &images, 700), ("videos", &videos, 800)] {
+        let hard = &r["atHardEvidence"];
+        println!("{name}: at the hard-evidence threshold {hard}");
+        assert!(r["report"]["live"].as_u64().unwrap() >= min_live, "{name}");
+        assert!(hard["bpcer"].as_f64().unwrap() <= 0.01, "{name}: {hard}");
+    }
+    // Per source: the phone selfie video alone (the set the old threshold failed).
+    let selfie: Vec<f64> = videos["samples"]["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["sample"].as_str().unwrap_or("").contains("live.mov"))
+        .filter_map(|s| s["liveScore"].as_f64())
+        .collect();
+    assert!(selfie.len() >= 150, "{} selfie frames", selfie.len());
+    let floor = videos["atHardEvidence"]["threshold"].as_f64().unwrap();
+    let rejected = selfie.iter().filter(|&&s| s < floor).count();
+    assert!(
+        rejected as f64 <= 0.01 * selfie.len() as f64,
+        "{rejected} of {} phone selfie frames are hard evidence of an attack",
+        selfie.len()
+    );
+}
+
+/// Issue 13 target: the challenge simulator driven by real live frames (the phone
+/// selfie video, the webcam frames, the live video; 40 evenly spaced frames of each,
+/// plus the standard NUAA sources) decides ≤ 5 % of live sessions not `live`, in
+/// total and for each source, and every simulated attack still fails. Measured with
+/// every 3rd frame (333 live sessions): 3 not live (0.9 %; 0 for a PAD reason), 36 of
+/// 36 attacks failed (`docs/liveness.md` §5).
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn liveness_sessions_from_phone_and_webcam_frames_are_decided_live() {
+    let Some(data) = data_dir() else { return };
+    let phone = data.join("pad-phone");
+    let out = std::env::temp_dir().join(format!("honnin-bench-live-{}.json", std::process::id()));
+    let (ok, text) = honnin(&[
+        "bench-liveness",
+        "--data",
+        data.to_str().unwrap(),
+        "--sessions",
+        "12",
+        "--attacks-per-kind",
+        "2",
+        "--extra-live",
+        phone.join("selfie-video/live.mov").to_str().unwrap(),
+        phone.join("webcam-replay/live").to_str().unwrap(),
+        data.join("replay/person1-live.mp4").to_str().unwrap(),
+        "--extra-per-input",
+        "40",
+        "--max-live-bpcer",
+        "0.05",
+        "--require-attacks-fail",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let summary: String = text
+        .lines()
+        .filter(|l| !l.starts_with('{') && (l.contains("BPCER") || l.contains("sessions,")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("{summary}");
+    assert!(
+        ok,
+        "liveness floors missed:\n{}",
+        text.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    std::fs::remove_file(&out).ok();
+    let sessions = report["report"]["sessions"].as_array().unwrap();
+    let live = sessions.iter().filter(|s| s["scenario"] == "live").count();
+    assert!(live >= 12 + 3 * 40 - 5, "{live} live sessions");
+    // The passive model alone never turns a live session into `spoof` or `uncertain`.
+    for s in sessions.iter().filter(|s| s["scenario"] == "live") {
+        let reasons = s["reasons"].as_array().unwrap();
+        assert!(
+            !reasons.iter().any(|r| r == "PassiveSpoofDetected"),
+            "live session {} flagged by the passive model: {s}",
+            s["source"]
+        );
+    }
+}
+
+/// Issue 13 targets, as floors: on CFP frontal–frontal (6,750 genuine, 100,000 impostor
+/// pairs) the calibration's stated FMR holds within 2× at similarity 50, 60 and 70
+/// (measured 0.5×, 1.0×, 2.0×: 54, 10 and 2 impostor pairs; half of these people set the
+/// table, see MODELS.md "Calibration" for the held-out half), and FNMR at a measured FMR
+/// of 1e-4 / 1e-5 stays under its ceiling (measured 12.04 % / 20.67 %; the issue's target
+/// of 5 % / 10 % needs a better recognizer and is not met yet).
+#[test]
+#[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
+fn cfp_frontal_pairs_hold_the_stated_fmr() {
+    let Some(data) = data_dir() else { return };
+    let out = std::env::temp_dir().join(format!("honnin-cfp-{}", std::process::id()));
+    let (ok, text) = honnin(&[
+        "eval",
+        "pairs",
+        "--list",
+        data.join("cfp/pairs-frontal-frontal.tsv").to_str().unwrap(),
+        "--max-fmr-ratio",
+        "2",
+        "--max-fnmr",
+        "1e-4:0.13",
+        "--max-fnmr",
+        "1e-5:0.22",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let summary: String = text
+        .lines()
+        .filter(|l| !l.starts_with("error[ImageTooSmall]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("{summary}");
+    assert!(ok, "CFP calibration or FNMR floor missed:\n{summary}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["genuinePairs"], 6750);
+    assert_eq!(report["impostorPairs"], 100_000);
+    // The 12 CFP images under 80 px get no template and count as failures.
+    assert!(report["imagesWithoutTemplate"].as_u64().unwrap() <= 12);
+    let checks = report["calibrationCheck"].as_array().unwrap();
+    assert_eq!(checks.len(), 3);
+}

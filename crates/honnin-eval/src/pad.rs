@@ -69,8 +69,9 @@ pub struct PadReport {
 pub const TARGET_APCERS: [f64; 3] = [0.05, 0.01, 0.001];
 
 /// Thresholds of the sweep table.
-pub const SWEEP: [f32; 16] = [
-    0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999,
+pub const SWEEP: [f32; 18] = [
+    0.0001, 0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99,
+    0.995, 0.999,
 ];
 
 /// Scores sorted once, for counting at any threshold.

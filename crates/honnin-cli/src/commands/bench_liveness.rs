@@ -46,9 +46,13 @@ pub struct BenchLivenessArgs {
     /// and they join the faces the attacks are built from. Repeatable.
     #[arg(long, num_args = 1..)]
     pub extra_live: Vec<PathBuf>,
-    /// Keep every n-th image or video frame of `--extra-live`.
+    /// Keep every n-th image or video frame of each `--extra-live` input.
     #[arg(long, default_value_t = 5)]
     pub extra_every: usize,
+    /// Instead of `--extra-every`: at most this many images or frames of each
+    /// `--extra-live` input, evenly spaced (so long videos do not outweigh the rest).
+    #[arg(long)]
+    pub extra_per_input: Option<usize>,
     /// Fail (exit 1) when the share of live sessions not decided `live` (session-level
     /// BPCER, over all live sessions and in every `--extra-live` group) exceeds this (0–1).
     #[arg(long)]
@@ -73,12 +77,22 @@ pub fn run(eargs: &EngineArgs, args: BenchLivenessArgs) -> Result<()> {
     let standard = sources.live.len();
     let tmp = media::TempDir::new("bench-liveness")?;
     for input in &args.extra_live {
-        let group = input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| input.display().to_string());
-        let files =
-            media::images_and_frames(std::slice::from_ref(input), 0.0, args.extra_every, &tmp)?;
+        // The file name, or `parent/name` for a folder (`webcam-replay/live`).
+        let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let group = match (name(input), input.parent().and_then(name)) {
+            (Some(n), Some(parent)) if input.is_dir() => format!("{parent}/{n}"),
+            (Some(n), _) => n,
+            _ => input.display().to_string(),
+        };
+        let files = match args.extra_per_input {
+            Some(n) => evenly_spaced(
+                media::images_and_frames(std::slice::from_ref(input), 0.0, 1, &tmp)?,
+                n,
+            ),
+            None => {
+                media::images_and_frames(std::slice::from_ref(input), 0.0, args.extra_every, &tmp)?
+            }
+        };
         for (k, f) in files.iter().enumerate() {
             match FaceSource::load(
                 &analyzers.engine,
@@ -216,4 +230,31 @@ pub fn run(eargs: &EngineArgs, args: BenchLivenessArgs) -> Result<()> {
         anyhow::bail!("floors missed:\n  {}", failures.join("\n  "));
     }
     Ok(())
+}
+
+/// At most `n` of `items`, evenly spaced from the first.
+fn evenly_spaced<T>(items: Vec<T>, n: usize) -> Vec<T> {
+    let len = items.len();
+    if len <= n {
+        return items;
+    }
+    let keep: std::collections::BTreeSet<usize> = (0..n).map(|k| k * len / n).collect();
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, x)| keep.contains(&i).then_some(x))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evenly_spaced;
+
+    #[test]
+    fn evenly_spaced_keeps_at_most_n_spread_over_the_whole() {
+        let v: Vec<usize> = (0..10).collect();
+        assert_eq!(evenly_spaced(v.clone(), 3), vec![0, 3, 6]);
+        assert_eq!(evenly_spaced(v.clone(), 20), v);
+        assert!(evenly_spaced(v, 0).is_empty());
+    }
 }

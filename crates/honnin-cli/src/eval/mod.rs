@@ -5,6 +5,7 @@ mod calibrate;
 mod detection;
 mod document;
 mod document_render;
+mod explain;
 mod lfw;
 mod pad;
 mod pairs;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use honnin_engine::pad::{PadModel, PAD_THRESHOLD};
+use honnin_engine::pad::{PadModel, PAD_HARD_EVIDENCE_BELOW, PAD_THRESHOLD};
 use honnin_engine::{DetectOptions, Engine};
 use honnin_eval::pad::{det_plot, evaluate, PadReport, TARGET_APCERS};
 use rayon::prelude::*;
@@ -110,6 +110,8 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
         );
     }
     let report = evaluate(&live_scores, &attack_scores, threshold, &TARGET_APCERS);
+    // Where the liveness session treats the score as evidence of an attack.
+    let hard = evaluate(&live_scores, &attack_scores, PAD_HARD_EVIDENCE_BELOW, &[]).at_threshold;
 
     let json_path = args
         .json
@@ -139,6 +141,7 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
         "threshold": threshold,
         "counts": { "live": counts(live), "attack": counts(attack) },
         "report": report,
+        "atHardEvidence": hard,
         "videos": if args.video { Some(json!({
             "live": per_video(live, threshold), "attack": per_video(attack, threshold),
         })) } else { None },
@@ -149,6 +152,11 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
     common::write_json(&json_path, &full)?;
     print_summary(&report, live, attack, args.video);
     println!(
+        "at the liveness session's hard-evidence threshold {PAD_HARD_EVIDENCE_BELOW}: APCER {:.2} %, BPCER {:.2} %",
+        hard.apcer * 100.0,
+        hard.bpcer * 100.0
+    );
+    println!(
         "report: {}  plot: {}",
         json_path.display(),
         plot_path.display()
@@ -156,9 +164,6 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
     println!("reproduce: {}", common::command_line());
     Ok(())
 }
-
-/// Files under `inputs` (files given directly are kept whatever their extension),
-/// sorted, with the given extensions (case-insensitive) when walking folders.
 
 fn score_one(engine: &Engine, pad: &PadModel, opts: &DetectOptions, path: &Path) -> Outcome {
     let img = match common::load_image(engine, path) {

@@ -1,17 +1,19 @@
 //! `honnin eval pairs --list FILE`: pair metrics for any dataset described as lines
-//! `path_a<TAB>path_b<TAB>same|diff` (relative paths are relative to the list).
+//! `path_a<TAB>path_b<TAB>same|diff` (relative paths are relative to the list), or LFW's
+//! `pairs.txt`. `--explain SIM` gives every failure at a similarity a cause.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use honnin_eval::datasets::pair_list;
+use honnin_eval::datasets::{lfw_pairs, lfw_path, pair_list, ListedPair};
 use honnin_eval::metrics::{evaluate, GenuineScores, ScoreHistogram};
 use honnin_eval::plot::{LogLogPlot, Series};
 use serde_json::json;
 
 use super::calibrate;
+use super::explain;
 use super::scoring::{self, Selection};
 use crate::common;
 use crate::EngineArgs;
@@ -40,6 +42,37 @@ pub struct PairsArgs {
     /// of FMR down to one impostor pair above.
     #[arg(long)]
     pub write_calibration: Option<PathBuf>,
+    /// Give every false non-match below this similarity, and every false match at or
+    /// above it, a cause (pose, small face, blur, …; see `eval/explain.rs`), pooled and
+    /// identity-weighted, with examples.
+    #[arg(long)]
+    pub explain: Option<f32>,
+}
+
+/// A `path_a<TAB>path_b<TAB>same|diff` list, or LFW's `pairs.txt` (then the images are
+/// looked up in `lfw-deepfunneled/` beside it).
+fn read_pairs(list: &std::path::Path) -> Result<Vec<ListedPair>> {
+    let first = std::fs::read_to_string(list)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", list.display()))?
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let numbers: Vec<&str> = first.split_whitespace().collect();
+    if numbers.len() == 2 && numbers.iter().all(|n| n.parse::<u32>().is_ok()) {
+        let dir = list.parent().unwrap_or(std::path::Path::new("."));
+        let (root, _) = super::lfw::locate(dir)?;
+        let (_, pairs) = lfw_pairs(list)?;
+        return Ok(pairs
+            .into_iter()
+            .map(|p| ListedPair {
+                a: lfw_path(&root, &p.a.0, p.a.1),
+                b: lfw_path(&root, &p.b.0, p.b.1),
+                same: p.same,
+            })
+            .collect());
+    }
+    Ok(pair_list(list)?)
 }
 
 fn parse_floor(s: &str) -> Result<(f64, f64), String> {
@@ -61,7 +94,7 @@ pub enum Face {
 }
 
 pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
-    let pairs = pair_list(&args.list)?;
+    let pairs = read_pairs(&args.list)?;
     if pairs.is_empty() {
         bail!("{}: no pairs", args.list.display());
     }
@@ -90,6 +123,8 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
     let mut imp = ScoreHistogram::new();
     let mut parts = vec![0f32; dims.len()];
     let mut missing = 0;
+    let mut pair_scores: Vec<f32> = Vec::with_capacity(pairs.len());
+    let mut pair_ids: Vec<u32> = Vec::with_capacity(pairs.len());
     for p in &pairs {
         let s = match (&set.vectors[index[&p.a]], &set.vectors[index[&p.b]]) {
             (Some(a), Some(b)) => {
@@ -101,10 +136,12 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
                 -1.0
             }
         };
+        let folder = p.a.parent().map(|d| d.to_path_buf()).unwrap_or_default();
+        let n = ids.len() as u32;
+        let id = *ids.entry(folder).or_insert(n);
+        pair_scores.push(s);
+        pair_ids.push(id);
         if p.same {
-            let folder = p.a.parent().map(|d| d.to_path_buf()).unwrap_or_default();
-            let n = ids.len() as u32;
-            let id = *ids.entry(folder).or_insert(n);
             gen.scores.push((s, id));
         } else {
             imp.add(s);
@@ -116,11 +153,52 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
     targets.sort_by(|a, b| b.total_cmp(a));
     targets.dedup_by(|a, b| (*a - *b).abs() <= *b * 1e-9);
     let report = evaluate(&gen, &imp, &targets);
+    // Operating points shown: the usual decades and the floors asked for (the other
+    // targets only feed --write-calibration).
+    let shown = |f: f64| {
+        [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
+            .iter()
+            .chain(args.max_fnmr.iter().map(|m| &m.0))
+            .any(|g| (g - f).abs() <= g * 1e-6)
+    };
     let scores = calibrate::Scores {
         genuine: gen,
         impostors: imp,
     };
     let checks = engine.calibration().map(|c| calibrate::check(c, &scores));
+    let explained = match (args.explain, engine.calibration()) {
+        (Some(sim), Some(cal)) => {
+            let t = cal.score_for_similarity(sim);
+            let facts = explain::facts(&engine, &paths, &opts, sel);
+            let has: Vec<bool> = set.vectors.iter().map(Option::is_some).collect();
+            let names = |i: usize| {
+                let p = &paths[i];
+                let base = args.list.parent().unwrap_or(std::path::Path::new(""));
+                p.strip_prefix(base).unwrap_or(p).display().to_string()
+            };
+            let mut rows = Vec::new();
+            for same in [true, false] {
+                let mut per_id: std::collections::BTreeMap<u32, usize> = Default::default();
+                let mut failures = Vec::new();
+                for (k, p) in pairs.iter().enumerate().filter(|(_, p)| p.same == same) {
+                    *per_id.entry(pair_ids[k]).or_default() += 1;
+                    let s = pair_scores[k];
+                    if (same && s < t) || (!same && s >= t) {
+                        failures.push(explain::Failure {
+                            a: index[&p.a],
+                            b: index[&p.b],
+                            score: s,
+                            identity: pair_ids[k],
+                        });
+                    }
+                }
+                rows.push(explain::breakdown(&failures, &facts, &has, &per_id, &names));
+            }
+            Some((sim, t, rows))
+        }
+        (Some(_), None) => bail!("--explain needs a calibrated engine"),
+        (None, _) => None,
+    };
     let out = args
         .out
         .clone()
@@ -140,12 +218,16 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             "impostorPairs": report.impostor_pairs,
             "auc": report.auc,
             "eer": report.eer,
-            "operatingPoints": report.operating_points.iter().filter(|p| [1e-2, 1e-3, 1e-4, 1e-5, 1e-6].iter().any(|f| (f - p.target_fmr).abs() <= f * 1e-6) || args.max_fnmr.iter().any(|f| (f.0 - p.target_fmr).abs() <= f.0 * 1e-6)).map(|p| json!({
+            "operatingPoints": report.operating_points.iter().filter(|p| shown(p.target_fmr)).map(|p| json!({
                 "targetFmr": p.target_fmr, "threshold": p.threshold, "similarity": sim(p.threshold),
                 "measuredFmr": p.measured_fmr, "fnmr": p.fnmr, "fnmrIdentityWeighted": p.fnmr_identity_weighted,
                 "lowEvidence": p.low_evidence,
             })).collect::<Vec<_>>(),
             "calibrationCheck": checks,
+            "explained": explained.as_ref().map(|(sim, t, rows)| json!({
+                "similarity": sim, "score": t,
+                "falseNonMatches": rows[0], "falseMatches": rows[1],
+            })),
         }),
     )?;
     let plot = LogLogPlot {
@@ -170,7 +252,11 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
         report.auc,
         report.eer * 100.0
     );
-    for p in &report.operating_points {
+    for p in report
+        .operating_points
+        .iter()
+        .filter(|p| shown(p.target_fmr))
+    {
         println!(
             "  FMR {:.0e}: FNMR {:.2} % at score {:.3}{}",
             p.target_fmr,
@@ -181,6 +267,18 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             } else {
                 ""
             }
+        );
+    }
+    if let Some((sim, t, rows)) = &explained {
+        explain::print(
+            &format!("genuine pairs below similarity {sim} (score {t:.3}), by cause:"),
+            &rows[0],
+            "FNMR",
+        );
+        explain::print(
+            &format!("impostor pairs at or above similarity {sim}, by cause:"),
+            &rows[1],
+            "FMR",
         );
     }
     let mut failures = Vec::new();

@@ -22,7 +22,7 @@ pub enum Selection {
     Largest,
 }
 
-fn pick(faces: &[Face], w: u32, h: u32, sel: Selection) -> Option<usize> {
+pub fn pick(faces: &[Face], w: u32, h: u32, sel: Selection) -> Option<usize> {
     match sel {
         Selection::Largest => (!faces.is_empty()).then_some(0),
         Selection::Central => {
