@@ -49,6 +49,10 @@ fn honnin(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Accuracy of LFW's fold 1 at the calibration's FMR-1e-3 threshold (similarity 50).
+/// Measured 97.17 % since the table holds on CFP too (it was 99 %+ with the LFW-only
+/// table: the same threshold now stands for a stricter score, see MODELS.md
+/// "Calibration"); floor 96.5 %.
 #[test]
 #[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
 fn lfw_fold_one_accuracy_stays_above_its_floor() {
@@ -62,7 +66,7 @@ fn lfw_fold_one_accuracy_stays_above_its_floor() {
         "--folds",
         "1",
         "--min-accuracy",
-        "0.985",
+        "0.965",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -261,12 +265,14 @@ fn pad_model_keeps_live_video_frames_and_rejects_the_replay() {
     );
 }
 
-/// Floors of the document test (card style, first 150 people). Measured 2026-11-22:
-/// 1 of 143 portraits refused (0.7 %), FNMR 5.87 % at similarity 60, FMR 1.7e-5. The
-/// renders are seeded, so the run is deterministic; the margin covers other CPUs'
-/// floating point and deliberate small model or detector changes.
+/// Floors of the document test (card style, first 150 people). Measured 2026-11-29
+/// with the table fitted on LFW and CFP: 1 of 143 portraits refused (0.7 %), FNMR
+/// 15.61 % at similarity 60 (FMR 0 of 115,469) and 5.87 % at 50 (FMR 1.7e-5). With
+/// the LFW-only table it was 5.87 % at 60: the same scores, a truer label (MODELS.md,
+/// "Calibration"). The renders are seeded, so the run is deterministic; the margin
+/// covers other CPUs' floating point and deliberate small model or detector changes.
 const MAX_PORTRAIT_FAILURES: &str = "0.03";
-const MAX_FNMR: &str = "0.09";
+const MAX_FNMR: &str = "0.17";
 
 #[test]
 #[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
@@ -420,7 +426,8 @@ fn liveness_sessions_from_phone_and_webcam_frames_are_decided_live() {
     std::fs::remove_file(&out).ok();
     let sessions = report["report"]["sessions"].as_array().unwrap();
     let live = sessions.iter().filter(|s| s["scenario"] == "live").count();
-    assert!(live >= 12 + 3 * 40 - 5, "{live} live sessions");
+    // One session per source: 6 standard sources and 40 of each extra input.
+    assert!(live >= 6 + 3 * 40 - 5, "{live} live sessions");
     // The passive model alone never turns a live session into `spoof` or `uncertain`.
     for s in sessions.iter().filter(|s| s["scenario"] == "live") {
         let reasons = s["reasons"].as_array().unwrap();

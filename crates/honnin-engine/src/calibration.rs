@@ -9,8 +9,11 @@
 //! so 50 means "1 in 1,000 comparisons of two different people score this high",
 //! 60 means 1 in 10,000, 70 means 1 in 100,000, and every +10 is ten times fewer
 //! false matches. The calibration file maps raw scores (cosine, or fused cosine) to
-//! this scale through anchor points measured on LFW's all-pairs protocol
-//! (`honnin eval lfw --write-calibration`); between anchors the map is linear in
+//! this scale through anchor points measured on several identity sets, each anchor at
+//! the highest threshold any set needs, with identities split into a calibration and a
+//! validation part (`honnin eval calibrate`; `models/MODELS.md`, "Calibration"; an
+//! LFW-only table comes from `honnin eval lfw --write-calibration`, a table from your
+//! own pairs from `honnin eval pairs --write-calibration`); between anchors the map is linear in
 //! the raw score, below the first anchor it falls linearly to 0 at score −1 and above
 //! the last measured anchor it rises linearly to 100 at score +1.
 //!

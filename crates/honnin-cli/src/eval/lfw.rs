@@ -45,7 +45,8 @@ pub struct LfwArgs {
     #[arg(long, value_delimiter = ',')]
     pub fusion_weights: Vec<f32>,
     /// Write the calibration table of the best candidate (lowest FNMR at FMR 1e-5) here
-    /// (a folder means the engine's file name inside it).
+    /// (a folder means the engine's file name inside it). An LFW-only table: the shipped
+    /// default is fitted on LFW and CFP by `honnin eval calibrate`.
     #[arg(long)]
     pub write_calibration: Option<PathBuf>,
     /// Reuse / store templates in this cache file.
