@@ -381,9 +381,10 @@ fn pad_hard_evidence_never_rejects_live_phone_webcam_or_nuaa_frames() {
 /// Issue 13 target: the challenge simulator driven by real live frames (the phone
 /// selfie video, the webcam frames, the live video; 40 evenly spaced frames of each,
 /// plus the standard NUAA sources) decides ≤ 5 % of live sessions not `live`, in
-/// total and for each source, and every simulated attack still fails. Measured with
-/// every 3rd frame (333 live sessions): 3 not live (0.9 %; 0 for a PAD reason), 36 of
-/// 36 attacks failed (`docs/liveness.md` §5).
+/// total and for each source, and every simulated attack still fails. Measured here:
+/// 126 of 126 live, 12 of 12 attacks failed; with every 3rd frame (328 live sessions):
+/// 2 not live (0.6 %, both `uncertain`), 36 of 36 attacks failed (`docs/liveness.md`
+/// §5.1).
 #[test]
 #[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
 fn liveness_sessions_from_phone_and_webcam_frames_are_decided_live() {

@@ -47,8 +47,9 @@ pub const PAD_THRESHOLD: f32 = 0.3;
 /// passive score decides nothing; the session's active checks do. `fr_liveness` was
 /// trained on printed photos and bright webcams: the lowest live frame of any set at
 /// hand scored 1.2e-3 (a phone selfie video; 69 % of its frames are below
-/// [`PAD_THRESHOLD`]), and the lowest session median in the simulator fed with those
-/// frames 2.3e-4, while the median printed-photo frame of NUAA scores 3.8e-6 and the
+/// [`PAD_THRESHOLD`]); in the simulator fed with those frames 2 of 266 session medians
+/// fell below it (to 5.4e-5: `uncertain`, not `spoof`), while the median printed-photo
+/// frame of NUAA scores 3.8e-6 and the
 /// median screen-replay frame 4.4e-5 (87 % and 75 % of them below 1e-4). Measured
 /// with `honnin eval pad` and `honnin bench-liveness --extra-live`; see
 /// `docs/liveness.md` §2.1 and §5.1.
