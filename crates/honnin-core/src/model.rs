@@ -93,7 +93,8 @@ pub struct CompareMatch {
 pub struct ThresholdInfo {
     /// Similarity threshold, 0–100.
     pub threshold: f32,
-    /// The false-match rate that threshold corresponds to (measured on LFW).
+    /// The false-match rate that threshold corresponds to (measured on LFW and CFP: the
+    /// stricter of the two decides).
     pub false_match_rate: f64,
     /// False when the rate lies beyond the calibration's measured range.
     pub false_match_rate_measured: bool,

@@ -63,14 +63,15 @@ impl Default for VerificationConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerificationPolicy {
     /// Document portrait ↔ live face: the false-match rate of the threshold (default 1e-4,
-    /// similarity 60). Measured on synthetic ID cards, the selfie calibration's FMR holds
-    /// for documents (7.8e-5 at 60) while FNMR doubles (6.1 %): `docs/verification.md`.
+    /// similarity 60). Measured on synthetic ID cards with the calibration fitted on LFW
+    /// and CFP: FMR 0 of 115,469 impostor pairs at 60, card FNMR 15.6 % (5.9 % at 50):
+    /// `docs/verification.md`.
     pub document_match_fmr: f64,
     /// Document matches below the `documentMatchFmr` threshold but at or above this
     /// one's go to `needs_review` (`DocumentMatchUncertain`) instead of being rejected
     /// (default 1e-3, similarity 50). Equal to `documentMatchFmr`: no review band. On
-    /// synthetic LFW documents the band holds about 4 % of genuine users and 0.05 % of
-    /// impostors (`honnin eval document`, docs/verification.md).
+    /// synthetic LFW documents the band holds about 9.7 % of genuine users and 0.0017 %
+    /// of impostors (`honnin eval document`, docs/verification.md).
     pub document_review_fmr: f64,
     /// Liveness confidence at or above which the face counts as live (default 50).
     pub liveness_threshold: f32,
@@ -84,8 +85,9 @@ pub struct VerificationPolicy {
     /// Smallest document portrait, pixels (longer side of the face box).
     pub min_document_face_px: f32,
     /// A document portrait accepted but smaller than this (pixels) carries the warning
-    /// `DocumentPortraitSmall`: measured FNMR at similarity 60 is 9–20 % below 70 px
-    /// against 5–8.5 % above (`honnin eval document`, `byPortraitSize`).
+    /// `DocumentPortraitSmall`: FNMR measured with the LFW-only calibration at similarity
+    /// 60 was 9–20 % below 70 px against 5–8.5 % above (`honnin eval document`,
+    /// `byPortraitSize`); the same scores now read about 10 points lower.
     pub small_document_face_px: f32,
     /// Keep the document image and the live face's reference image this long after the
     /// decision (for manual review), seconds; 0 (default): no image outlives the decision.

@@ -57,6 +57,11 @@ pub struct Anchor {
     pub fnmr: f64,
     /// Impostor comparisons at or above the threshold (how much evidence backs `fmr`).
     pub impostors_above: u64,
+    /// The set that decided this anchor had too few impostor pairs to measure `fmr`; the
+    /// threshold was extrapolated from another set (`honnin eval calibrate`). Such an
+    /// FMR is not reported as measured.
+    #[serde(default)]
+    pub extrapolated: bool,
 }
 
 /// A recognizer (or fusion of recognizers) and the weight of its cosine in the fused score.
@@ -164,10 +169,16 @@ impl Calibration {
     }
 
     /// The FMR a similarity threshold stands for, and whether that FMR was measured
-    /// (inside the anchors) or extrapolated (beyond the last anchor).
+    /// (at or above the lowest measured anchor) or extrapolated (beyond it, or at an
+    /// anchor marked `extrapolated`).
     pub fn fmr_at(&self, similarity: f32) -> (f64, bool) {
         let fmr = fmr_for_similarity(similarity);
-        let lowest = self.anchors.last().map(|a| a.fmr).unwrap_or(1.0);
+        let lowest = self
+            .anchors
+            .iter()
+            .filter(|a| !a.extrapolated)
+            .map(|a| a.fmr)
+            .fold(1.0, f64::min);
         (fmr, fmr >= lowest * 0.999)
     }
 
@@ -203,6 +214,7 @@ mod tests {
             score,
             fnmr: 0.01,
             impostors_above: 10,
+            extrapolated: false,
         })
         .collect();
         Calibration {
@@ -259,6 +271,13 @@ mod tests {
         assert_eq!(c.threshold_for_fmr(1e-5), 70.0);
         assert_eq!(c.fmr_at(60.0), (fmr_for_similarity(60.0), true));
         assert!(!c.fmr_at(90.0).1, "beyond the last anchor is extrapolated");
+        let mut c = cal();
+        c.anchors.last_mut().unwrap().extrapolated = true;
+        assert!(c.fmr_at(60.0).1, "1e-4 was measured");
+        assert!(
+            !c.fmr_at(70.0).1,
+            "an extrapolated anchor is not a measurement"
+        );
         assert_eq!(c.fnmr_at_fmr(1e-4), Some(0.01));
         assert_eq!(c.fnmr_at_fmr(3e-4), None);
     }

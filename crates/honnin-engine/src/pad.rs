@@ -34,8 +34,9 @@ pub const PAD_INPUT_SIZE: u32 = 128;
 /// How much context around the face box the crop takes (MiniFASNet's `scale`).
 pub const PAD_CROP_SCALE: f32 = 2.7;
 
-/// The model's balanced single-frame threshold on the sets it knows (NUAA prints,
-/// bright webcams: APCER and BPCER both ≤ 1 %), the default of `honnin eval pad`.
+/// The model's balanced single-frame threshold on the sets it knows (NUAA prints: APCER
+/// and BPCER 0 %; the live video in `replay/`: BPCER 0.81 %; webcam frames: 3.5 %), the
+/// default of `honnin eval pad`.
 /// It is *not* the liveness session's decision: on phones and in dim light the model
 /// puts most live frames below it, so a session treats a score as evidence of an
 /// attack only below [`PAD_HARD_EVIDENCE_BELOW`]. Measurements in `models/MODELS.md`
@@ -44,13 +45,14 @@ pub const PAD_THRESHOLD: f32 = 0.3;
 
 /// Below this live score a face is *evidence* of a presentation attack: the liveness
 /// session's hard `pad` threshold (`Thresholds::pad_hard_below`). Above it the
-/// passive score decides nothing; the session's active checks do. `fr_liveness` was
+/// passive score cannot make a session fail (it only lowers the confidence of scores
+/// just above it); the session's active checks decide. `fr_liveness` was
 /// trained on printed photos and bright webcams: the lowest live frame of any set at
 /// hand scored 1.2e-3 (a phone selfie video; 69 % of its frames are below
-/// [`PAD_THRESHOLD`]); in the simulator fed with those frames 2 of 266 session medians
-/// fell below it (to 5.4e-5: `uncertain`, not `spoof`), while the median printed-photo
-/// frame of NUAA scores 3.8e-6 and the
-/// median screen-replay frame 4.4e-5 (87 % and 75 % of them below 1e-4). Measured
+/// [`PAD_THRESHOLD`]); in the simulator fed with those frames, two session medians in
+/// two runs fell below it (5.4e-5, 6.0e-5: `uncertain`, not `spoof`), while the median
+/// printed-photo frame of NUAA scores 3.8e-6 and the median screen-replay frame 4.4e-5
+/// (87 % and 75 % of them below 1e-4). Measured
 /// with `honnin eval pad` and `honnin bench-liveness --extra-live`; see
 /// `docs/liveness.md` §2.1 and §5.1.
 pub const PAD_HARD_EVIDENCE_BELOW: f32 = 1e-4;

@@ -161,6 +161,9 @@ pub fn lfw_pairs(path: &Path) -> Result<(usize, Vec<LfwPair>), DatasetError> {
         return Err(perr(1, "expected header `folds pairs_per_side`"));
     }
     let (folds, per) = (h[0], h[1]);
+    if folds == 0 || per == 0 {
+        return Err(perr(1, "folds and pairs per side must be positive"));
+    }
     let mut out = Vec::new();
     for (i, line) in lines {
         let f: Vec<&str> = line.split_whitespace().collect();

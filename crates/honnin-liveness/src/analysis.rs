@@ -53,10 +53,10 @@ pub struct Thresholds {
     pub color_echo_scale_ms: f64,
     /// Identity: the false-match rate whose similarity threshold all pairs must reach.
     /// Default 1e-3 (similarity 50): with the table fitted on LFW and CFP this is the raw
-    /// score that "1e-4" stood for under the LFW-only table, where it was measured
-    /// between live sessions (lowest pair 49.9 on the old scale, webcam frames) and face
-    /// swaps (highest 53.7 old, caught); 1e-4 on the new table would reject live
-    /// sessions down to the old 70 (docs/liveness.md §2.4).
+    /// score (0.459) that "1e-4" stood for under the LFW-only table, where it was
+    /// measured: face swaps' lowest pairs up to 53.7 on the old scale were caught, and 2 of
+    /// 48 webcam live sessions (49.9, 50.4) were not decided live. 1e-4 on the new table
+    /// would reject live sessions up to the old 70 (docs/liveness.md §2.4).
     pub identity_fmr: f64,
     pub identity_scale: f64,
     pub identity_frames: usize,

@@ -45,7 +45,8 @@ struct Report {
     threshold: f32,
     threshold_fmr: f64,
     threshold_fmr_measured: bool,
-    threshold_fnmr_on_lfw: Option<f64>,
+    /// FNMR at the threshold on the calibration sets (the table's anchor), if it is one.
+    threshold_fnmr_on_calibration_sets: Option<f64>,
     template_model: String,
     matches: Vec<FaceMatch>,
 }
@@ -95,7 +96,7 @@ pub fn run(eargs: &EngineArgs, args: CompareArgs) -> Result<()> {
         threshold,
         threshold_fmr: fmr,
         threshold_fmr_measured: measured,
-        threshold_fnmr_on_lfw: cal.fnmr_at_fmr(fmr_for_similarity(threshold)),
+        threshold_fnmr_on_calibration_sets: cal.fnmr_at_fmr(fmr_for_similarity(threshold)),
         template_model: engine.template_model().to_string(),
         matches,
     };
@@ -108,13 +109,13 @@ pub fn run(eargs: &EngineArgs, args: CompareArgs) -> Result<()> {
         report.threshold,
         report.threshold_fmr,
         if measured {
-            " (measured on LFW)"
+            " (measured on the calibration sets, LFW and CFP)"
         } else {
-            " (extrapolated beyond LFW's measured range)"
+            " (extrapolated beyond the calibration's measured range)"
         },
         report
-            .threshold_fnmr_on_lfw
-            .map(|f| format!(", FNMR on LFW {:.2} %", f * 100.0))
+            .threshold_fnmr_on_calibration_sets
+            .map(|f| format!(", FNMR on the calibration sets {:.2} %", f * 100.0))
             .unwrap_or_default()
     );
     for m in &report.matches {

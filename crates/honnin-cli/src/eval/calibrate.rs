@@ -55,7 +55,8 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub write_calibration: Option<PathBuf>,
     /// Fail (exit 1) when, on a validation part, the fitted table's measured FMR at a
-    /// shipped threshold exceeds this many times the stated FMR.
+    /// shipped threshold exceeds this many times the stated FMR (where at least 10
+    /// impostor pairs are expected at the stated FMR); the table is then not written.
     #[arg(long)]
     pub max_fmr_ratio: Option<f64>,
     /// Fewest impostor pairs expected above a target FMR for a set to measure it itself
@@ -157,12 +158,28 @@ pub fn print_checks(label: &str, checks: &[Check]) {
             c.fnmr * 100.0,
             c.fnmr_identity_weighted * 100.0
         );
+        if !has_evidence(c) {
+            println!("  {:<44} (fewer than {MIN_CHECKED_IMPOSTORS} impostor pairs expected at the stated FMR: reported, not checked)", "");
+        }
     }
 }
 
-/// The checks whose measured FMR exceeds `max` times the stated FMR.
+/// Fewest impostor pairs expected at the stated FMR for the ratio check to count
+/// (as `OperatingPoint::low_evidence`): with 100,000 impostor pairs the check at 1e-5
+/// would rest on one pair, and one pair more would double the ratio.
+pub const MIN_CHECKED_IMPOSTORS: f64 = 10.0;
+
+/// Whether a check has the evidence to count (see [`MIN_CHECKED_IMPOSTORS`]).
+pub fn has_evidence(c: &Check) -> bool {
+    c.stated_fmr * c.impostor_pairs as f64 >= MIN_CHECKED_IMPOSTORS
+}
+
+/// The checks with enough evidence whose measured FMR exceeds `max` times the stated FMR.
 pub fn violations(checks: &[Check], max: f64) -> Vec<&Check> {
-    checks.iter().filter(|c| c.ratio > max).collect()
+    checks
+        .iter()
+        .filter(|c| has_evidence(c) && c.ratio > max)
+        .collect()
 }
 
 /// A named image list with identities.
@@ -387,6 +404,7 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
                 .iter()
                 .map(|(_, s)| s.impostors.at_or_above(a.score))
                 .sum(),
+            extrapolated: a.extrapolated,
         })
         .collect();
     let names: Vec<String> = fit_parts.iter().map(|(n, _)| n.clone()).collect();
@@ -501,14 +519,14 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
     });
     common::write_json(&out_dir.join("report.json"), &report)?;
     println!("report: {}", out_dir.join("report.json").display());
-    if let Some(path) = &args.write_calibration {
+    if let Some(path) = args.write_calibration.as_ref().filter(|_| worst.is_empty()) {
         let path = calibration_path(&engine, path);
         common::write_json(&path, &cal)?;
         eprintln!("calibration written to {}", path.display());
     }
     if !worst.is_empty() {
         bail!(
-            "the fitted table misses the {}× FMR floor:\n  {}",
+            "the fitted table misses the {}× FMR floor (so it was not written):\n  {}",
             args.max_fmr_ratio.unwrap_or_default(),
             worst.join("\n  ")
         );
@@ -516,8 +534,9 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-/// A table from one set's operating points (its [`anchor_fmrs`] targets that at least
-/// one impostor pair measures), for `eval pairs --write-calibration`.
+/// A table from one set's operating points (its [`anchor_fmrs`] targets with at least
+/// [`MIN_EXPECTED_IMPOSTORS`] impostor pairs expected above), for
+/// `eval pairs --write-calibration`.
 pub fn table_from_report(
     engine: &Engine,
     report: &honnin_eval::metrics::PairReport,
@@ -541,6 +560,7 @@ pub fn table_from_report(
                 score: a.score,
                 fnmr: p.fnmr,
                 impostors_above: p.impostors_at_or_above,
+                extrapolated: a.extrapolated,
             })
         })
         .collect();
@@ -577,5 +597,73 @@ pub fn calibration_path(engine: &Engine, path: &Path) -> PathBuf {
         ))
     } else {
         path.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_with(stated: f64, above: u64, pairs: u64) -> Check {
+        Check {
+            similarity: similarity_for_fmr(stated),
+            stated_fmr: stated,
+            score: 0.5,
+            measured_fmr: above as f64 / pairs as f64,
+            impostors_at_or_above: above,
+            impostor_pairs: pairs,
+            ratio: above as f64 / pairs as f64 / stated,
+            fnmr: 0.0,
+            fnmr_identity_weighted: 0.0,
+        }
+    }
+
+    #[test]
+    fn only_checks_with_evidence_can_miss_the_floor() {
+        let checks = [
+            check_with(1e-3, 300, 100_000), // 3× with 100 expected: a violation
+            check_with(1e-4, 15, 100_000),  // 1.5×: fine
+            check_with(1e-5, 4, 100_000),   // 4× but 1 expected: not checked
+        ];
+        let v = violations(&checks, 2.0);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].stated_fmr, 1e-3);
+    }
+
+    #[test]
+    fn the_check_counts_impostors_and_genuine_pairs_at_the_tables_thresholds() {
+        let cal = Calibration {
+            template_model: "t".into(),
+            parts: vec![],
+            flip_augment: false,
+            dataset: "d".into(),
+            command: "c".into(),
+            genuine_pairs: 1,
+            impostor_pairs: 1,
+            anchors: [(1e-3, 0.3f32), (1e-4, 0.4), (1e-5, 0.5)]
+                .iter()
+                .map(|&(fmr, score)| Anchor {
+                    fmr,
+                    score,
+                    fnmr: 0.0,
+                    impostors_above: 0,
+                    extrapolated: false,
+                })
+                .collect(),
+        };
+        let mut impostors = ScoreHistogram::new();
+        for s in [0.1, 0.35, 0.45, 0.55] {
+            impostors.add(s);
+        }
+        let genuine = GenuineScores {
+            scores: vec![(0.2, 0), (0.6, 0), (0.45, 1), (0.9, 1)],
+        };
+        let c = check(&cal, &Scores { genuine, impostors });
+        let above: Vec<u64> = c.iter().map(|c| c.impostors_at_or_above).collect();
+        assert_eq!(above, vec![3, 2, 1]);
+        // At 0.5 (similarity 70): 0.2 and 0.45 are rejected; each identity loses one of two.
+        assert!((c[2].fnmr - 0.5).abs() < 1e-12);
+        assert!((c[2].fnmr_identity_weighted - 0.5).abs() < 1e-12);
+        assert!((c[0].ratio - 0.75 / 1e-3).abs() < 1e-6);
     }
 }

@@ -115,7 +115,8 @@ pub fn facts(
         .map(|p| {
             let r = (|| -> Result<Facts> {
                 let img = common::load_image(engine, p)?;
-                let faces = engine.detect(&img, opts)?;
+                // The same detection as the scoring run (with its relaxed retry).
+                let (faces, _) = scoring::detect_with_retry(engine, &img, opts)?;
                 let Some(i) = scoring::pick(&faces, img.width(), img.height(), sel) else {
                     return Ok(Facts::NONE);
                 };

@@ -416,6 +416,7 @@ fn calibration(
             score: p.threshold,
             fnmr: p.fnmr,
             impostors_above: p.impostors_at_or_above,
+            extrapolated: false,
         });
     }
     let cal = Calibration {

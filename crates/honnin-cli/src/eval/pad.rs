@@ -38,7 +38,9 @@ pub struct PadEvalArgs {
     /// Frames per second taken from each video (0 = every frame).
     #[arg(long, default_value_t = 5.0)]
     pub fps: f64,
-    /// Decision threshold on the live score for APCER/BPCER (default: the shipped PAD_THRESHOLD).
+    /// Decision threshold on the live score for APCER/BPCER (default: PAD_THRESHOLD, the
+    /// model's balanced frame-level point; the report also gives the liveness session's
+    /// hard-evidence threshold PAD_HARD_EVIDENCE_BELOW).
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Where to write the JSON report (default target/eval/pad/report.json).

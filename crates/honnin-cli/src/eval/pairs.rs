@@ -30,7 +30,8 @@ pub struct PairsArgs {
     #[arg(long, value_enum, default_value_t = Face::Largest)]
     pub face: Face,
     /// Fail (exit 1) when the measured FMR at a shipped threshold (similarity 50, 60,
-    /// 70) exceeds this many times the FMR the calibration states for it.
+    /// 70) exceeds this many times the FMR the calibration states for it; checked where
+    /// at least 10 impostor pairs are expected at the stated FMR.
     #[arg(long)]
     pub max_fmr_ratio: Option<f64>,
     /// Fail (exit 1) when FNMR at a measured FMR exceeds a ceiling: `FMR:FNMR`, e.g.
@@ -39,7 +40,8 @@ pub struct PairsArgs {
     pub max_fnmr: Vec<(f64, f64)>,
     /// Fit a calibration table on these pairs (your own consented pairs) and write it
     /// here (a folder means the engine's file name inside it). Anchors at half-decades
-    /// of FMR down to one impostor pair above.
+    /// of FMR down to where 3 impostor pairs are expected above (the rule of three). Not
+    /// written when a floor is missed.
     #[arg(long)]
     pub write_calibration: Option<PathBuf>,
     /// Give every false non-match below this similarity, and every false match at or
@@ -61,7 +63,10 @@ fn read_pairs(list: &std::path::Path) -> Result<Vec<ListedPair>> {
     let numbers: Vec<&str> = first.split_whitespace().collect();
     if numbers.len() == 2 && numbers.iter().all(|n| n.parse::<u32>().is_ok()) {
         let dir = list.parent().unwrap_or(std::path::Path::new("."));
-        let (root, _) = super::lfw::locate(dir)?;
+        let root = [dir.join("lfw-deepfunneled"), dir.to_path_buf()]
+            .into_iter()
+            .find(|d| d.is_dir())
+            .ok_or_else(|| anyhow::anyhow!("{}: no LFW image folder beside it", list.display()))?;
         let (_, pairs) = lfw_pairs(list)?;
         return Ok(pairs
             .into_iter()
@@ -311,7 +316,11 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             }
         }
     }
-    if let Some(path) = &args.write_calibration {
+    if let Some(path) = args
+        .write_calibration
+        .as_ref()
+        .filter(|_| failures.is_empty())
+    {
         let cal = calibrate::table_from_report(
             &engine,
             &report,

@@ -53,6 +53,27 @@ impl TemplateSet {
     }
 }
 
+/// The faces of an image; when the first pass finds none, a second pass with a lower
+/// score threshold and half the minimum face size (`true`: the retry found them).
+pub fn detect_with_retry(
+    engine: &Engine,
+    img: &honnin_engine::DecodedImage,
+    opts: &DetectOptions,
+) -> Result<(Vec<Face>, bool)> {
+    let faces = engine.detect(img, opts)?;
+    if !faces.is_empty() {
+        return Ok((faces, false));
+    }
+    let loose = DetectOptions {
+        min_score: 0.3,
+        min_face_size: (opts.min_face_size / 2.0).max(8.0),
+        ..*opts
+    };
+    let faces = engine.detect(img, &loose)?;
+    let found = !faces.is_empty();
+    Ok((faces, found))
+}
+
 /// Computes one template per image (the selected face). A failed first pass is
 /// retried with a lower score threshold and smaller minimum face, which is counted.
 pub fn compute(
@@ -68,17 +89,9 @@ pub fn compute(
         .map(|p| {
             let r = (|| -> Result<Option<Vec<f32>>> {
                 let img = common::load_image(engine, p)?;
-                let mut faces = engine.detect(&img, opts)?;
-                if faces.is_empty() {
-                    let loose = DetectOptions {
-                        min_score: 0.3,
-                        min_face_size: (opts.min_face_size / 2.0).max(8.0),
-                        ..*opts
-                    };
-                    faces = engine.detect(&img, &loose)?;
-                    if !faces.is_empty() {
-                        relaxed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
+                let (faces, was_relaxed) = detect_with_retry(engine, &img, opts)?;
+                if was_relaxed {
+                    relaxed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 let Some(i) = pick(&faces, img.width(), img.height(), sel) else {
                     return Ok(None);
