@@ -408,22 +408,12 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
         })
         .collect();
     let names: Vec<String> = fit_parts.iter().map(|(n, _)| n.clone()).collect();
-    let cal = Calibration {
-        template_model: engine.template_model().to_string(),
-        parts: engine
-            .config()
-            .recognizers
-            .iter()
-            .zip(scoring::calibrated_weights(&engine))
-            .map(|(k, w)| FusionPart {
-                recognizer: k.name().to_string(),
-                weight: w,
-            })
-            .collect(),
-        flip_augment: engine.config().flip_augment,
-        dataset: format!(
+    let cal = table(
+        &engine,
+        &scoring::calibrated_weights(&engine),
+        format!(
             "the highest threshold over: {} (identity split salt {:?}, validation share {}); \
-             anchors decided by: {}",
+         anchors decided by: {}",
             names.join("; "),
             args.split_salt,
             args.validation_share,
@@ -442,16 +432,13 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        command: common::command_line(),
-        genuine_pairs: fit_parts
+        fit_parts
             .iter()
             .map(|(_, s)| s.genuine.scores.len() as u64)
             .sum(),
-        impostor_pairs: fit_parts.iter().map(|(_, s)| s.impostors.total()).sum(),
+        fit_parts.iter().map(|(_, s)| s.impostors.total()).sum(),
         anchors,
-    };
-    cal.validate()
-        .map_err(|e| anyhow::anyhow!("fitted calibration: {e}"))?;
+    )?;
 
     // Check: fitted and in-use tables on every part.
     let in_use = engine.calibration().cloned();
@@ -564,14 +551,34 @@ pub fn table_from_report(
             })
         })
         .collect();
+    table(
+        engine,
+        &scoring::calibrated_weights(engine),
+        dataset,
+        report.genuine_pairs,
+        report.impostor_pairs,
+        anchors,
+    )
+}
+
+/// A validated calibration table for the engine's template space, its recognizers
+/// fused with `weights` (one per recognizer, in template order).
+pub fn table(
+    engine: &Engine,
+    weights: &[f32],
+    dataset: String,
+    genuine_pairs: u64,
+    impostor_pairs: u64,
+    anchors: Vec<Anchor>,
+) -> Result<Calibration> {
     let cal = Calibration {
         template_model: engine.template_model().to_string(),
         parts: engine
             .config()
             .recognizers
             .iter()
-            .zip(scoring::calibrated_weights(engine))
-            .map(|(k, w)| FusionPart {
+            .zip(weights)
+            .map(|(k, &w)| FusionPart {
                 recognizer: k.name().to_string(),
                 weight: w,
             })
@@ -579,12 +586,12 @@ pub fn table_from_report(
         flip_augment: engine.config().flip_augment,
         dataset,
         command: common::command_line(),
-        genuine_pairs: report.genuine_pairs,
-        impostor_pairs: report.impostor_pairs,
+        genuine_pairs,
+        impostor_pairs,
         anchors,
     };
     cal.validate()
-        .map_err(|e| anyhow::anyhow!("fitted calibration: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("calibration table: {e}"))?;
     Ok(cal)
 }
 

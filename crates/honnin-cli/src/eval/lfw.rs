@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use honnin_engine::calibration::{Anchor, Calibration, FusionPart};
+use honnin_engine::calibration::{Anchor, Calibration};
 use honnin_engine::engine::calibration_file_name;
 use honnin_eval::datasets::{lfw_images, lfw_pairs};
 use honnin_eval::metrics::{evaluate, kfold_accuracy, GenuineScores, PairReport, ScoreHistogram};
@@ -232,7 +232,7 @@ pub fn run(eargs: &EngineArgs, args: LfwArgs) -> Result<()> {
         let ap = scoring::all_pairs(&set, &identity, &dims, &weightings);
         skipped = (ap.skipped_genuine, ap.skipped_impostor);
         let mut targets: Vec<f64> = REPORT_FMRS.to_vec();
-        targets.extend(calibration_fmrs());
+        targets.extend(super::calibrate::anchor_fmrs());
         targets.sort_by(|a, b| b.total_cmp(a));
         targets.dedup();
         for (k, w) in weightings.iter().enumerate() {
@@ -389,17 +389,12 @@ pub fn run(eargs: &EngineArgs, args: LfwArgs) -> Result<()> {
     Ok(())
 }
 
-/// FMRs at which calibration anchors are placed: half-decades from 1e-1 to 1e-8.
-fn calibration_fmrs() -> Vec<f64> {
-    (2..=16).map(|k| 10f64.powf(-(k as f64) / 2.0)).collect()
-}
-
 fn calibration(
     engine: &honnin_engine::Engine,
     c: &Candidate,
     args: &LfwArgs,
 ) -> Result<Calibration> {
-    let targets = calibration_fmrs();
+    let targets = super::calibrate::anchor_fmrs();
     let n_imp = c.report.impostor_pairs as f64;
     let mut anchors: Vec<Anchor> = Vec::new();
     for p in &c.report.operating_points {
@@ -419,26 +414,12 @@ fn calibration(
             extrapolated: false,
         });
     }
-    let cal = Calibration {
-        template_model: engine.template_model().to_string(),
-        parts: engine
-            .config()
-            .recognizers
-            .iter()
-            .zip(&c.weights)
-            .map(|(k, &w)| FusionPart {
-                recognizer: k.name().to_string(),
-                weight: w,
-            })
-            .collect(),
-        flip_augment: engine.config().flip_augment,
-        dataset: format!("LFW deep-funneled, all pairs ({})", args.data.display()),
-        command: common::command_line(),
-        genuine_pairs: c.report.genuine_pairs,
-        impostor_pairs: c.report.impostor_pairs,
+    super::calibrate::table(
+        engine,
+        &c.weights,
+        format!("LFW deep-funneled, all pairs ({})", args.data.display()),
+        c.report.genuine_pairs,
+        c.report.impostor_pairs,
         anchors,
-    };
-    cal.validate()
-        .map_err(|e| anyhow::anyhow!("calibration: {e}"))?;
-    Ok(cal)
+    )
 }
