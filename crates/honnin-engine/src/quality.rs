@@ -374,6 +374,101 @@ impl QualityThresholds {
     }
 }
 
+/// Why a comparison that fell below its threshold is not reliable evidence of two
+/// different people: the faces, not the identities, may be what differs. A non-match
+/// with one of these is answered "retake" (compare, search) or `needs_review`
+/// (identity verification) instead of a confident "different person".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RetakeReason {
+    /// A face turned or tilted far from frontal (|yaw| or |pitch| beyond the limit).
+    ExtremePose,
+    /// The two faces are seen from directions far apart (yaw gap beyond the limit).
+    PoseMismatch,
+    /// A face smaller than the limit: too few pixels for the 112-px recognizer chip.
+    SmallBoundingBox,
+    /// A blurred face (sharpness below the limit).
+    LowSharpness,
+}
+
+impl RetakeReason {
+    /// The wire spelling (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetakeReason::ExtremePose => "EXTREME_POSE",
+            RetakeReason::PoseMismatch => "POSE_MISMATCH",
+            RetakeReason::SmallBoundingBox => "SMALL_BOUNDING_BOX",
+            RetakeReason::LowSharpness => "LOW_SHARPNESS",
+        }
+    }
+}
+
+/// The limits of [`NonMatchLimits::retake_reasons`]. The defaults are the coarse
+/// rules of thumb `honnin eval pairs --explain` uses to attribute failures (a 112-px
+/// chip; a five-landmark pose fit with errors of several degrees); they were not
+/// fitted to any set. What they cost and gain is measured by `honnin eval pairs
+/// --retake` (see models/MODELS.md, "Quality-aware decisions").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", default)]
+pub struct NonMatchLimits {
+    /// |yaw| at or beyond which a face is [`RetakeReason::ExtremePose`], degrees (40).
+    pub max_yaw: f32,
+    /// |pitch| at or beyond which a face is [`RetakeReason::ExtremePose`], degrees (30).
+    pub max_pitch: f32,
+    /// Yaw difference at or beyond which a pair is [`RetakeReason::PoseMismatch`],
+    /// degrees (30).
+    pub max_yaw_gap: f32,
+    /// Face size (longer side of the box) below which a face is
+    /// [`RetakeReason::SmallBoundingBox`], pixels (64).
+    pub min_size: f32,
+    /// Sharpness below which a face is [`RetakeReason::LowSharpness`], 0–100 (15).
+    pub min_sharpness: f32,
+}
+
+impl Default for NonMatchLimits {
+    fn default() -> Self {
+        Self {
+            max_yaw: 40.0,
+            max_pitch: 30.0,
+            max_yaw_gap: 30.0,
+            min_size: 64.0,
+            min_sharpness: 15.0,
+        }
+    }
+}
+
+impl NonMatchLimits {
+    /// Why a non-match between faces `a` and `b` is not reliable (empty: it is). Each
+    /// reason appears once, in the order of [`RetakeReason`].
+    pub fn retake_reasons(&self, a: &QualityInputs, b: &QualityInputs) -> Vec<RetakeReason> {
+        let both = [a, b];
+        let mut r = Vec::new();
+        if both
+            .iter()
+            .any(|f| f.pose.yaw.abs() >= self.max_yaw || f.pose.pitch.abs() >= self.max_pitch)
+        {
+            r.push(RetakeReason::ExtremePose);
+        }
+        if (a.pose.yaw - b.pose.yaw).abs() >= self.max_yaw_gap {
+            r.push(RetakeReason::PoseMismatch);
+        }
+        if both.iter().any(|f| f.size < self.min_size) {
+            r.push(RetakeReason::SmallBoundingBox);
+        }
+        if both.iter().any(|f| f.sharpness < self.min_sharpness) {
+            r.push(RetakeReason::LowSharpness);
+        }
+        r
+    }
+
+    /// The reasons of one face alone (extreme pose, small, blurred), for a comparison
+    /// whose other side is known to be frontal and sharp (a liveness session's face).
+    pub fn single_face_reasons(&self, a: &QualityInputs) -> Vec<RetakeReason> {
+        self.retake_reasons(a, a)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +595,52 @@ mod tests {
                 ..good
             }),
             QualityLevel::Low
+        );
+    }
+
+    fn inputs(yaw: f32, size: f32, sharpness: f32) -> QualityInputs {
+        QualityInputs {
+            size,
+            pose: Pose {
+                yaw,
+                pitch: 0.0,
+                roll: 0.0,
+            },
+            brightness: 50.0,
+            sharpness,
+            confidence: 99.0,
+        }
+    }
+
+    #[test]
+    fn a_good_pair_has_no_retake_reason() {
+        let l = NonMatchLimits::default();
+        assert!(l
+            .retake_reasons(&inputs(5.0, 120.0, 60.0), &inputs(-10.0, 150.0, 40.0))
+            .is_empty());
+    }
+
+    #[test]
+    fn each_limit_gives_its_reason_once() {
+        let l = NonMatchLimits::default();
+        let good = inputs(0.0, 120.0, 60.0);
+        assert_eq!(
+            l.retake_reasons(&good, &inputs(-45.0, 120.0, 60.0)),
+            vec![RetakeReason::ExtremePose, RetakeReason::PoseMismatch]
+        );
+        assert_eq!(
+            l.retake_reasons(&inputs(-16.0, 120.0, 60.0), &inputs(16.0, 120.0, 60.0)),
+            vec![RetakeReason::PoseMismatch]
+        );
+        assert_eq!(
+            l.retake_reasons(&inputs(0.0, 50.0, 10.0), &inputs(0.0, 40.0, 5.0)),
+            vec![RetakeReason::SmallBoundingBox, RetakeReason::LowSharpness]
+        );
+        let mut tilted = good;
+        tilted.pose.pitch = -31.0;
+        assert_eq!(
+            l.retake_reasons(&tilted, &good),
+            vec![RetakeReason::ExtremePose]
         );
     }
 }

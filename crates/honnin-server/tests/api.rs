@@ -538,6 +538,32 @@ async fn transient_faces(s: &Server) {
         .await;
     assert_eq!(v["groups"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["messyGroup"], json!([c]));
+
+    // Compare: a non-match between two good photos is a confident "different person";
+    // against a face too small to tell, it says why a retake is needed instead.
+    let compare = |target: Vec<u8>| {
+        let body = json!({"sourceImage": b64(&fixture("obama.jpg")), "targetImage": b64(&target)});
+        async move { s.ok("POST", "/v1/compare", Some(body)).await }
+    };
+    let v = compare(fixture("biden.jpg")).await;
+    assert!(v["faceMatches"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v["unmatchedFaces"][0].get("retakeReasons").is_none(), "{v}");
+    let small = {
+        let img = image::load_from_memory(&fixture("biden.jpg")).unwrap();
+        let img = img.resize(150, 340, image::imageops::FilterType::Triangle);
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let v = compare(small).await;
+    assert!(v["faceMatches"].as_array().unwrap().is_empty(), "{v}");
+    assert!(
+        v["unmatchedFaces"][0]["retakeReasons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SMALL_BOUNDING_BOX")),
+        "{v}"
+    );
 }
 
 async fn bad_input(s: &Server) {
@@ -1401,16 +1427,29 @@ async fn liveness_time_limits_and_rate_limits() {
 /// An ID-card-like image: a pale card with the face of `photo` as the main portrait
 /// (left), a faded small ghost copy (right) and dark "text" bars, as a phone sees a card.
 fn id_card(photo: &[u8]) -> Vec<u8> {
+    id_card_with_portrait(photo, 240)
+}
+
+/// A card whose portrait is `width` pixels wide (a 240-px portrait of the fixtures
+/// holds a face of about 100 px).
+fn id_card_with_portrait(photo: &[u8], width: u32) -> Vec<u8> {
     use image::imageops;
     let face = image::load_from_memory(photo).unwrap().to_rgb8();
     let mut card = image::RgbImage::from_pixel(860, 540, image::Rgb([214, 226, 236]));
     let portrait = imageops::resize(
         &face,
-        240,
-        240 * face.height() / face.width(),
+        width,
+        width * face.height() / face.width(),
         imageops::FilterType::Triangle,
     );
-    let portrait = imageops::crop_imm(&portrait, 0, 0, 240, 300.min(portrait.height())).to_image();
+    let portrait = imageops::crop_imm(
+        &portrait,
+        0,
+        0,
+        width,
+        (width * 5 / 4).min(portrait.height()),
+    )
+    .to_image();
     imageops::overlay(&mut card, &portrait, 40, 150);
     let mut ghost = imageops::resize(
         &portrait,
@@ -1847,6 +1886,36 @@ async fn verifications(s: &Server) {
         "{m}"
     );
     assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
+
+    // 2a. A different person on a document whose portrait is too small for a non-match
+    // to mean "different person" → needs_review with LowFaceQuality; with
+    // reviewLowQualityMismatch false, rejected as before.
+    let small_card = id_card_with_portrait(&fixture("biden.jpg"), 130);
+    for (policy, status, reason) in [
+        (json!({}), "needs_review", "LowFaceQuality"),
+        (
+            json!({"reviewLowQualityMismatch": false}),
+            "rejected",
+            "DocumentMismatch",
+        ),
+    ] {
+        let (id, session, token) = start_verification(s, &enroller, "bob", policy).await;
+        put_document_ok(s, &enroller, &id, &small_card).await;
+        finish_liveness(s, &session, &token, 95.0, &fixture("Tom_Hanks_54745.png")).await;
+        let v = decided(s, &enroller, &id).await;
+        assert_eq!(v["status"], status, "{v}");
+        assert_eq!(v["decision"]["reasons"], json!([reason]), "{v}");
+        let m = step(&v, "documentMatch");
+        assert!(
+            m["details"]["retakeReasons"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("SMALL_BOUNDING_BOX")),
+            "{m}"
+        );
+        assert!(v["document"]["faceSizePx"].as_f64().unwrap() < 64.0, "{v}");
+        assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
+    }
 
     // 2b. A similarity between the review and the match thresholds → needs_review. The
     // match threshold is put just above alice's measured similarity, the review band

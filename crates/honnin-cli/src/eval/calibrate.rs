@@ -63,6 +63,11 @@ pub struct CalibrateArgs {
     /// (otherwise it is extrapolated from the set with the most impostor pairs).
     #[arg(long, default_value_t = MIN_EXPECTED_IMPOSTORS)]
     pub min_impostors: f64,
+    /// Fusion weights of the recognizers, in `--recognizers` order, instead of the
+    /// calibrated ones (normalised to sum 1; 0 leaves a recognizer out of the score):
+    /// for fusion studies on one template cache. The weights are written into the table.
+    #[arg(long, value_delimiter = ',')]
+    pub fusion_weights: Vec<f32>,
 }
 
 /// Similarity thresholds checked: 50, 60 and 70 (stated FMR 1e-3, 1e-4, 1e-5).
@@ -201,12 +206,13 @@ fn subset(set: &TemplateSet, idx: &[usize]) -> TemplateSet {
 /// All-pairs scores of the images `idx` of `set` (identities as given).
 fn all_pairs_scores(
     engine: &Engine,
+    weights: &[f32],
     set: &TemplateSet,
     identity: &[String],
     idx: &[usize],
 ) -> Scores {
     let dims = scoring::part_dims(engine);
-    let weights = scoring::calibrated_weights(engine);
+    let weights = weights.to_vec();
     let mut numbers: HashMap<&str, u32> = HashMap::new();
     let ids: Vec<u32> = idx
         .iter()
@@ -225,13 +231,13 @@ fn all_pairs_scores(
 /// Every pair across two image lists (frontal × profile).
 fn cross_scores(
     engine: &Engine,
+    weights: &[f32],
     set: &TemplateSet,
     identity: &[String],
     a: &[usize],
     b: &[usize],
 ) -> Scores {
     let dims = scoring::part_dims(engine);
-    let weights = scoring::calibrated_weights(engine);
     let mut numbers: HashMap<&str, u32> = HashMap::new();
     let mut out = Scores {
         genuine: GenuineScores::default(),
@@ -245,7 +251,7 @@ fn cross_scores(
             let s = match (&set.vectors[i], &set.vectors[j]) {
                 (Some(x), Some(y)) => {
                     scoring::part_cosines(x, y, &dims, &mut parts);
-                    scoring::fuse(&parts, &weights)
+                    scoring::fuse(&parts, weights)
                 }
                 _ => -1.0,
             };
@@ -311,6 +317,19 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
     std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("cannot create {}", cache_dir.display()))?;
     let sets = load_sets(&args)?;
+    let weights = if args.fusion_weights.is_empty() {
+        scoring::calibrated_weights(&engine)
+    } else if args.fusion_weights.len() != engine.config().recognizers.len()
+        || args.fusion_weights.iter().any(|w| !(*w >= 0.0))
+        || args.fusion_weights.iter().sum::<f32>() <= 0.0
+    {
+        bail!(
+            "--fusion-weights needs {} non-negative weights (one per recognizer) with a positive sum",
+            engine.config().recognizers.len()
+        );
+    } else {
+        scoring::normalise(&args.fusion_weights)
+    };
 
     // Parts: (label, scores) for calibration and validation.
     let mut fit_parts: Vec<(String, Scores)> = Vec::new();
@@ -323,7 +342,13 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
         } else {
             Selection::Largest
         };
-        let cache = cache_dir.join(format!("{}.bin", set.name));
+        // One cache per set and template space, so that studies do not evict each other.
+        let space: String = engine
+            .template_model()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let cache = cache_dir.join(format!("{}-{space}.bin", set.name));
         let templates =
             scoring::load_or_compute(&engine, &set.paths, &opts, selection, Some(&cache))?;
         let validation: Vec<bool> = set
@@ -353,17 +378,24 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
         let frontal = if set.name == "cfp" { " frontal" } else { "" };
         fit_parts.push((
             format!("{}{frontal}, calibration identities", set.name),
-            all_pairs_scores(&engine, &templates, &set.identity, &cal_idx),
+            all_pairs_scores(&engine, &weights, &templates, &set.identity, &cal_idx),
         ));
         held_out.push((
             format!("{}{frontal}, validation identities", set.name),
-            all_pairs_scores(&engine, &templates, &set.identity, &val_idx),
+            all_pairs_scores(&engine, &weights, &templates, &set.identity, &val_idx),
         ));
         if set.profile.iter().any(|&p| p) {
             let val_profile = pick(true, true);
             reported.push((
                 format!("{} frontal-profile, validation identities", set.name),
-                cross_scores(&engine, &templates, &set.identity, &val_idx, &val_profile),
+                cross_scores(
+                    &engine,
+                    &weights,
+                    &templates,
+                    &set.identity,
+                    &val_idx,
+                    &val_profile,
+                ),
             ));
         }
     }
@@ -410,7 +442,7 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
     let names: Vec<String> = fit_parts.iter().map(|(n, _)| n.clone()).collect();
     let cal = table(
         &engine,
-        &scoring::calibrated_weights(&engine),
+        &weights,
         format!(
             "the highest threshold over: {} (identity split salt {:?}, validation share {}); \
          anchors decided by: {}",

@@ -119,7 +119,14 @@ type Sample = (Vec<u8>, RenderParams);
 
 /// The document step's result for one document.
 enum Portrait {
-    Found { vector: Vec<f32>, face_px: f32 },
+    /// `retake`: the portrait alone makes a non-match unreliable (pose, size, blur:
+    /// `DocumentPortrait::retake_reasons`), so the service's default policy answers a
+    /// match below the review threshold `needs_review` (`LowFaceQuality`).
+    Found {
+        vector: Vec<f32>,
+        face_px: f32,
+        retake: bool,
+    },
     Refused(String),
 }
 
@@ -246,6 +253,7 @@ pub fn run(eargs: &EngineArgs, args: DocumentArgs) -> Result<()> {
             .map(|d| Portrait::Found {
                 vector: selfies.vectors[d.image].clone().unwrap_or_default(),
                 face_px: 0.0,
+                retake: false,
             })
             .collect(),
         samples: Vec::new(),
@@ -378,11 +386,13 @@ pub fn run(eargs: &EngineArgs, args: DocumentArgs) -> Result<()> {
                 "genuine": {
                     "approved": 1.0 - fnmr_at(s, k_match),
                     "review": fnmr_at(s, k_match) - fnmr_at(s, k_review),
-                    "rejected": fnmr_at(s, k_review),
+                    "lowQualityReview": genuine_retake(s, k_review),
+                    "rejected": fnmr_at(s, k_review) - genuine_retake(s, k_review),
                 },
                 "impostor": {
                     "approved": fmr_at(s, k_match),
                     "review": fmr_at(s, k_review) - fmr_at(s, k_match),
+                    "lowQualityReview": impostor_retake(s, k_review),
                 },
             },
             "eer": rep.eer,
@@ -471,12 +481,14 @@ pub fn run(eargs: &EngineArgs, args: DocumentArgs) -> Result<()> {
         let i = &c["defaultPolicy"]["impostor"];
         let pct = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) * 100.0;
         println!(
-            "         default policy: genuine {:.2} % approved, {:.2} % review, {:.2} % rejected; impostors {:.4} % approved, {:.4} % review",
+            "         default policy: genuine {:.2} % approved, {:.2} % review, {:.2} % review for low face quality, {:.2} % rejected; impostors {:.4} % approved, {:.4} % review, {:.2} % review for low face quality",
             pct(&g["approved"]),
             pct(&g["review"]),
+            pct(&g["lowQualityReview"]),
             pct(&g["rejected"]),
             pct(&i["approved"]),
             pct(&i["review"]),
+            pct(&i["lowQualityReview"]),
         );
     }
     println!("report: {}", out_dir.join("report.json").display());
@@ -525,9 +537,14 @@ fn document(
     }) {
         Ok((img, main)) => {
             let t = engine.templates(&img, std::slice::from_ref(&main))?;
+            let retake = !honnin_core::ServiceConfig::default()
+                .retake
+                .single_face_reasons(&main.quality_inputs())
+                .is_empty();
             Portrait::Found {
                 vector: t.into_iter().next().map(|t| t.vector).unwrap_or_default(),
                 face_px: main.face_size,
+                retake,
             }
         }
         Err(e) => Portrait::Refused(format!("{}: {e}", e.code())),
@@ -630,10 +647,24 @@ struct Scores {
     impostors: ScoreHistogram,
     genuine_at_or_above: Vec<u64>,
     impostors_at_or_above: Vec<u64>,
+    /// Pairs below each threshold whose portrait makes the non-match unreliable.
+    genuine_retake_below: Vec<u64>,
+    impostors_retake_below: Vec<u64>,
 }
 
 /// Every document against every selfie image except its own source; a missing template
 /// on either side scores −1 (a genuine pair fails, an impostor pair does not match).
+/// Genuine pairs below threshold `k` whose portrait makes the non-match unreliable, as
+/// a share of all genuine pairs.
+fn genuine_retake(s: &Scores, k: usize) -> f64 {
+    s.genuine_retake_below[k] as f64 / s.genuine.scores.len().max(1) as f64
+}
+
+/// The same for impostor pairs (the cost: an impostor sent to review, not rejected).
+fn impostor_retake(s: &Scores, k: usize) -> f64 {
+    s.impostors_retake_below[k] as f64 / s.impostors.total().max(1) as f64
+}
+
 fn score(
     docs: &[Doc],
     portraits: &[Portrait],
@@ -647,6 +678,8 @@ fn score(
         impostors: ScoreHistogram::new(),
         genuine_at_or_above: vec![0; thresholds.len()],
         impostors_at_or_above: vec![0; thresholds.len()],
+        genuine_retake_below: vec![0; thresholds.len()],
+        impostors_retake_below: vec![0; thresholds.len()],
     };
     docs.par_iter()
         .zip(portraits)
@@ -656,6 +689,7 @@ fn score(
                 Portrait::Found { vector, .. } if !vector.is_empty() => Some(vector.as_slice()),
                 _ => None,
             };
+            let retake = matches!(p, Portrait::Found { retake: true, .. }) && doc.is_some();
             for (j, s) in selfies.iter().enumerate() {
                 if j == d.image {
                     continue;
@@ -675,6 +709,12 @@ fn score(
                         } else {
                             acc.impostors_at_or_above[k] += 1;
                         }
+                    } else if retake {
+                        if same {
+                            acc.genuine_retake_below[k] += 1;
+                        } else {
+                            acc.impostors_retake_below[k] += 1;
+                        }
                     }
                 }
                 if same {
@@ -691,6 +731,8 @@ fn score(
             for k in 0..thresholds.len() {
                 a.genuine_at_or_above[k] += b.genuine_at_or_above[k];
                 a.impostors_at_or_above[k] += b.impostors_at_or_above[k];
+                a.genuine_retake_below[k] += b.genuine_retake_below[k];
+                a.impostors_retake_below[k] += b.impostors_retake_below[k];
             }
             a
         })

@@ -18,12 +18,19 @@
 //! | `darkOrBright` | brightness under 20 or over 90 |
 //! | `severalFaces` | another face at least half as large in the image: the wrong face may have been chosen |
 //! | `unexplained` | none of the above: age gap, expression, make-up, occlusion the detector did not flag, look-alikes, label errors |
+//!
+//! The first four rows are the engine's retake rule (`honnin_engine::NonMatchLimits`,
+//! used by the service to answer "retake" instead of "different person"), so the
+//! breakdown and the service cannot drift apart. [`RetakeSummary`] measures that rule:
+//! how many genuine non-matches it turns into "retake" and how many impostor
+//! non-matches it also asks to retake.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use honnin_engine::{DetectOptions, Engine, Face};
+use honnin_engine::quality::{Pose, QualityInputs};
+use honnin_engine::{DetectOptions, Engine, Face, NonMatchLimits, RetakeReason};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -46,6 +53,21 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// The engine's quality inputs for this face.
+    pub fn inputs(&self) -> QualityInputs {
+        QualityInputs {
+            size: self.size,
+            pose: Pose {
+                yaw: self.yaw,
+                pitch: self.pitch,
+                roll: 0.0,
+            },
+            brightness: self.brightness,
+            sharpness: self.sharpness,
+            confidence: self.confidence,
+        }
+    }
+
     const NONE: Facts = Facts {
         has_face: false,
         size: 0.0,
@@ -76,19 +98,18 @@ pub const CAUSES: [&str; 9] = [
 pub fn cause(a: &Facts, b: &Facts, template: (bool, bool)) -> &'static str {
     let both = [a, b];
     if !template.0 || !template.1 || !a.has_face || !b.has_face {
-        "noTemplate"
-    } else if both
-        .iter()
-        .any(|f| f.yaw.abs() >= 40.0 || f.pitch.abs() >= 30.0)
-    {
-        "strongPose"
-    } else if (a.yaw - b.yaw).abs() >= 30.0 {
-        "poseGap"
-    } else if both.iter().any(|f| f.size < 64.0) {
-        "smallFace"
-    } else if both.iter().any(|f| f.sharpness < 15.0) {
-        "blur"
-    } else if both.iter().any(|f| f.confidence < 80.0) {
+        return "noTemplate";
+    }
+    // The first four causes are the engine's retake rule (one source of truth).
+    if let Some(r) = retake_reasons(a, b).first() {
+        return match r {
+            RetakeReason::ExtremePose => "strongPose",
+            RetakeReason::PoseMismatch => "poseGap",
+            RetakeReason::SmallBoundingBox => "smallFace",
+            RetakeReason::LowSharpness => "blur",
+        };
+    }
+    if both.iter().any(|f| f.confidence < 80.0) {
         "weakDetection"
     } else if both
         .iter()
@@ -99,6 +120,102 @@ pub fn cause(a: &Facts, b: &Facts, template: (bool, bool)) -> &'static str {
         "severalFaces"
     } else {
         "unexplained"
+    }
+}
+
+/// The engine's retake reasons for a pair ([`NonMatchLimits`] at its defaults, as the
+/// service uses them); empty when either image has no face.
+pub fn retake_reasons(a: &Facts, b: &Facts) -> Vec<RetakeReason> {
+    if !a.has_face || !b.has_face {
+        return Vec::new();
+    }
+    NonMatchLimits::default().retake_reasons(&a.inputs(), &b.inputs())
+}
+
+/// What the retake rule does at one threshold: how many non-matches it turns from
+/// "different person" into "retake", for genuine pairs (the gain) and impostor pairs
+/// (the cost: an impostor is asked to try again rather than told no; none is accepted).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetakeSummary {
+    pub genuine_pairs: usize,
+    pub genuine_below: usize,
+    pub genuine_retake: usize,
+    pub impostor_pairs: usize,
+    pub impostor_below: usize,
+    pub impostor_retake: usize,
+    /// Genuine pairs below the threshold with both templates (a pair without a
+    /// template is answered with an error, not a decision).
+    pub genuine_below_with_templates: usize,
+    pub genuine_retake_by_reason: BTreeMap<&'static str, usize>,
+}
+
+impl RetakeSummary {
+    /// Tallies pairs `(a, b, same, score)` against threshold `t`.
+    pub fn tally(
+        pairs: impl Iterator<Item = (usize, usize, bool, f32)>,
+        t: f32,
+        facts: &[Facts],
+        has_template: &[bool],
+    ) -> Self {
+        let mut s = RetakeSummary {
+            genuine_pairs: 0,
+            genuine_below: 0,
+            genuine_retake: 0,
+            impostor_pairs: 0,
+            impostor_below: 0,
+            impostor_retake: 0,
+            genuine_below_with_templates: 0,
+            genuine_retake_by_reason: BTreeMap::new(),
+        };
+        for (a, b, same, score) in pairs {
+            let below = score < t;
+            let templates = has_template[a] && has_template[b];
+            let reasons = if below && templates {
+                retake_reasons(&facts[a], &facts[b])
+            } else {
+                Vec::new()
+            };
+            if same {
+                s.genuine_pairs += 1;
+                s.genuine_below += below as usize;
+                s.genuine_below_with_templates += (below && templates) as usize;
+                if let Some(r) = reasons.first() {
+                    s.genuine_retake += 1;
+                    *s.genuine_retake_by_reason.entry(r.as_str()).or_default() += 1;
+                }
+            } else {
+                s.impostor_pairs += 1;
+                s.impostor_below += below as usize;
+                s.impostor_retake += (!reasons.is_empty()) as usize;
+            }
+        }
+        s
+    }
+
+    pub fn print(&self, sim: f32) {
+        let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
+        println!(
+            "  retake rule at similarity {sim}: {} of {} genuine non-matches ({:.1} %) become \"retake\"; \
+             FNMR as a confident \"different person\" {:.2} % (was {:.2} %), retake {:.2} % of genuine pairs",
+            self.genuine_retake,
+            self.genuine_below,
+            pct(self.genuine_retake, self.genuine_below),
+            pct(self.genuine_below - self.genuine_retake, self.genuine_pairs),
+            pct(self.genuine_below, self.genuine_pairs),
+            pct(self.genuine_retake, self.genuine_pairs),
+        );
+        println!(
+            "    by first reason: {}; cost: {:.2} % of impostor pairs ({} of {}) get \"retake\" instead of \"different person\" (none is accepted)",
+            self.genuine_retake_by_reason
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            pct(self.impostor_retake, self.impostor_pairs),
+            self.impostor_retake,
+            self.impostor_pairs,
+        );
     }
 }
 

@@ -46,7 +46,9 @@ pub struct PairsArgs {
     pub write_calibration: Option<PathBuf>,
     /// Give every false non-match below this similarity, and every false match at or
     /// above it, a cause (pose, small face, blur, …; see `eval/explain.rs`), pooled and
-    /// identity-weighted, with examples.
+    /// identity-weighted, with examples; and measure the engine's retake rule at that
+    /// similarity (genuine non-matches turned into "retake", and the impostors also
+    /// asked to retake).
     #[arg(long)]
     pub explain: Option<f32>,
 }
@@ -199,7 +201,16 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
                 }
                 rows.push(explain::breakdown(&failures, &facts, &has, &per_id, &names));
             }
-            Some((sim, t, rows))
+            let retake = explain::RetakeSummary::tally(
+                pairs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| (index[&p.a], index[&p.b], p.same, pair_scores[k])),
+                t,
+                &facts,
+                &has,
+            );
+            Some((sim, t, rows, retake))
         }
         (Some(_), None) => bail!("--explain needs a calibrated engine"),
         (None, _) => None,
@@ -229,9 +240,10 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
                 "lowEvidence": p.low_evidence,
             })).collect::<Vec<_>>(),
             "calibrationCheck": checks,
-            "explained": explained.as_ref().map(|(sim, t, rows)| json!({
+            "explained": explained.as_ref().map(|(sim, t, rows, retake)| json!({
                 "similarity": sim, "score": t,
                 "falseNonMatches": rows[0], "falseMatches": rows[1],
+                "retake": retake,
             })),
         }),
     )?;
@@ -274,7 +286,7 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             }
         );
     }
-    if let Some((sim, t, rows)) = &explained {
+    if let Some((sim, t, rows, retake)) = &explained {
         explain::print(
             &format!("genuine pairs below similarity {sim} (score {t:.3}), by cause:"),
             &rows[0],
@@ -285,6 +297,7 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             &rows[1],
             "FMR",
         );
+        retake.print(*sim);
     }
     let mut failures = Vec::new();
     if let Some(checks) = &checks {
