@@ -29,7 +29,7 @@ pub struct EngineArgs {
     /// Folder with the model files (default: $HONNIN_MODEL_DIR, then models/ beside the binary or the source tree).
     #[arg(long, global = true, env = "HONNIN_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
-    /// Recognizers to fuse, comma-separated (mobilefacenet, fr-feature). Default: the shipped default.
+    /// Recognizers to fuse, comma-separated (mobilefacenet, fr-feature, sface). Default: the shipped default.
     #[arg(long, global = true, value_delimiter = ',')]
     pub recognizers: Vec<String>,
     /// Also embed the mirrored face and add the embeddings (doubles embedding time).

@@ -150,10 +150,11 @@ impl Service {
                 });
             } else {
                 let mut face = ComparedFace::from(f);
-                face.retake_reasons = self
-                    .config()
-                    .retake
-                    .retake_reasons(&sface.quality_inputs(), &f.quality_inputs());
+                face.retake_reasons = self.config().retake.retake_reasons(
+                    c.similarity,
+                    &sface.quality_inputs(),
+                    &f.quality_inputs(),
+                );
                 unmatched.push(face);
             }
         }

@@ -268,11 +268,11 @@ pub struct DocumentPortrait {
 }
 
 impl DocumentPortrait {
-    /// Why a non-match against this portrait is not reliable (the live face of a
+    /// Why a non-match at `similarity` against this portrait is not reliable (the live face of a
     /// liveness session is frontal and close by construction, so only the portrait's
     /// own pose, size and sharpness count). Empty for records without pose and
     /// sharpness.
-    pub fn retake_reasons(&self, limits: &NonMatchLimits) -> Vec<RetakeReason> {
+    pub fn retake_reasons(&self, similarity: f32, limits: &NonMatchLimits) -> Vec<RetakeReason> {
         let (Some(pose), Some(sharpness)) = (self.pose, self.sharpness) else {
             return Vec::new();
         };
@@ -283,7 +283,7 @@ impl DocumentPortrait {
             sharpness,
             confidence: self.confidence,
         };
-        limits.single_face_reasons(&q)
+        limits.single_face_reasons(similarity, &q)
     }
 }
 
@@ -945,7 +945,7 @@ impl Service {
                     .document_info
                     .as_deref()
                     .and_then(|d| serde_json::from_str::<DocumentPortrait>(d).ok())
-                    .map(|d| d.retake_reasons(&self.config().retake))
+                    .map(|d| d.retake_reasons(c.similarity, &self.config().retake))
                     .unwrap_or_default();
                 let (outcome, why) = if c.similarity >= doc_threshold {
                     ("passed", None)

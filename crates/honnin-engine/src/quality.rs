@@ -424,6 +424,13 @@ pub struct NonMatchLimits {
     pub min_size: f32,
     /// Sharpness below which a face is [`RetakeReason::LowSharpness`], 0–100 (15).
     pub min_sharpness: f32,
+    /// Similarity (0–100) below which a non-match stays "different person" whatever the
+    /// faces' quality (40, the threshold for FMR 1e-2). Impostor pairs score below it
+    /// 99 % of the time, so at most about 1 % of different-person comparisons can be sent
+    /// to retake, while the genuine pairs that poor pose, size or blur push under the
+    /// decision threshold mostly stay above it (measured: models/MODELS.md,
+    /// "Quality-aware decisions").
+    pub min_similarity: f32,
 }
 
 impl Default for NonMatchLimits {
@@ -434,14 +441,30 @@ impl Default for NonMatchLimits {
             max_yaw_gap: 30.0,
             min_size: 64.0,
             min_sharpness: 15.0,
+            min_similarity: 40.0,
         }
     }
 }
 
 impl NonMatchLimits {
-    /// Why a non-match between faces `a` and `b` is not reliable (empty: it is). Each
-    /// reason appears once, in the order of [`RetakeReason`].
-    pub fn retake_reasons(&self, a: &QualityInputs, b: &QualityInputs) -> Vec<RetakeReason> {
+    /// Why a non-match at `similarity` (0–100, below the caller's threshold) between faces
+    /// `a` and `b` is not reliable (empty: it is): [`Self::quality_reasons`], unless the
+    /// similarity is below [`Self::min_similarity`].
+    pub fn retake_reasons(
+        &self,
+        similarity: f32,
+        a: &QualityInputs,
+        b: &QualityInputs,
+    ) -> Vec<RetakeReason> {
+        if similarity < self.min_similarity {
+            return Vec::new();
+        }
+        self.quality_reasons(a, b)
+    }
+
+    /// What in faces `a` and `b` can make a comparison fail for the same person, whatever
+    /// the score. Each reason appears once, in the order of [`RetakeReason`].
+    pub fn quality_reasons(&self, a: &QualityInputs, b: &QualityInputs) -> Vec<RetakeReason> {
         let both = [a, b];
         let mut r = Vec::new();
         if both
@@ -462,10 +485,11 @@ impl NonMatchLimits {
         r
     }
 
-    /// The reasons of one face alone (extreme pose, small, blurred), for a comparison
-    /// whose other side is known to be frontal and sharp (a liveness session's face).
-    pub fn single_face_reasons(&self, a: &QualityInputs) -> Vec<RetakeReason> {
-        self.retake_reasons(a, a)
+    /// [`Self::retake_reasons`] with one face alone (extreme pose, small, blurred), for
+    /// a comparison whose other side is known to be frontal and sharp (a liveness
+    /// session's face).
+    pub fn single_face_reasons(&self, similarity: f32, a: &QualityInputs) -> Vec<RetakeReason> {
+        self.retake_reasons(similarity, a, a)
     }
 }
 
@@ -616,7 +640,7 @@ mod tests {
     fn a_good_pair_has_no_retake_reason() {
         let l = NonMatchLimits::default();
         assert!(l
-            .retake_reasons(&inputs(5.0, 120.0, 60.0), &inputs(-10.0, 150.0, 40.0))
+            .retake_reasons(55.0, &inputs(5.0, 120.0, 60.0), &inputs(-10.0, 150.0, 40.0))
             .is_empty());
     }
 
@@ -625,22 +649,40 @@ mod tests {
         let l = NonMatchLimits::default();
         let good = inputs(0.0, 120.0, 60.0);
         assert_eq!(
-            l.retake_reasons(&good, &inputs(-45.0, 120.0, 60.0)),
+            l.retake_reasons(55.0, &good, &inputs(-45.0, 120.0, 60.0)),
             vec![RetakeReason::ExtremePose, RetakeReason::PoseMismatch]
         );
         assert_eq!(
-            l.retake_reasons(&inputs(-16.0, 120.0, 60.0), &inputs(16.0, 120.0, 60.0)),
+            l.retake_reasons(
+                55.0,
+                &inputs(-16.0, 120.0, 60.0),
+                &inputs(16.0, 120.0, 60.0)
+            ),
             vec![RetakeReason::PoseMismatch]
         );
         assert_eq!(
-            l.retake_reasons(&inputs(0.0, 50.0, 10.0), &inputs(0.0, 40.0, 5.0)),
+            l.retake_reasons(55.0, &inputs(0.0, 50.0, 10.0), &inputs(0.0, 40.0, 5.0)),
             vec![RetakeReason::SmallBoundingBox, RetakeReason::LowSharpness]
         );
         let mut tilted = good;
         tilted.pose.pitch = -31.0;
         assert_eq!(
-            l.retake_reasons(&tilted, &good),
+            l.retake_reasons(55.0, &tilted, &good),
             vec![RetakeReason::ExtremePose]
+        );
+    }
+
+    #[test]
+    fn a_very_low_similarity_stays_a_non_match_whatever_the_quality() {
+        let l = NonMatchLimits::default();
+        let (profile, tiny) = (inputs(-60.0, 120.0, 60.0), inputs(0.0, 30.0, 5.0));
+        assert!(l.retake_reasons(39.9, &profile, &tiny).is_empty());
+        assert!(!l.retake_reasons(40.0, &profile, &tiny).is_empty());
+        assert_eq!(l.quality_reasons(&profile, &tiny).len(), 4);
+        assert!(l.single_face_reasons(20.0, &tiny).is_empty());
+        assert_eq!(
+            l.single_face_reasons(45.0, &tiny),
+            vec![RetakeReason::SmallBoundingBox, RetakeReason::LowSharpness]
         );
     }
 }

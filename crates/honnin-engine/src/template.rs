@@ -9,7 +9,7 @@ use crate::error::EngineError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Template {
-    /// Identifier of the template space, e.g. `honnin-1:mobilefacenet+fr-feature`.
+    /// Identifier of the template space, e.g. `honnin-1:fr-feature+sface`.
     pub model: String,
     pub vector: Vec<f32>,
 }

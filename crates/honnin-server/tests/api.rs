@@ -539,31 +539,42 @@ async fn transient_faces(s: &Server) {
     assert_eq!(v["groups"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["messyGroup"], json!([c]));
 
-    // Compare: a non-match between two good photos is a confident "different person";
-    // against a face too small to tell, it says why a retake is needed instead.
-    let compare = |target: Vec<u8>| {
-        let body = json!({"sourceImage": b64(&fixture("obama.jpg")), "targetImage": b64(&target)});
+    // Compare: a non-match is "different person" unless the faces explain it. A face
+    // shrunk to ~55 px against the same person at a threshold above their similarity →
+    // retake (SMALL_BOUNDING_BOX); two good photos, or a different person scoring like
+    // an impostor, → no retake reasons.
+    let compare = |target: Vec<u8>, threshold: f64| {
+        let body = json!({"sourceImage": b64(&fixture("obama.jpg")), "targetImage": b64(&target),
+                          "similarityThreshold": threshold});
         async move { s.ok("POST", "/v1/compare", Some(body)).await }
     };
-    let v = compare(fixture("biden.jpg")).await;
-    assert!(v["faceMatches"].as_array().unwrap().is_empty(), "{v}");
-    assert!(v["unmatchedFaces"][0].get("retakeReasons").is_none(), "{v}");
-    let small = {
-        let img = image::load_from_memory(&fixture("biden.jpg")).unwrap();
-        let img = img.resize(150, 340, image::imageops::FilterType::Triangle);
+    let shrunk = |name: &str| {
+        let img = image::load_from_memory(&fixture(name)).unwrap();
+        let img = img.resize(
+            img.width() / 7,
+            img.height() / 7,
+            image::imageops::FilterType::Triangle,
+        );
         let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
     };
-    let v = compare(small).await;
+    let reasons = |v: &Value| v["unmatchedFaces"][0].get("retakeReasons").cloned();
+    let v = compare(shrunk("obama2.jpg"), 99.0).await;
     assert!(v["faceMatches"].as_array().unwrap().is_empty(), "{v}");
     assert!(
-        v["unmatchedFaces"][0]["retakeReasons"]
-            .as_array()
-            .unwrap()
+        reasons(&v)
+            .and_then(|r| r.as_array().cloned())
+            .unwrap_or_default()
             .contains(&json!("SMALL_BOUNDING_BOX")),
         "{v}"
     );
+    let v = compare(fixture("obama2.jpg"), 99.0).await;
+    assert!(v["faceMatches"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(reasons(&v), None, "{v}");
+    let v = compare(shrunk("biden.jpg"), 70.0).await;
+    assert!(v["faceMatches"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(reasons(&v), None, "{v}");
 }
 
 async fn bad_input(s: &Server) {
@@ -1887,33 +1898,54 @@ async fn verifications(s: &Server) {
     );
     assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
 
-    // 2a. A different person on a document whose portrait is too small for a non-match
-    // to mean "different person" → needs_review with LowFaceQuality; with
-    // reviewLowQualityMismatch false, rejected as before.
-    let small_card = id_card_with_portrait(&fixture("biden.jpg"), 130);
-    for (policy, status, reason) in [
-        (json!({}), "needs_review", "LowFaceQuality"),
+    // 2a. Quality-aware mismatches. The same person on a card whose portrait is too
+    // small to tell, below the review threshold (both put at FMR 1e-7, similarity 90) →
+    // needs_review with LowFaceQuality; with reviewLowQualityMismatch false → rejected.
+    // A different person on such a card scores like an impostor (below similarity 40)
+    // and is rejected whatever the portrait.
+    let small_obama = id_card_with_portrait(&fixture("obama.jpg"), 130);
+    let strict =
+        json!({"documentMatchFmr": 1e-7, "documentReviewFmr": 1e-7, "enrolOnSuccess": false});
+    let mut lenient_off = strict.clone();
+    lenient_off["reviewLowQualityMismatch"] = json!(false);
+    for (card, live, policy, status, reason) in [
         (
-            json!({"reviewLowQualityMismatch": false}),
+            &small_obama,
+            "obama2.jpg",
+            strict.clone(),
+            "needs_review",
+            "LowFaceQuality",
+        ),
+        (
+            &small_obama,
+            "obama2.jpg",
+            lenient_off,
+            "rejected",
+            "DocumentMismatch",
+        ),
+        (
+            &id_card_with_portrait(&fixture("biden.jpg"), 130),
+            "Tom_Hanks_54745.png",
+            json!({}),
             "rejected",
             "DocumentMismatch",
         ),
     ] {
-        let (id, session, token) = start_verification(s, &enroller, "bob", policy).await;
-        put_document_ok(s, &enroller, &id, &small_card).await;
-        finish_liveness(s, &session, &token, 95.0, &fixture("Tom_Hanks_54745.png")).await;
+        let (id, session, token) = start_verification(s, &enroller, "alice", policy).await;
+        put_document_ok(s, &enroller, &id, card).await;
+        finish_liveness(s, &session, &token, 95.0, &fixture(live)).await;
         let v = decided(s, &enroller, &id).await;
         assert_eq!(v["status"], status, "{v}");
         assert_eq!(v["decision"]["reasons"], json!([reason]), "{v}");
-        let m = step(&v, "documentMatch");
-        assert!(
-            m["details"]["retakeReasons"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("SMALL_BOUNDING_BOX")),
-            "{m}"
-        );
         assert!(v["document"]["faceSizePx"].as_f64().unwrap() < 64.0, "{v}");
+        let m = step(&v, "documentMatch");
+        let similarity = m["score"].as_f64().unwrap();
+        let retake = m["details"]["retakeReasons"].as_array().unwrap();
+        if similarity >= 40.0 {
+            assert!(retake.contains(&json!("SMALL_BOUNDING_BOX")), "{m}");
+        } else {
+            assert!(retake.is_empty() && reason == "DocumentMismatch", "{m}");
+        }
         assert_eq!(step(&v, "enrolment")["outcome"], "skipped");
     }
 

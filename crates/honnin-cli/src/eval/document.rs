@@ -314,6 +314,9 @@ pub fn run(eargs: &EngineArgs, args: DocumentArgs) -> Result<()> {
         bail!("the default document thresholds ({default_similarity}, {review_similarity}) are not among the reported similarities {SIMILARITIES:?}");
     };
     let fusion = Fusion::of(&engine);
+    // Below this raw score a non-match stays a mismatch whatever the portrait's quality.
+    let retake_band =
+        cal.score_for_similarity(honnin_core::ServiceConfig::default().retake.min_similarity);
     let mut results = Vec::new();
     for c in &conditions {
         let s = score(
@@ -323,6 +326,7 @@ pub fn run(eargs: &EngineArgs, args: DocumentArgs) -> Result<()> {
             &identity,
             &fusion,
             &thresholds,
+            retake_band,
         );
         let report = evaluate(&s.genuine, &s.impostors, &REPORT_FMRS);
         results.push((s, report));
@@ -537,9 +541,10 @@ fn document(
     }) {
         Ok((img, main)) => {
             let t = engine.templates(&img, std::slice::from_ref(&main))?;
+            // Quality alone here; the similarity band is applied per pair in `score`.
             let retake = !honnin_core::ServiceConfig::default()
                 .retake
-                .single_face_reasons(&main.quality_inputs())
+                .single_face_reasons(100.0, &main.quality_inputs())
                 .is_empty();
             Portrait::Found {
                 vector: t.into_iter().next().map(|t| t.vector).unwrap_or_default(),
@@ -672,6 +677,7 @@ fn score(
     identity: &[u32],
     fusion: &Fusion,
     thresholds: &[f32],
+    retake_band: f32,
 ) -> Scores {
     let empty = || Scores {
         genuine: GenuineScores::default(),
@@ -709,7 +715,7 @@ fn score(
                         } else {
                             acc.impostors_at_or_above[k] += 1;
                         }
-                    } else if retake {
+                    } else if retake && score >= retake_band {
                         if same {
                             acc.genuine_retake_below[k] += 1;
                         } else {

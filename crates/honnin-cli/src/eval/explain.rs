@@ -101,7 +101,7 @@ pub fn cause(a: &Facts, b: &Facts, template: (bool, bool)) -> &'static str {
         return "noTemplate";
     }
     // The first four causes are the engine's retake rule (one source of truth).
-    if let Some(r) = retake_reasons(a, b).first() {
+    if let Some(r) = quality_reasons(a, b).first() {
         return match r {
             RetakeReason::ExtremePose => "strongPose",
             RetakeReason::PoseMismatch => "poseGap",
@@ -123,13 +123,13 @@ pub fn cause(a: &Facts, b: &Facts, template: (bool, bool)) -> &'static str {
     }
 }
 
-/// The engine's retake reasons for a pair ([`NonMatchLimits`] at its defaults, as the
-/// service uses them); empty when either image has no face.
-pub fn retake_reasons(a: &Facts, b: &Facts) -> Vec<RetakeReason> {
+/// The engine's quality reasons for a pair ([`NonMatchLimits`] at its defaults, as the
+/// service uses them), whatever the score; empty when either image has no face.
+pub fn quality_reasons(a: &Facts, b: &Facts) -> Vec<RetakeReason> {
     if !a.has_face || !b.has_face {
         return Vec::new();
     }
-    NonMatchLimits::default().retake_reasons(&a.inputs(), &b.inputs())
+    NonMatchLimits::default().quality_reasons(&a.inputs(), &b.inputs())
 }
 
 /// What the retake rule does at one threshold: how many non-matches it turns from
@@ -151,10 +151,12 @@ pub struct RetakeSummary {
 }
 
 impl RetakeSummary {
-    /// Tallies pairs `(a, b, same, score)` against threshold `t`.
+    /// Tallies pairs `(a, b, same, score)` against threshold `t`; pairs below `band`
+    /// (the raw score of [`NonMatchLimits::min_similarity`]) are never a retake.
     pub fn tally(
         pairs: impl Iterator<Item = (usize, usize, bool, f32)>,
         t: f32,
+        band: f32,
         facts: &[Facts],
         has_template: &[bool],
     ) -> Self {
@@ -171,8 +173,8 @@ impl RetakeSummary {
         for (a, b, same, score) in pairs {
             let below = score < t;
             let templates = has_template[a] && has_template[b];
-            let reasons = if below && templates {
-                retake_reasons(&facts[a], &facts[b])
+            let reasons = if below && templates && score >= band {
+                quality_reasons(&facts[a], &facts[b])
             } else {
                 Vec::new()
             };
@@ -196,8 +198,9 @@ impl RetakeSummary {
     pub fn print(&self, sim: f32) {
         let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
         println!(
-            "  retake rule at similarity {sim}: {} of {} genuine non-matches ({:.1} %) become \"retake\"; \
+            "  retake rule at similarity {sim} (non-matches from similarity {} up): {} of {} genuine non-matches ({:.1} %) become \"retake\"; \
              FNMR as a confident \"different person\" {:.2} % (was {:.2} %), retake {:.2} % of genuine pairs",
+            NonMatchLimits::default().min_similarity,
             self.genuine_retake,
             self.genuine_below,
             pct(self.genuine_retake, self.genuine_below),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
+use honnin_engine::NonMatchLimits;
 use honnin_eval::datasets::{lfw_pairs, lfw_path, pair_list, ListedPair};
 use honnin_eval::metrics::{evaluate, GenuineScores, ScoreHistogram};
 use honnin_eval::plot::{LogLogPlot, Series};
@@ -207,6 +208,7 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
                     .enumerate()
                     .map(|(k, p)| (index[&p.a], index[&p.b], p.same, pair_scores[k])),
                 t,
+                cal.score_for_similarity(NonMatchLimits::default().min_similarity),
                 &facts,
                 &has,
             );
