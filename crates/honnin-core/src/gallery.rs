@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use honnin_engine::{QualityLevel, Template};
+use honnin_engine::quality::QualityInputs;
+use honnin_engine::{QualityLevel, RetakeReason, Template};
 use honnin_storage::{CollectionRow, FaceRow, UserRow};
 use parking_lot::RwLock;
 
@@ -436,11 +437,17 @@ impl Service {
         Vec<f32>,
         Option<String>,
         Option<honnin_engine::engine::RatioBox>,
+        Option<QualityInputs>,
     )> {
         match probe {
             Probe::Image(bytes) => {
                 let (f, t) = self.largest_face(bytes, "image").await?;
-                Ok((self.weighting.apply(&t.vector), None, Some(f.bounding_box)))
+                Ok((
+                    self.weighting.apply(&t.vector),
+                    None,
+                    Some(f.bounding_box),
+                    Some(f.quality_inputs()),
+                ))
             }
             Probe::CollectionFace(id) => {
                 let id = validate::face_id(&id)?;
@@ -454,7 +461,7 @@ impl Service {
                             "face `{id}` is not in this collection"
                         ))
                     })?;
-                Ok((v, Some(id), None))
+                Ok((v, Some(id), None, None))
             }
             Probe::TransientFace(id) => {
                 let id = validate::face_id(&id)?;
@@ -462,8 +469,37 @@ impl Service {
                     .transient(p, std::slice::from_ref(&id))
                     .await?
                     .remove(0);
-                Ok((self.weighting.apply(&t.vector), Some(id), None))
+                Ok((self.weighting.apply(&t.vector), Some(id), None, None))
             }
+        }
+    }
+
+    /// Why a search that found nothing should be retried with a better photo: the probe
+    /// (an image's face; `None` for stored probes) is turned, small or blurred, and some
+    /// face of the collection (with `users_only`, a face of a user) scored between the retake floor
+    /// (`NonMatchLimits::min_similarity`) and the threshold. Empty otherwise: nothing
+    /// came close, or the probe was good, and "no match" stands.
+    fn probe_retake_reasons(
+        &self,
+        c: &Loaded,
+        queries: &[Vec<f32>],
+        quality: Option<&QualityInputs>,
+        users_only: bool,
+    ) -> Vec<RetakeReason> {
+        let Some(q) = quality else {
+            return Vec::new();
+        };
+        let limits = &self.config().retake;
+        let floor = self.score_for(limits.min_similarity);
+        let idx = c.index.read();
+        let keep = |i: usize| !users_only || idx.has_user(i);
+        let close = queries
+            .iter()
+            .any(|v| !idx.search(v, floor, 1, &keep).is_empty());
+        if close {
+            limits.single_face_reasons(limits.min_similarity, q)
+        } else {
+            Vec::new()
         }
     }
 
@@ -485,7 +521,7 @@ impl Service {
                 "maxResults must be between 1 and {MAX_SEARCH_RESULTS}"
             )));
         }
-        let (query, searched_id, bbox) = self.probe_vector(p, &c, probe).await?;
+        let (query, searched_id, bbox, quality) = self.probe_vector(p, &c, probe).await?;
         let min = self.score_for(threshold);
         let hits: Vec<Hit> = {
             let idx = c.index.read();
@@ -497,7 +533,7 @@ impl Service {
                 .take(k)
                 .collect()
         };
-        let matches = self
+        let matches: Vec<FaceMatch> = self
             .hit_rows(collection, &hits)
             .await?
             .iter()
@@ -506,9 +542,15 @@ impl Service {
                 face: self.stored_face(r),
             })
             .collect();
+        let retake_reasons = if matches.is_empty() {
+            self.probe_retake_reasons(&c, &[query], quality.as_ref(), false)
+        } else {
+            Vec::new()
+        };
         Ok(SearchResult {
             searched_face_id: searched_id,
             searched_face_bounding_box: bbox,
+            retake_reasons,
             face_matches: matches,
             threshold: self.threshold_info(threshold),
             face_model_version: self.engine().template_model().into(),
@@ -829,10 +871,10 @@ impl Service {
             ));
         }
         let min = self.score_for(threshold);
-        let (queries, exclude_user, bbox) = match (probe, user) {
+        let (queries, exclude_user, bbox, quality) = match (probe, user) {
             (Some(probe), None) => {
-                let (v, _, bbox) = self.probe_vector(p, &c, probe).await?;
-                (vec![v], None, bbox)
+                let (v, _, bbox, quality) = self.probe_vector(p, &c, probe).await?;
+                (vec![v], None, bbox, quality)
             }
             (None, Some(u)) => {
                 check_user_id(u)?;
@@ -852,7 +894,7 @@ impl Service {
                         "user `{u}` has no faces to search with"
                     )));
                 }
-                (v, Some(u.to_string()), None)
+                (v, Some(u.to_string()), None, None)
             }
             _ => {
                 return Err(CoreError::InvalidParameter(
@@ -868,8 +910,15 @@ impl Service {
             }
         }
         hits.retain(|h| h.user_id.as_deref() != exclude_user.as_deref());
+        let user_matches = self.aggregate_users(&hits, k);
+        let retake_reasons = if user_matches.is_empty() {
+            self.probe_retake_reasons(&c, &queries, quality.as_ref(), true)
+        } else {
+            Vec::new()
+        };
         Ok(SearchUsersResult {
-            user_matches: self.aggregate_users(&hits, k),
+            user_matches,
+            retake_reasons,
             searched_face_bounding_box: bbox,
             threshold: self.threshold_info(threshold),
         })

@@ -244,6 +244,11 @@ pub struct SearchResult {
     pub searched_face_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub searched_face_bounding_box: Option<RatioBox>,
+    /// Only when nothing matched: the image's face is turned, small or blurred and some
+    /// face of the collection came close (similarity 40 up to the threshold), so "no
+    /// match" is not reliable; ask for a better photo. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retake_reasons: Vec<RetakeReason>,
     pub face_matches: Vec<FaceMatch>,
     pub threshold: ThresholdInfo,
     pub face_model_version: String,
@@ -310,6 +315,9 @@ pub struct UserMatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchUsersResult {
     pub user_matches: Vec<UserMatch>,
+    /// As [`SearchResult::retake_reasons`], for users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retake_reasons: Vec<RetakeReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub searched_face_bounding_box: Option<RatioBox>,
     pub threshold: ThresholdInfo,

@@ -575,6 +575,32 @@ async fn transient_faces(s: &Server) {
     let v = compare(shrunk("biden.jpg"), 70.0).await;
     assert!(v["faceMatches"].as_array().unwrap().is_empty(), "{v}");
     assert_eq!(reasons(&v), None, "{v}");
+
+    // Search: "no match" for a small probe whose person is in the collection but below
+    // the threshold → retakeReasons; for a good photo, or a small face of someone far
+    // from everyone in the collection, "no match" stands.
+    for (path, matches) in [
+        ("/v1/collections/t/search", "faceMatches"),
+        ("/v1/collections/t/search-users", "userMatches"),
+    ] {
+        let search = |image: Vec<u8>| {
+            let body = json!({"image": b64(&image), "threshold": 99.0});
+            async move { s.ok("POST", path, Some(body)).await }
+        };
+        let v = search(shrunk("obama2.jpg")).await;
+        assert!(v[matches].as_array().unwrap().is_empty(), "{v}");
+        assert!(
+            v["retakeReasons"]
+                .as_array()
+                .is_some_and(|r| r.contains(&json!("SMALL_BOUNDING_BOX"))),
+            "{path}: {v}"
+        );
+        let v = search(fixture("obama2.jpg")).await;
+        assert!(v[matches].as_array().unwrap().is_empty(), "{v}");
+        assert!(v.get("retakeReasons").is_none(), "{path}: {v}");
+        let v = search(shrunk("biden.jpg")).await;
+        assert!(v.get("retakeReasons").is_none(), "{path}: {v}");
+    }
 }
 
 async fn bad_input(s: &Server) {
