@@ -64,13 +64,14 @@ impl Default for VerificationConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerificationPolicy {
     /// Document portrait ↔ live face: the false-match rate of the threshold (default 1e-4,
-    /// similarity 60). Measured on synthetic ID cards with the calibration fitted on LFW
-    /// and CFP: FMR 4.2e-6 at 60, card FNMR 14.6 % (6.0 % at 50): `docs/verification.md`.
+    /// similarity 60). Measured on synthetic ID cards with fr_feature + SFace and the
+    /// calibration fitted on LFW and CFP: FMR 2.8e-6 at 60, card FNMR 9.3 % (3.3 % at 50):
+    /// `docs/verification.md`.
     pub document_match_fmr: f64,
     /// Document matches below the `documentMatchFmr` threshold but at or above this
     /// one's go to `needs_review` (`DocumentMatchUncertain`) instead of being rejected
     /// (default 1e-3, similarity 50). Equal to `documentMatchFmr`: no review band. On
-    /// synthetic LFW documents the band holds about 8.5 % of genuine users and 0.008 %
+    /// synthetic LFW documents the band holds about 6.0 % of genuine users and 0.006 %
     /// of impostors (`honnin eval document`, docs/verification.md).
     pub document_review_fmr: f64,
     /// Liveness confidence at or above which the face counts as live (default 50).

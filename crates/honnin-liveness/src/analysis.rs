@@ -56,7 +56,8 @@ pub struct Thresholds {
     /// score (0.459) that "1e-4" stood for under the LFW-only table, where it was
     /// measured: face swaps' lowest pairs up to 53.7 on the old scale were caught, and 2 of
     /// 48 webcam live sessions (49.9, 50.4) were not decided live. 1e-4 on the new table
-    /// would reject live sessions up to the old 70 (docs/liveness.md §2.4).
+    /// would reject live sessions up to the old 70 (docs/liveness.md §2.4). With the
+    /// fr_feature + SFace default, 1e-3 is that model's own similarity 50.
     pub identity_fmr: f64,
     pub identity_scale: f64,
     pub identity_frames: usize,
