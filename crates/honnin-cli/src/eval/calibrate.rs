@@ -320,7 +320,7 @@ pub fn run(eargs: &EngineArgs, args: CalibrateArgs) -> Result<()> {
     let weights = if args.fusion_weights.is_empty() {
         scoring::calibrated_weights(&engine)
     } else if args.fusion_weights.len() != engine.config().recognizers.len()
-        || args.fusion_weights.iter().any(|w| !(*w >= 0.0))
+        || args.fusion_weights.iter().any(|w| w.is_nan() || *w < 0.0)
         || args.fusion_weights.iter().sum::<f32>() <= 0.0
     {
         bail!(
