@@ -392,7 +392,6 @@ def build_sface(work, out):
                   os.path.join(work, "sface.src.onnx"))
     m = onnx.load(src)
     k = fold_dequantize(m)
-    drop_unused_initializers(m)
     set_opset(m, 13)
     m.ir_version = 7
     n = native_prelu(m)

@@ -23,7 +23,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use honnin_core::verification::{document_faces, pick_document_portrait, VerificationPolicy};
-use honnin_engine::{DetectOptions, Engine};
+use honnin_engine::{DetectOptions, Engine, NonMatchLimits};
 use honnin_eval::datasets::lfw_images;
 use honnin_eval::metrics::{evaluate, GenuineScores, ScoreHistogram};
 use honnin_eval::plot::{LogLogPlot, Series};
@@ -315,8 +315,7 @@ pub fn run(eargs: &EngineArgs, args: DocumentArgs) -> Result<()> {
     };
     let fusion = Fusion::of(&engine);
     // Below this raw score a non-match stays a mismatch whatever the portrait's quality.
-    let retake_band =
-        cal.score_for_similarity(honnin_core::ServiceConfig::default().retake.min_similarity);
+    let retake_band = cal.score_for_similarity(NonMatchLimits::default().min_similarity);
     let mut results = Vec::new();
     for c in &conditions {
         let s = score(
@@ -542,8 +541,7 @@ fn document(
         Ok((img, main)) => {
             let t = engine.templates(&img, std::slice::from_ref(&main))?;
             // Quality alone here; the similarity band is applied per pair in `score`.
-            let retake = !honnin_core::ServiceConfig::default()
-                .retake
+            let retake = !NonMatchLimits::default()
                 .single_face_reasons(100.0, &main.quality_inputs())
                 .is_empty();
             Portrait::Found {
