@@ -43,6 +43,7 @@ pub fn detect_options(args: &EngineArgs) -> DetectOptions {
         } else {
             args.refine_below_px.unwrap_or(d.refine_below_px)
         },
+        pad_large_faces: !args.no_pad_large_faces,
         ..d
     }
 }

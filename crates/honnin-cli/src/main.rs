@@ -47,6 +47,10 @@ pub struct EngineArgs {
     /// Never re-detect small faces on a full-resolution crop (faster, less precise landmarks).
     #[arg(long, global = true)]
     pub no_refine: bool,
+    /// Never re-detect a face that fills the frame on a padded copy (the behaviour
+    /// before the tight-crop fix; for measuring it).
+    #[arg(long, global = true)]
+    pub no_pad_large_faces: bool,
 }
 
 #[derive(Subcommand)]

@@ -120,8 +120,8 @@ pub fn compute(
     }
 }
 
-/// [`compute`], or the templates stored in `cache` when it holds this model's
-/// templates of as many images (then `cache` is written after computing).
+/// [`compute`], or the templates stored in `cache` when it holds templates of as many
+/// images made the same way (then `cache` is written after computing).
 pub fn load_or_compute(
     engine: &Engine,
     paths: &[PathBuf],
@@ -129,15 +129,24 @@ pub fn load_or_compute(
     sel: Selection,
     cache: Option<&Path>,
 ) -> Result<TemplateSet> {
-    if let Some(set) = cache.and_then(|c| load_cache(c, engine.template_model(), paths.len())) {
+    let key = cache_key(engine, opts, sel);
+    if let Some(mut set) = cache.and_then(|c| load_cache(c, &key, paths.len())) {
         eprintln!("templates loaded from cache");
+        set.model = engine.template_model().to_string();
         return Ok(set);
     }
     let set = compute(engine, paths, opts, sel);
     if let Some(c) = cache {
-        save_cache(c, &set)?;
+        save_cache(c, &key, &set)?;
     }
     Ok(set)
+}
+
+/// What a cache's templates depend on: the template model, the detection options (a
+/// change in how faces are found, e.g. `pad_large_faces`, changes the templates) and
+/// the face selection. A cache made any other way is recomputed, not reused.
+fn cache_key(engine: &Engine, opts: &DetectOptions, sel: Selection) -> String {
+    format!("{} {opts:?} {sel:?}", engine.template_model())
 }
 
 /// Each recognizer part's dimension, in template order.
@@ -170,8 +179,8 @@ pub fn calibrated_weights(engine: &Engine) -> Vec<f32> {
 
 const CACHE_MAGIC: &[u8; 8] = b"HNTCACH1";
 
-/// Loads a template cache if it matches `model` and `n` images.
-pub fn load_cache(path: &Path, model: &str, n: usize) -> Option<TemplateSet> {
+/// Loads a template cache if it was stored under `key` and holds `n` images.
+fn load_cache(path: &Path, key: &str, n: usize) -> Option<TemplateSet> {
     let mut f = std::fs::File::open(path).ok()?;
     let mut buf = Vec::new();
     f.read_to_end(&mut buf).ok()?;
@@ -188,7 +197,7 @@ pub fn load_cache(path: &Path, model: &str, n: usize) -> Option<TemplateSet> {
         return None;
     }
     let mlen = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    if std::str::from_utf8(take(mlen)?).ok()? != model {
+    if std::str::from_utf8(take(mlen)?).ok()? != key {
         return None;
     }
     let count = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
@@ -211,13 +220,13 @@ pub fn load_cache(path: &Path, model: &str, n: usize) -> Option<TemplateSet> {
         ));
     }
     Some(TemplateSet {
-        model: model.to_string(),
+        model: key.to_string(),
         vectors,
         relaxed_detections: relaxed,
     })
 }
 
-pub fn save_cache(path: &Path, set: &TemplateSet) -> Result<()> {
+fn save_cache(path: &Path, key: &str, set: &TemplateSet) -> Result<()> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).ok();
     }
@@ -225,8 +234,8 @@ pub fn save_cache(path: &Path, set: &TemplateSet) -> Result<()> {
         std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
     );
     w.write_all(CACHE_MAGIC)?;
-    w.write_all(&(set.model.len() as u32).to_le_bytes())?;
-    w.write_all(set.model.as_bytes())?;
+    w.write_all(&(key.len() as u32).to_le_bytes())?;
+    w.write_all(key.as_bytes())?;
     w.write_all(&(set.vectors.len() as u64).to_le_bytes())?;
     w.write_all(&(set.relaxed_detections as u64).to_le_bytes())?;
     for v in &set.vectors {
