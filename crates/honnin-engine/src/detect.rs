@@ -67,8 +67,10 @@ pub struct DetectOptions {
     pub refine_below_px: f32,
     /// Re-detect faces that fill the frame (box side ≥ [`FRAME_FILLING_SHARE`] of the
     /// image's shorter side) on a padded copy, whose landmarks and score replace the
-    /// first pass's when the two boxes overlap (IoU > 0.4). Costs one detector run on
-    /// an input of about 3 × [`PAD_FACE_PX`] per such face.
+    /// first pass's when the two boxes overlap (IoU > 0.4). Costs one detector run per
+    /// such face on an input of 3–4 × [`PAD_FACE_PX`] a side (≈ 300–390 px; measured in
+    /// models/MODELS.md, "Tight crops"). Liveness sessions turn it off: their frames are
+    /// scored by the passive PAD model on the first pass's box, as measured.
     pub pad_large_faces: bool,
 }
 

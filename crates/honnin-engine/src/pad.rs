@@ -397,9 +397,11 @@ mod tests {
         let faces = det
             .detect(
                 &img.rgb,
-                // The largest-face path (quick pass first), as the service and `eval pad` use.
+                // The largest-face path (quick pass first, no padded pass), as liveness
+                // sessions and `eval pad` use.
                 &crate::detect::DetectOptions {
                     max_faces: 1,
+                    pad_large_faces: false,
                     ..Default::default()
                 },
             )

@@ -680,6 +680,10 @@ impl LiveSession {
             // larger faces keeps the detection input small.
             min_face_size: (0.25 * oval_w).max(40.0),
             max_faces: 3,
+            // Frames are scored by the passive PAD model on the first pass's box, as
+            // measured (models/MODELS.md); the padded pass refines landmarks for
+            // recognition and would cost a detector run on most close-up frames.
+            pad_large_faces: false,
             ..DetectOptions::default()
         }
     }

@@ -150,6 +150,8 @@ impl FaceSource {
                 &img,
                 &DetectOptions {
                     max_faces: 1,
+                    // As a liveness session detects its frames.
+                    pad_large_faces: false,
                     ..DetectOptions::default()
                 },
             )?;

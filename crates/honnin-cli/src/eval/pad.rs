@@ -78,6 +78,8 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
     let pad = PadModel::load(eargs.model_dir.as_deref())?;
     let opts = DetectOptions {
         max_faces: 1,
+        // As a liveness session detects its frames (no padded pass).
+        pad_large_faces: false,
         ..common::detect_options(eargs)
     };
 
