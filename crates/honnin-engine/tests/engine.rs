@@ -246,34 +246,36 @@ fn a_face_cropped_at_the_head_keeps_its_landmarks() {
     let full = e.detect(&img, &DetectOptions::default()).unwrap();
     let b = full[0].bounding_box_pixels;
     // A crop that ends at the head, as in passport-style and celebrity crops: the face
-    // box grown by 5 % on each side.
-    let (x0, y0) = (
-        (b.left - 0.05 * b.width).max(0.0),
-        (b.top - 0.05 * b.height).max(0.0),
-    );
-    let (w, h) = (1.1 * b.width, 1.1 * b.height);
+    // box grown by 15 % on each side.
+    let x0 = (b.left - 0.15 * b.width).max(0.0).floor();
+    let y0 = (b.top - 0.15 * b.height).max(0.0).floor();
+    let w = (1.3 * b.width).min(img.width() as f32 - x0);
+    let h = (1.3 * b.height).min(img.height() as f32 - y0);
     let crop =
         image::imageops::crop_imm(&img.rgb, x0 as u32, y0 as u32, w as u32, h as u32).to_image();
     let tight = e.decode(&encode(&crop, ImageFormat::Png)).unwrap();
-    let measure = |pad: bool| {
+    // (confidence, largest landmark error against the full image's landmarks in face
+    // heights) of the face found on the crop, if any.
+    let measure = |pad: bool| -> Option<(f32, f32)> {
         let o = DetectOptions {
             pad_large_faces: pad,
             ..DetectOptions::default()
         };
         let f = e.detect(&tight, &o).unwrap();
-        assert_eq!(f.len(), 1, "pad {pad}: {f:#?}");
-        // Largest landmark error against the full image's landmarks, in face heights.
+        let f = f.first()?;
         let err = full[0]
             .landmarks_pixels
             .iter()
-            .zip(&f[0].landmarks_pixels)
-            .map(|(a, c)| ((a.x - x0.floor() - c.x).hypot(a.y - y0.floor() - c.y)) / b.height)
+            .zip(&f.landmarks_pixels)
+            .map(|(a, c)| (a.x - x0 - c.x).hypot(a.y - y0 - c.y) / b.height)
             .fold(0.0f32, f32::max);
-        (f[0].confidence, err)
+        Some((f.confidence, err))
     };
-    let (conf_plain, err_plain) = measure(false);
-    let (conf_padded, err_padded) = measure(true);
-    eprintln!("plain: confidence {conf_plain:.1}, landmark error {err_plain:.3}; padded: {conf_padded:.1}, {err_padded:.3}");
-    assert!(conf_padded >= conf_plain);
-    assert!(err_padded < 0.04, "padded landmark error {err_padded}");
+    let plain = measure(false);
+    let padded = measure(true).expect("the padded pass finds the face");
+    eprintln!("plain: {plain:?}; padded: {padded:?}");
+    // The padded pass never lowers the confidence (the better score is kept) and puts
+    // the landmarks where the full image has them.
+    assert!(padded.0 >= plain.map_or(0.0, |p| p.0));
+    assert!(padded.1 < 0.05, "padded landmark error {}", padded.1);
 }
