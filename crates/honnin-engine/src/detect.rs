@@ -244,14 +244,22 @@ impl CenterFace {
     /// with the mean colour of the image's edge (a plain fill, not replicated edge
     /// pixels, which draw streaks the detector reads as structure). Returns the
     /// overlapping detection of that pass, or `det` unchanged if there is none.
+    ///
+    /// The copy is bounded like the whole-image pass: when its longer side would
+    /// exceed `max_side` (an image far longer than wide), `det` is kept as it is.
     fn redetect_padded(
         &self,
         img: &RgbImage,
         det: &RawDetection,
+        max_side: u32,
     ) -> Result<RawDetection, EngineError> {
         let face = det.rect.height.max(det.rect.width).max(1.0);
         let s = PAD_FACE_PX / face;
         let margin = (PAD_MARGIN_FACES * PAD_FACE_PX).round() as u32;
+        let long = img.width().max(img.height()) as f32 * s + 2.0 * margin as f32;
+        if !long.is_finite() || long > max_side.max(32) as f32 {
+            return Ok(*det);
+        }
         let sw = ((img.width() as f32 * s).round() as u32).max(1);
         let sh = ((img.height() as f32 * s).round() as u32).max(1);
         let small = crate::geometry::resize_rgb(img, sw, sh);
@@ -331,7 +339,7 @@ impl CenterFace {
             let short = img.width().min(img.height()) as f32;
             for d in dets.iter_mut() {
                 if d.rect.height.max(d.rect.width) >= FRAME_FILLING_SHARE * short {
-                    *d = self.redetect_padded(img, d)?;
+                    *d = self.redetect_padded(img, d, opts.max_detect_side)?;
                 }
             }
         }

@@ -279,3 +279,29 @@ fn a_face_cropped_at_the_head_keeps_its_landmarks() {
     assert!(padded.0 >= plain.map_or(0.0, |p| p.0));
     assert!(padded.1 < 0.05, "padded landmark error {}", padded.1);
 }
+
+#[test]
+fn a_frame_filling_face_in_a_very_long_image_is_not_padded_past_the_side_cap() {
+    let e = engine();
+    let img = e.decode(&fixture("obama.jpg")).unwrap();
+    let b = e.detect(&img, &DetectOptions::default()).unwrap()[0].bounding_box_pixels;
+    // The head (box + 15 %) at the top of a strip 16 times longer than wide: the padded
+    // copy would be about 1,900 px long, over the 1,280-px cap of the whole-image pass.
+    let side = (1.3 * b.width.max(b.height)) as u32;
+    let x0 = (b.center().x - side as f32 / 2.0).max(0.0) as u32;
+    let y0 = (b.center().y - side as f32 / 2.0).max(0.0) as u32;
+    let head = image::imageops::crop_imm(&img.rgb, x0, y0, side, side).to_image();
+    let mut strip = RgbImage::from_pixel(side, 16 * side, image::Rgb([128, 128, 128]));
+    image::imageops::replace(&mut strip, &head, 0, 0);
+    let strip = e.decode(&encode(&strip, ImageFormat::Png)).unwrap();
+    let with = |pad: bool| {
+        let o = DetectOptions {
+            pad_large_faces: pad,
+            ..DetectOptions::default()
+        };
+        e.detect(&strip, &o).unwrap()
+    };
+    let (padded, plain) = (with(true), with(false));
+    assert_eq!(padded.len(), 1, "{padded:#?}");
+    assert_eq!(padded[0].landmarks_pixels, plain[0].landmarks_pixels);
+}
