@@ -12,23 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("HONNIN_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if dir.join("lfw").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("HONNIN_REQUIRE_DATA").is_some() {
-        panic!(
-            "HONNIN_REQUIRE_DATA is set but {} has no lfw/ folder",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: data tests need {} (set HONNIN_DATA_DIR); nothing was checked",
-        dir.display()
-    );
-    None
+    honnin_eval::data::for_test("the data tests", &["lfw"])
 }
 
 fn run(args: &[&str]) -> std::process::Output {

@@ -126,6 +126,33 @@ pub fn transient_aad(face_id: &str) -> Vec<u8> {
     format!("transient-face:{face_id}").into_bytes()
 }
 
+/// Associated data of a liveness session's sealed data (`what`: `reference`, `images`,
+/// `live`, …).
+pub fn liveness_aad(session_id: &str, what: &str) -> Vec<u8> {
+    format!("liveness:{session_id}:{what}").into_bytes()
+}
+
+/// Associated data of the live-face template a finished liveness session keeps for its
+/// verification.
+pub fn live_template_aad(session_id: &str) -> Vec<u8> {
+    liveness_aad(session_id, "live")
+}
+
+/// Associated data of a verification's sealed data (`what`: `document`, `images`).
+pub fn verification_aad(verification_id: &str, what: &str) -> Vec<u8> {
+    format!("verification:{verification_id}:{what}").into_bytes()
+}
+
+/// Associated data of a webhook's signing secret.
+pub fn webhook_secret_aad(webhook_id: &str) -> Vec<u8> {
+    format!("webhook:{webhook_id}:secret").into_bytes()
+}
+
+/// Associated data of a page token of `listing` (e.g. `faces:<collection uid>:*`).
+pub fn page_token_aad(listing: &str) -> Vec<u8> {
+    format!("honnin-page-v1:{listing}").into_bytes()
+}
+
 /// The vault reference of a collection's data key.
 pub fn collection_key_ref(uid: &str) -> String {
     format!("collection:{uid}")

@@ -13,8 +13,8 @@
 use honnin_storage::{KeyRow, Revocation, Store};
 
 use crate::auth::{self, Action, CreatedKey, KeyInfo, Principal, Role};
+use crate::clock::{now_ms, rfc3339};
 use crate::error::{CoreError, Result};
-use crate::service::{now_ms, rfc3339};
 use crate::validate::{self, check_collection_id};
 
 /// Longest key name, characters.

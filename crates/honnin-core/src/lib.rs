@@ -9,6 +9,8 @@
 
 pub mod admission;
 pub mod auth;
+pub mod clock;
+pub mod config;
 pub mod crypto;
 pub mod egress;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod verification;
 pub mod webhooks;
 
 pub use auth::{Action, Principal, Role};
+pub use config::ServiceConfig;
 pub use error::{CoreError, Result};
-pub use service::{Service, ServiceConfig};
+pub use service::Service;
 pub use transient::{SimilarAmong, VerifyTarget};

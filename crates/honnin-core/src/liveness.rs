@@ -29,9 +29,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::{Action, Principal};
+use crate::clock::{now_ms, rfc3339};
+use crate::crypto::liveness_aad;
 use crate::error::{CoreError, Result};
 use crate::model::ThresholdInfo;
-use crate::service::{now_ms, rfc3339, Service};
+use crate::service::Service;
 
 /// Liveness tunables, with documented defaults (see `docs/configuration.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,10 +196,6 @@ fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn aad(session_id: &str, what: &str) -> Vec<u8> {
-    format!("liveness:{session_id}:{what}").into_bytes()
-}
-
 fn challenge_name(c: ChallengeKind) -> String {
     serde_json::to_value(c)
         .ok()
@@ -266,7 +264,7 @@ impl Service {
                 let (_, t) = self.largest_face(bytes, "referenceImage").await?;
                 Some(
                     self.transient_key
-                        .seal(&t.to_bytes(), &aad(&session_id, "reference")),
+                        .seal(&t.to_bytes(), &liveness_aad(&session_id, "reference")),
                 )
             }
             None => None,
@@ -384,7 +382,9 @@ impl Service {
         if matches!(status.as_str(), "SUCCEEDED" | "FAILED") {
             match self.store().take_liveness_images(id).await? {
                 Some(sealed) => {
-                    let plain = self.transient_key.open(&sealed, &aad(id, "images"))?;
+                    let plain = self
+                        .transient_key
+                        .open(&sealed, &liveness_aad(id, "images"))?;
                     let imgs: StoredImages = serde_json::from_slice(&plain)
                         .map_err(|e| CoreError::Internal(format!("stored images: {e}")))?;
                     out.reference_image = imgs.reference;
@@ -445,7 +445,7 @@ impl Service {
         let reference = row
             .reference
             .as_deref()
-            .map(|sealed| self.open_transient_template(sealed, &aad(id, "reference")))
+            .map(|sealed| self.open_transient_template(sealed, &liveness_aad(id, "reference")))
             .transpose()?;
         metrics::counter!("honnin_liveness_streams_total").increment(1);
         Ok(LivenessTicket {
@@ -615,7 +615,7 @@ impl Service {
         };
         let plain = self
             .transient_key
-            .open(&sealed, &aad(session_id, "images"))?;
+            .open(&sealed, &liveness_aad(session_id, "images"))?;
         let imgs: StoredImages = serde_json::from_slice(&plain)
             .map_err(|e| CoreError::Internal(format!("stored images: {e}")))?;
         Ok(imgs.reference)
@@ -638,7 +638,7 @@ impl Service {
             Some(i) if i.reference.is_some() || !i.audit.is_empty() => {
                 Some(self.transient_key.seal(
                     &serde_json::to_vec(&i).map_err(|e| CoreError::Internal(e.to_string()))?,
-                    &aad(&t.session_id, "images"),
+                    &liveness_aad(&t.session_id, "images"),
                 ))
             }
             _ => None,

@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::DataKey;
+use crate::crypto::{page_token_aad, DataKey};
 use crate::error::{CoreError, Result};
 
 /// A page token is valid this long after it was issued (Rekognition's: 24 hours).
@@ -25,10 +25,6 @@ struct Position {
     iat: i64,
 }
 
-fn aad(listing: &str) -> Vec<u8> {
-    format!("honnin-page-v1:{listing}").into_bytes()
-}
-
 /// Seals `after` into a token for `listing` (e.g. `faces:<collection uid>:*`).
 pub fn issue(key: &DataKey, listing: &str, after: &str, now_secs: i64) -> String {
     let plain = serde_json::to_vec(&Position {
@@ -36,7 +32,8 @@ pub fn issue(key: &DataKey, listing: &str, after: &str, now_secs: i64) -> String
         iat: now_secs,
     })
     .unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.seal(&plain, &aad(listing)))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(key.seal(&plain, &page_token_aad(listing)))
 }
 
 /// Opens a token issued for `listing`; `None` in, `None` out.
@@ -55,12 +52,28 @@ pub fn open(
     let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim())
         .map_err(|_| bad())?;
-    let plain = key.open(&sealed, &aad(listing)).map_err(|_| bad())?;
+    let plain = key
+        .open(&sealed, &page_token_aad(listing))
+        .map_err(|_| bad())?;
     let p: Position = serde_json::from_slice(&plain).map_err(|_| bad())?;
     if now_secs - p.iat > TOKEN_LIFETIME_SECS || p.iat - now_secs > 300 {
         return Err(bad());
     }
     Ok(Some(p.after))
+}
+
+/// The page size of a listing: `max` (1–`cap`) or `default`. Errors: InvalidParameter.
+pub(crate) fn page_limit(max: Option<u32>, default: u32, cap: u32) -> Result<i64> {
+    match max {
+        Some(0) => Err(CoreError::InvalidParameter(
+            "maxResults must be at least 1".into(),
+        )),
+        Some(m) if m > cap => Err(CoreError::InvalidParameter(format!(
+            "maxResults must be at most {cap}"
+        ))),
+        Some(m) => Ok(m as i64),
+        None => Ok(default as i64),
+    }
 }
 
 #[cfg(test)]

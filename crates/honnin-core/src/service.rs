@@ -21,80 +21,18 @@ use base64::Engine as _;
 use honnin_engine::{DetectOptions, Engine, Template};
 use honnin_storage::{FaceRow, KeyRow, Store};
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::admission::{Admission, AdmissionConfig};
+use crate::admission::Admission;
 use crate::auth::{self, Action, CreatedKey, KeyInfo, Principal, Role};
+use crate::clock::now_ms;
 use crate::crypto::{collection_key_ref, service_key_ref, template_aad, DataKey};
 use crate::error::{CoreError, Result};
 use crate::index::{CollectionIndex, Weighting};
 use crate::model::*;
+use crate::validate::check_collection_id;
 
-pub use crate::validate::{check_collection_id, check_user_id};
-
-/// Tunables of the service, with documented defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", default)]
-pub struct ServiceConfig {
-    /// Default search/verify threshold, as a false-match rate (1e-5 → similarity 70).
-    pub match_fmr: f64,
-    /// Threshold for associating a face with a user's other faces (1e-4 → 60).
-    pub user_match_fmr: f64,
-    /// Transient face ID lifetime when the caller gives none, seconds.
-    pub face_id_ttl_default_secs: u64,
-    /// Shortest transient face ID lifetime a caller may ask for, seconds (tests lower it).
-    pub face_id_ttl_min_secs: u64,
-    /// At most this many faces per user (Rekognition: 100).
-    pub max_faces_per_user: usize,
-    /// Smallest face `detect`/`index` look for, pixels.
-    pub min_face_size: f32,
-    /// How long deleted faces are remembered for other processes, seconds.
-    pub tombstone_retention_secs: u64,
-    /// Overlap of successive change polls, milliseconds (covers commit delays and clock skew).
-    pub sync_margin_ms: i64,
-    /// Bounds on concurrent engine work (CPU slots, queue, memory budget).
-    pub admission: AdmissionConfig,
-    /// Face Liveness sessions.
-    pub liveness: crate::liveness::LivenessConfig,
-    /// Identity verifications (document → liveness → compare → duplicates → enrolment).
-    pub verification: crate::verification::VerificationConfig,
-    /// Webhook delivery.
-    pub webhooks: crate::webhooks::WebhookConfig,
-    /// When a non-match is answered "retake" rather than "different person" (pose,
-    /// face size, blur; see `honnin_engine::NonMatchLimits`).
-    pub retake: honnin_engine::NonMatchLimits,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        Self {
-            match_fmr: 1e-5,
-            user_match_fmr: 1e-4,
-            face_id_ttl_default_secs: 86_400,
-            face_id_ttl_min_secs: FACE_ID_TTL_MIN,
-            max_faces_per_user: 100,
-            min_face_size: 40.0,
-            tombstone_retention_secs: 86_400,
-            sync_margin_ms: 5_000,
-            admission: AdmissionConfig::default(),
-            liveness: crate::liveness::LivenessConfig::default(),
-            verification: crate::verification::VerificationConfig::default(),
-            webhooks: crate::webhooks::WebhookConfig::default(),
-            retake: honnin_engine::NonMatchLimits::default(),
-        }
-    }
-}
-
-/// Bounds on request parameters (Rekognition's where they exist).
-pub const FACE_ID_TTL_MIN: u64 = 60;
-pub const FACE_ID_TTL_MAX: u64 = 86_400;
-pub const MAX_SEARCH_RESULTS: usize = 4_096;
-pub const MAX_DELETE_FACES: usize = 4_096;
-pub const MAX_ASSOCIATE_FACES: usize = 100;
-pub const MAX_GROUP_FACES: usize = 1_000;
-pub const MAX_IDENTIFY_FACES: usize = 10;
-/// Faces one image may yield (detect, index, compare's target): Rekognition's 100.
-pub const MAX_FACES_PER_IMAGE: usize = 100;
+use crate::config::ServiceConfig;
 
 /// How long an authenticated key (or an unknown key id) is remembered by one process:
 /// a revocation reaches every server within this time.
@@ -105,31 +43,6 @@ const UNKNOWN_KEY_CACHE_MAX: usize = 10_000;
 /// A data key in the vault whose collection row does not exist is deleted once it is
 /// this old (a collection creation interrupted between the vault and the database).
 const ORPHAN_KEY_GRACE_MS: i64 = 10 * 60 * 1000;
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-pub(crate) fn page_limit(max: Option<u32>, default: u32, cap: u32) -> Result<i64> {
-    match max {
-        Some(0) => Err(CoreError::InvalidParameter(
-            "maxResults must be at least 1".into(),
-        )),
-        Some(m) if m > cap => Err(CoreError::InvalidParameter(format!(
-            "maxResults must be at most {cap}"
-        ))),
-        Some(m) => Ok(m as i64),
-        None => Ok(default as i64),
-    }
-}
 
 /// A collection as the index holds it.
 pub(crate) struct Loaded {

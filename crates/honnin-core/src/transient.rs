@@ -11,14 +11,15 @@ use honnin_engine::Template;
 use honnin_storage::TransientRow;
 
 use crate::auth::{Action, Principal};
+use crate::clock::{now_ms, rfc3339};
+use crate::config::{
+    FACE_ID_TTL_MAX, MAX_FACES_PER_IMAGE, MAX_GROUP_FACES, MAX_IDENTIFY_FACES, MAX_SEARCH_RESULTS,
+};
 use crate::crypto::{template_aad, transient_aad};
 use crate::error::{CoreError, Result};
 use crate::model::*;
 use crate::pipeline::{all_faces, no_faces, Detection};
-use crate::service::{
-    now_ms, rfc3339, Service, FACE_ID_TTL_MAX, MAX_FACES_PER_IMAGE, MAX_GROUP_FACES,
-    MAX_IDENTIFY_FACES, MAX_SEARCH_RESULTS,
-};
+use crate::service::Service;
 use crate::validate;
 
 /// What `verify` compares a transient face with.

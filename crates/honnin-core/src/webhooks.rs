@@ -31,8 +31,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::auth::{Action, Principal};
+use crate::clock::{now_ms, rfc3339};
+use crate::crypto::webhook_secret_aad;
 use crate::error::{CoreError, Result};
-use crate::service::{now_ms, rfc3339, Service};
+use crate::service::Service;
 use honnin_storage::{ClaimLimits, DeliveryOutcome, DeliveryRow, WebhookRow};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
@@ -239,10 +241,6 @@ pub fn verify_signature(
     expected_v1.len() == v1.len() && bool::from(expected_v1.as_bytes().ct_eq(v1.as_bytes()))
 }
 
-fn aad(webhook_id: &str) -> Vec<u8> {
-    format!("webhook:{webhook_id}:secret").into_bytes()
-}
-
 fn backoff_ms(cfg: &WebhookConfig, attempts_done: u32) -> u64 {
     let exp = attempts_done.saturating_sub(1).min(30);
     cfg.initial_backoff_ms
@@ -295,7 +293,9 @@ impl Service {
                 webhook_id: id.clone(),
                 owner_key: p.key_id.clone(),
                 url: url.clone(),
-                secret: self.transient_key.seal(secret.as_bytes(), &aad(&id)),
+                secret: self
+                    .transient_key
+                    .seal(secret.as_bytes(), &webhook_secret_aad(&id)),
                 events: serde_json::to_string(&events)
                     .map_err(|e| CoreError::Internal(e.to_string()))?,
                 created_ms: now,
@@ -512,7 +512,7 @@ impl Service {
         };
         let secret = self
             .transient_key
-            .open(&hook.secret, &aad(&hook.webhook_id))?;
+            .open(&hook.secret, &webhook_secret_aad(&hook.webhook_id))?;
         let t = now_ms() / 1000;
         let req = SignedRequest {
             url: hook.url.clone(),

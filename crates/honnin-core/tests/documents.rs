@@ -23,19 +23,7 @@ const WITHOUT_PORTRAIT: &[&str] = &[
 ];
 
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("HONNIN_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if dir.join("id-documents").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("HONNIN_REQUIRE_DATA").is_none(),
-        "HONNIN_REQUIRE_DATA is set but {} has no id-documents/",
-        dir.display()
-    );
-    eprintln!("SKIP: no {}/id-documents", dir.display());
-    None
+    honnin_eval::data::for_test("the document tests", &["id-documents"])
 }
 
 #[test]

@@ -22,6 +22,12 @@ impl Point {
     }
 }
 
+/// A second face whose box covers at least this share of the main face's box area is
+/// another person of similar size, not a face in the background or an ID card's ghost
+/// image (those are about a quarter of the portrait's area). The one rule behind
+/// liveness's "several faces" and the document step's ambiguous portrait.
+pub const SIMILAR_SIZE_AREA_RATIO: f32 = 0.5;
+
 /// An axis-aligned box in pixels: `left`, `top`, `width`, `height`.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -49,6 +55,11 @@ impl Rect {
     }
     pub fn area(&self) -> f32 {
         self.width.max(0.0) * self.height.max(0.0)
+    }
+    /// Whether this box, a second face's, is of similar size to `main`'s
+    /// ([`SIMILAR_SIZE_AREA_RATIO`]).
+    pub fn similar_in_size_to(&self, main: &Rect) -> bool {
+        self.area() >= SIMILAR_SIZE_AREA_RATIO * main.area()
     }
     pub fn center(&self) -> Point {
         Point::new(self.left + self.width * 0.5, self.top + self.height * 0.5)

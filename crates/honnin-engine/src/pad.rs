@@ -360,20 +360,7 @@ mod tests {
     /// `../shared/data` (or `$HONNIN_DATA_DIR`), when it holds `spoof-samples/`; with
     /// `HONNIN_REQUIRE_DATA` set (CI) a missing folder is an error, not a skip.
     fn data_dir() -> Option<PathBuf> {
-        let dir = std::env::var_os("HONNIN_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-            });
-        if dir.join("spoof-samples").is_dir() {
-            return Some(dir);
-        }
-        assert!(
-            std::env::var_os("HONNIN_REQUIRE_DATA").is_none(),
-            "HONNIN_REQUIRE_DATA is set but {} has no spoof-samples/ folder",
-            dir.display()
-        );
-        None
+        honnin_eval::data::for_test("the PAD sample tests", &["spoof-samples"])
     }
 
     /// The largest detected face of a sample image, by the engine's detector.

@@ -5,9 +5,11 @@
 //! ROC/DET and k-fold accuracy ([`metrics`]), detection recall/precision
 //! ([`detection`]), presentation-attack detection metrics in ISO/IEC 30107-3 terms
 //! ([`pad`]), calibration fitting across identity sets ([`calibration`]) and SVG
-//! plots ([`plot`]). The `honnin eval` commands feed it scores.
+//! plots ([`plot`]). The `honnin eval` commands feed it scores. [`data`] finds the
+//! evaluation data folder for every test, benchmark and tool.
 
 pub mod calibration;
+pub mod data;
 pub mod datasets;
 pub mod detection;
 pub mod metrics;

@@ -5,8 +5,9 @@
 //! sequence), the session state machine ([`LiveSession`]), the analysis of the recorded
 //! session ([`analysis`]: passive PAD, light reflection, movement, identity, stream
 //! signals) and their fusion into one 0–100 confidence ([`fusion`]), plus a challenge
-//! [`simulator`] that drives a session with frames built from real face images (tests
-//! and `honnin bench-liveness`).
+//! simulator (module `simulator`, behind the `simulator` feature: test and benchmark
+//! support, not compiled into the server) that drives a session with frames built from
+//! real face images (tests and `honnin bench-liveness`).
 //!
 //! The transport calls [`LiveSession::on_text`], [`LiveSession::on_frame`] and
 //! [`LiveSession::on_tick`] with the current [`std::time::Instant`], sends what they
@@ -23,6 +24,7 @@ pub mod math;
 pub mod outcome;
 pub mod protocol;
 pub mod session;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 
 pub use analysis::Thresholds;

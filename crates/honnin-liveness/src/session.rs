@@ -697,9 +697,9 @@ impl LiveSession {
             }
         });
         let multiple = match (faces.first(), faces.get(1)) {
-            (Some(a), Some(b)) => {
-                b.bounding_box_pixels.area() >= 0.5 * a.bounding_box_pixels.area()
-            }
+            (Some(a), Some(b)) => b
+                .bounding_box_pixels
+                .similar_in_size_to(&a.bounding_box_pixels),
             _ => false,
         };
         self.detections.push(DetectionRecord {
@@ -762,7 +762,7 @@ impl LiveSession {
                 });
                 let second_similar = faces
                     .get(1)
-                    .is_some_and(|s| s.bounding_box_pixels.area() >= 0.5 * b.area());
+                    .is_some_and(|s| s.bounding_box_pixels.similar_in_size_to(&b));
                 let fits = ratio >= fit.min_width_ratio
                     && ratio <= fit.max_width_ratio
                     && offset <= fit.max_center_offset;

@@ -103,11 +103,10 @@ fn source(engine: &Engine, path: &std::path::Path, detect: &DetectOptions) -> Re
             second_person: false,
         });
     };
-    let area = |f: &honnin_engine::Face| f.bounding_box.width * f.bounding_box.height;
-    let second_person = faces
-        .iter()
-        .filter(|f| !std::ptr::eq(*f, main))
-        .any(|f| area(f) >= 0.5 * area(main));
+    let second_person = faces.iter().filter(|f| !std::ptr::eq(*f, main)).any(|f| {
+        f.bounding_box_pixels
+            .similar_in_size_to(&main.bounding_box_pixels)
+    });
     Ok(Source {
         face_px: Some(main.face_size),
         second_person,

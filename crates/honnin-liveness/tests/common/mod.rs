@@ -23,15 +23,10 @@ pub fn analyzers() -> Analyzers {
 pub fn sources() -> Option<&'static StandardSources> {
     static S: OnceLock<Option<StandardSources>> = OnceLock::new();
     S.get_or_init(|| {
-        let Some(dir) = simulator::data_dir() else {
-            if std::env::var_os("HONNIN_REQUIRE_DATA").is_some() {
-                panic!("HONNIN_REQUIRE_DATA is set but ../shared/data (or $HONNIN_DATA_DIR) is absent");
-            }
-            eprintln!(
-                "SKIPPED: simulated liveness tests need ../shared/data (set HONNIN_DATA_DIR); nothing was checked"
-            );
-            return None;
-        };
+        let dir = honnin_eval::data::for_test(
+            "the simulated liveness tests",
+            &["nuaa-train", "spoof-samples"],
+        )?;
         Some(StandardSources::load(&analyzers().engine, &dir).expect("the face sources load"))
     })
     .as_ref()

@@ -196,7 +196,7 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
     let svc = s.service.clone();
     let started = Instant::now();
     let expiry = started
-        + Duration::from_millis((ticket.expires_ms - honnin_core::service::now_ms()).max(0) as u64);
+        + Duration::from_millis((ticket.expires_ms - honnin_core::clock::now_ms()).max(0) as u64);
     let idle = stream_idle_timeout(&svc.config().liveness);
     let mut frames = 0u32;
     // How the socket is closed: 1000 after `complete`; 1008 (policy) with the error code

@@ -384,3 +384,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     }
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limits the OpenAPI document states are the ones the core enforces.
+    #[test]
+    fn the_openapi_limits_are_the_cores() {
+        let doc = serde_json::to_value(openapi()).expect("OpenAPI serialises");
+        let max_users =
+            &doc["components"]["schemas"]["SearchUsersRequest"]["properties"]["maxUsers"];
+        assert_eq!(
+            max_users["maximum"].as_f64(),
+            Some(honnin_core::config::MAX_USERS as f64),
+            "{max_users}"
+        );
+        assert_eq!(
+            max_users["default"].as_f64(),
+            Some(honnin_core::config::DEFAULT_MAX_USERS as f64),
+            "{max_users}"
+        );
+        assert_eq!(max_users["minimum"].as_f64(), Some(1.0), "{max_users}");
+    }
+}

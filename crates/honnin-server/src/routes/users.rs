@@ -177,8 +177,9 @@ pub struct SearchUsersRequest {
     /// Similarity (0–100) a user must reach; default: the threshold for FMR 1e-5.
     #[schema(minimum = 0, maximum = 100)]
     pub threshold: Option<f32>,
-    /// At most this many users (1–4096, default 100).
-    #[schema(minimum = 1, maximum = 4096)]
+    /// At most this many users (1–500, default 10: `honnin_core::config::MAX_USERS`,
+    /// `DEFAULT_MAX_USERS`; a test checks the schema against them).
+    #[schema(minimum = 1, maximum = 500, default = 10)]
     pub max_users: Option<u32>,
 }
 

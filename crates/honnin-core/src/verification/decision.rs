@@ -1,0 +1,552 @@
+//! The decision of a verification: one function per step (document, liveness, live
+//! face, document match, duplicate search, enrolment), each returning its
+//! [`DecisionStep`], and [`Service::decide`](crate::Service) combining them into the
+//! [`DecisionRecord`].
+//!
+//! Outcome: any failed step → `rejected`; otherwise any step in review →
+//! `needs_review`; otherwise `approved` (then enrolment runs if the policy asks). A
+//! missing document or an ended-unfinished liveness session → `expired`.
+
+use honnin_engine::engine::RatioBox;
+use honnin_engine::quality::QualityLevel;
+use honnin_engine::Template;
+use serde::{Deserialize, Serialize};
+
+use super::document::DocumentPortrait;
+use super::policy::{stored_policy, VerificationPolicy};
+use crate::clock::{now_ms, rfc3339};
+use crate::crypto::{live_template_aad, verification_aad};
+use crate::error::{CoreError, Result};
+use crate::liveness::LivenessResults;
+use crate::model::{StoredDetails, ThresholdInfo};
+use crate::service::{FaceOrigin, Service};
+use honnin_storage::{FaceRow, UserRow, VerificationRow};
+
+/// One step of the decision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecisionStep {
+    /// document | liveness | documentMatch | duplicateSearch | enrolment
+    pub step: String,
+    /// passed | failed | review | skipped
+    pub outcome: String,
+    /// The step's score: liveness confidence or similarity, 0–100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
+    /// For similarity thresholds: the false-match rate the threshold corresponds to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold_info: Option<ThresholdInfo>,
+    pub reasons: Vec<String>,
+    /// Step-specific facts (matched users, the enrolled face id…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub details: Option<serde_json::Value>,
+    pub at: String,
+}
+
+/// The decision record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecisionRecord {
+    /// approved | rejected | needs_review | expired | cancelled
+    pub outcome: String,
+    /// Stable codes of why (empty when approved).
+    pub reasons: Vec<String>,
+    pub steps: Vec<DecisionStep>,
+    pub policy: VerificationPolicy,
+    pub models: ModelVersions,
+    pub decided_at: String,
+}
+
+/// The models a decision was made with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelVersions {
+    /// Template space (recognizers) of every similarity.
+    pub face_model: String,
+    pub liveness_model: String,
+    pub honnin_version: String,
+}
+
+/// One step's result: its record, and what it adds to the verification's decision.
+struct Checked {
+    step: DecisionStep,
+    /// Codes the step adds to the decision's reasons.
+    reasons: Vec<String>,
+    /// The step asks for manual review.
+    review: bool,
+}
+
+/// The decision so far: the steps' records, their reasons in order, and whether any
+/// step asked for review.
+#[derive(Default)]
+struct Tally {
+    steps: Vec<DecisionStep>,
+    reasons: Vec<String>,
+    review: bool,
+}
+
+impl Tally {
+    fn add(&mut self, c: Checked) {
+        self.reasons.extend(c.reasons);
+        self.review |= c.review;
+        self.steps.push(c.step);
+    }
+}
+
+/// The liveness step's verdict on the flow.
+enum Liveness {
+    /// The session ended without a result: the verification expires.
+    Expired(Checked),
+    /// Passed, failed or in review: the decision goes on.
+    Ended(Checked),
+}
+
+/// The current time for a step's `at`.
+fn now_at() -> String {
+    rfc3339(now_ms())
+}
+
+impl Service {
+    /// Every step of the decision. Never fails on the customer's data: a missing
+    /// template or an unusable result is a failed step with a reason.
+    pub(super) async fn decide(&self, row: &VerificationRow) -> Result<DecisionRecord> {
+        let policy = stored_policy(row)?;
+        let mut t = Tally::default();
+
+        // 1. The document portrait (only a verification that ran out of time has none).
+        let (step, document) = self.document_step(row)?;
+        t.steps.push(step);
+        let Some(document) = document else {
+            let why = vec!["VerificationExpired".to_string()];
+            return Ok(self.record("expired", why, t.steps, policy));
+        };
+
+        // 2. Liveness.
+        match self.liveness_step(row, &policy).await? {
+            Liveness::Expired(c) => {
+                t.steps.push(c.step);
+                return Ok(self.record("expired", c.reasons, t.steps, policy));
+            }
+            Liveness::Ended(c) => t.add(c),
+        }
+
+        // 3. The live face.
+        let Some(live) = self.live_face(row).await? else {
+            t.reasons.push("NoLiveFace".into());
+            for s in ["documentMatch", "duplicateSearch", "enrolment"] {
+                t.steps.push(skipped(s, "NoLiveFace", now_at()));
+            }
+            return Ok(self.record("rejected", t.reasons, t.steps, policy));
+        };
+
+        // 4. Document ↔ live face.
+        t.add(self.document_match_step(row, &policy, &document, &live)?);
+
+        // 5. Duplicates: the live face against the collection.
+        t.add(self.duplicate_step(row, &policy, &live).await?);
+
+        let outcome = if t.steps.iter().any(|s| s.outcome == "failed") {
+            "rejected"
+        } else if t.review {
+            "needs_review"
+        } else {
+            "approved"
+        };
+
+        // 6. Enrolment: a failure sends an approved verification to review.
+        let enrolment = self.enrolment_step(row, &policy, &live, outcome).await;
+        let outcome = if enrolment.step.outcome == "failed" {
+            "needs_review"
+        } else {
+            outcome
+        };
+        t.add(enrolment);
+        Ok(self.record(outcome, t.reasons, t.steps, policy))
+    }
+
+    /// Step 1: opens the document portrait's sealed template (`None`: the document never
+    /// came).
+    fn document_step(&self, row: &VerificationRow) -> Result<(DecisionStep, Option<Template>)> {
+        let document = row
+            .document
+            .as_deref()
+            .map(|sealed| {
+                self.open_transient_template(
+                    sealed,
+                    &verification_aad(&row.verification_id, "document"),
+                )
+            })
+            .transpose()?;
+        let step = DecisionStep {
+            step: "document".into(),
+            outcome: if document.is_some() {
+                "passed"
+            } else {
+                "failed"
+            }
+            .into(),
+            score: None,
+            threshold: None,
+            threshold_info: None,
+            reasons: if document.is_some() {
+                vec![]
+            } else {
+                vec!["NoDocumentPortrait".into()]
+            },
+            details: row
+                .document_info
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok()),
+            at: now_at(),
+        };
+        Ok((step, document))
+    }
+
+    /// Step 2: the liveness session's result against the policy's threshold: passed at
+    /// or above it, review down to [`honnin_liveness::SPOOF_BELOW`], failed below; a
+    /// session that never finished expires the verification.
+    async fn liveness_step(
+        &self,
+        row: &VerificationRow,
+        policy: &VerificationPolicy,
+    ) -> Result<Liveness> {
+        let live_row = self.store().get_liveness(&row.liveness_session_id).await?;
+        let results: Option<LivenessResults> = live_row
+            .as_ref()
+            .and_then(|l| l.result.as_deref())
+            .and_then(|r| serde_json::from_str(r).ok());
+        let live_status = live_row
+            .as_ref()
+            .map(|l| l.status.clone())
+            .unwrap_or_else(|| "DELETED".into());
+        let confidence = results.as_ref().and_then(|r| r.confidence);
+        let (outcome, why) = match (live_status.as_str(), confidence) {
+            ("EXPIRED", _) | ("CREATED", _) | ("IN_PROGRESS", _) | ("DELETED", _) => {
+                ("expired", vec!["LivenessSessionExpired".to_string()])
+            }
+            ("SUCCEEDED", Some(c)) if c >= policy.liveness_threshold => ("passed", vec![]),
+            ("SUCCEEDED", Some(c)) if c >= honnin_liveness::SPOOF_BELOW => {
+                ("review", vec!["LivenessUncertain".to_string()])
+            }
+            ("SUCCEEDED", Some(_)) => ("failed", vec!["LivenessCheckFailed".to_string()]),
+            _ => ("failed", vec!["LivenessSessionFailed".to_string()]),
+        };
+        let mut live_reasons = why.clone();
+        if let Some(r) = &results {
+            live_reasons.extend(r.reasons.iter().map(|x| x.code.clone()));
+        }
+        let step = DecisionStep {
+            step: "liveness".into(),
+            outcome: if outcome == "expired" {
+                "failed"
+            } else {
+                outcome
+            }
+            .into(),
+            score: confidence,
+            threshold: Some(policy.liveness_threshold),
+            threshold_info: None,
+            reasons: live_reasons,
+            details: Some(serde_json::json!({
+                "sessionId": row.liveness_session_id,
+                "status": live_status,
+                "decision": results.as_ref().and_then(|r| r.decision.clone()),
+            })),
+            at: now_at(),
+        };
+        let checked = Checked {
+            step,
+            reasons: why,
+            review: outcome == "review",
+        };
+        Ok(if outcome == "expired" {
+            Liveness::Expired(checked)
+        } else {
+            Liveness::Ended(checked)
+        })
+    }
+
+    /// Step 3: the live face's template kept when the liveness stream ended (`None`: the
+    /// session found no usable face).
+    async fn live_face(&self, row: &VerificationRow) -> Result<Option<Template>> {
+        self.store()
+            .live_template(&row.liveness_session_id)
+            .await?
+            .map(|sealed| {
+                self.open_transient_template(&sealed, &live_template_aad(&row.liveness_session_id))
+            })
+            .transpose()
+    }
+
+    /// Step 4: document portrait ↔ live face. Passed at the match threshold, review in
+    /// the band down to the review threshold (or below it when the portrait's quality
+    /// explains the non-match and the policy asks), failed below.
+    fn document_match_step(
+        &self,
+        row: &VerificationRow,
+        policy: &VerificationPolicy,
+        document: &Template,
+        live: &Template,
+    ) -> Result<Checked> {
+        let doc_threshold = self.threshold_for_fmr(policy.document_match_fmr);
+        let review_threshold = self
+            .threshold_for_fmr(policy.document_review_fmr)
+            .min(doc_threshold);
+        let c = self
+            .engine()
+            .compare(document, live)
+            .map_err(|e| CoreError::Internal(format!("compare: {e}")))?;
+        let retake = row
+            .document_info
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<DocumentPortrait>(d).ok())
+            .map(|d| d.retake_reasons(c.similarity, &self.config().retake))
+            .unwrap_or_default();
+        let (outcome, why) = if c.similarity >= doc_threshold {
+            ("passed", None)
+        } else if c.similarity >= review_threshold {
+            ("review", Some("DocumentMatchUncertain"))
+        } else if policy.review_low_quality_mismatch && !retake.is_empty() {
+            ("review", Some("LowFaceQuality"))
+        } else {
+            ("failed", Some("DocumentMismatch"))
+        };
+        let reasons: Vec<String> = why.map(String::from).into_iter().collect();
+        Ok(Checked {
+            step: DecisionStep {
+                step: "documentMatch".into(),
+                outcome: outcome.into(),
+                score: Some(c.similarity),
+                threshold: Some(doc_threshold),
+                threshold_info: Some(self.threshold_info(doc_threshold)),
+                reasons: reasons.clone(),
+                details: Some(serde_json::json!({
+                    "reviewThreshold": review_threshold,
+                    "reviewThresholdInfo": self.threshold_info(review_threshold),
+                    "retakeReasons": retake,
+                })),
+                at: now_at(),
+            },
+            reasons,
+            review: outcome == "review",
+        })
+    }
+
+    /// Step 5: the live face against the collection. A match with another user is a
+    /// duplicate: failed when the policy blocks duplicates, review otherwise.
+    async fn duplicate_step(
+        &self,
+        row: &VerificationRow,
+        policy: &VerificationPolicy,
+        live: &Template,
+    ) -> Result<Checked> {
+        let dup_threshold = self.threshold_for_fmr(policy.duplicate_match_fmr);
+        let matches = self
+            .search_template(&row.collection_id, live, dup_threshold, 10)
+            .await?;
+        let best = matches.first().map(|m| m.1);
+        let same_user: Vec<&(FaceRow, f32)> = matches
+            .iter()
+            .filter(|m| m.0.user_id.as_deref() == Some(row.external_user_id.as_str()))
+            .collect();
+        let others: Vec<serde_json::Value> = matches
+            .iter()
+            .filter(|m| m.0.user_id.as_deref() != Some(row.external_user_id.as_str()))
+            .map(|(f, s)| {
+                serde_json::json!({"faceId": f.face_id, "userId": f.user_id, "similarity": s})
+            })
+            .collect();
+        let dup = !others.is_empty();
+        let dup_outcome = match (dup, policy.duplicates_block) {
+            (false, _) => "passed",
+            (true, true) => "failed",
+            (true, false) => "review",
+        };
+        let reasons: Vec<String> = if dup {
+            vec!["DuplicateIdentity".into()]
+        } else {
+            vec![]
+        };
+        Ok(Checked {
+            step: DecisionStep {
+                step: "duplicateSearch".into(),
+                outcome: dup_outcome.into(),
+                score: best,
+                threshold: Some(dup_threshold),
+                threshold_info: Some(self.threshold_info(dup_threshold)),
+                reasons: reasons.clone(),
+                details: Some(serde_json::json!({
+                    "duplicates": others,
+                    "sameUserMatches": same_user.len(),
+                })),
+                at: now_at(),
+            },
+            reasons,
+            review: dup_outcome == "review",
+        })
+    }
+
+    /// Step 6: on approval, and if the policy asks, stores the live face as a face of user
+    /// `externalUserId`. A failure is a failed step with the reason `EnrolmentFailed`
+    /// (the verification then goes to review); otherwise skipped with why.
+    async fn enrolment_step(
+        &self,
+        row: &VerificationRow,
+        policy: &VerificationPolicy,
+        live: &Template,
+        outcome: &str,
+    ) -> Checked {
+        if outcome != "approved" || !policy.enrol_on_success {
+            let why = if outcome != "approved" {
+                "NotApproved"
+            } else {
+                "PolicyDoesNotEnrol"
+            };
+            return Checked {
+                step: skipped("enrolment", why, now_at()),
+                reasons: vec![],
+                review: false,
+            };
+        }
+        match self
+            .enrol_template(
+                &row.collection_id,
+                &row.external_user_id,
+                live,
+                &row.verification_id,
+            )
+            .await
+        {
+            Ok(face_id) => Checked {
+                step: DecisionStep {
+                    step: "enrolment".into(),
+                    outcome: "passed".into(),
+                    score: None,
+                    threshold: None,
+                    threshold_info: None,
+                    reasons: vec![],
+                    details: Some(serde_json::json!({
+                        "userId": row.external_user_id, "faceId": face_id,
+                    })),
+                    at: now_at(),
+                },
+                reasons: vec![],
+                review: false,
+            },
+            Err(e) => {
+                tracing::warn!(verification = %row.verification_id, error = %e, "enrolment failed");
+                Checked {
+                    step: DecisionStep {
+                        step: "enrolment".into(),
+                        outcome: "failed".into(),
+                        score: None,
+                        threshold: None,
+                        threshold_info: None,
+                        reasons: vec![e.code().into()],
+                        details: Some(serde_json::json!({"message": e.to_string()})),
+                        at: now_at(),
+                    },
+                    reasons: vec!["EnrolmentFailed".into()],
+                    review: true,
+                }
+            }
+        }
+    }
+
+    /// The record of a decision with `outcome`, its `reasons` (deduplicated) and `steps`.
+    pub(super) fn record(
+        &self,
+        outcome: &str,
+        mut reasons: Vec<String>,
+        steps: Vec<DecisionStep>,
+        policy: VerificationPolicy,
+    ) -> DecisionRecord {
+        reasons.dedup();
+        DecisionRecord {
+            outcome: outcome.into(),
+            reasons,
+            steps,
+            policy,
+            models: ModelVersions {
+                face_model: self.engine().template_model().into(),
+                liveness_model: honnin_engine::models::FR_LIVENESS.file.into(),
+                honnin_version: env!("CARGO_PKG_VERSION").into(),
+            },
+            decided_at: rfc3339(now_ms()),
+        }
+    }
+
+    /// Faces of `collection` at or above `threshold` (similarity) to `t`, best first.
+    async fn search_template(
+        &self,
+        collection: &str,
+        t: &Template,
+        threshold: f32,
+        k: usize,
+    ) -> Result<Vec<(FaceRow, f32)>> {
+        let c = self.collection(collection).await?;
+        let query = self.weighting.apply(&t.vector);
+        let min = self.score_for(threshold);
+        let hits = c.index.read().search(&query, min, k, &|_| true);
+        self.hit_rows(collection, &hits).await
+    }
+
+    /// Stores `t` as a face of user `user` (created if absent). Returns the face id.
+    async fn enrol_template(
+        &self,
+        collection: &str,
+        user: &str,
+        t: &Template,
+        verification_id: &str,
+    ) -> Result<String> {
+        let c = self.collection(collection).await?;
+        let now = now_ms();
+        if self.store().get_user(collection, user).await?.is_none() {
+            match self
+                .store()
+                .insert_user(&UserRow {
+                    collection_id: collection.into(),
+                    user_id: user.into(),
+                    created_ms: now,
+                })
+                .await
+            {
+                Ok(()) | Err(honnin_storage::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let origin = FaceOrigin {
+            user_id: Some(user.into()),
+            external_image_id: Some(format!("verification-{verification_id}")),
+            image_id: verification_id.into(),
+            details: StoredDetails {
+                bounding_box: RatioBox::default(),
+                confidence: 100.0,
+                quality_for_recognition: QualityLevel::High,
+            },
+        };
+        let row = self.sealed_face_row(&c, collection, origin, t, now);
+        let face_id = row.face_id.clone();
+        self.insert_and_index(&c, &[(row, t)]).await?;
+        Ok(face_id)
+    }
+}
+
+fn skipped(step: &str, why: &str, at: String) -> DecisionStep {
+    DecisionStep {
+        step: step.into(),
+        outcome: "skipped".into(),
+        score: None,
+        threshold: None,
+        threshold_info: None,
+        reasons: vec![why.into()],
+        details: None,
+        at,
+    }
+}

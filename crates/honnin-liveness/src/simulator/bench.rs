@@ -1,0 +1,228 @@
+//! Many simulated sessions per scenario, timed and summarised (`honnin bench-liveness`).
+
+use super::*;
+
+/// Options of [`benchmark`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    /// Simulated live sessions (cycling over the live faces).
+    pub live_sessions: usize,
+    /// Sessions per attack scenario.
+    pub attacks_per_kind: usize,
+    /// First seed; session `i` uses `seed + i`.
+    pub seed: u64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            live_sessions: 12,
+            attacks_per_kind: 2,
+            seed: 1,
+        }
+    }
+}
+
+/// Quantiles of a timing (ms).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timing {
+    pub samples: usize,
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Timing {
+    pub fn of(v: &[f64]) -> Timing {
+        let q = |p| crate::math::quantile(v, p).unwrap_or(0.0);
+        Timing {
+            samples: v.len(),
+            mean: crate::math::mean_std(v).map_or(0.0, |m| m.0),
+            p50: q(0.5),
+            p95: q(0.95),
+            p99: q(0.99),
+            max: v.iter().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
+/// One benchmarked session.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    pub scenario: &'static str,
+    pub source: String,
+    pub seed: u64,
+    pub confidence: f32,
+    pub decision: crate::Decision,
+    pub reasons: Vec<String>,
+    pub error: Option<String>,
+    pub frames: u32,
+    pub simulated_ms: f64,
+    pub finish_ms: f64,
+    /// Key measurements (NaN when absent): median PAD score, face correlation with
+    /// the colours, the chance level of that correlation (null p95), background ratio,
+    /// response lag, minimum identity similarity, timestamp jitter.
+    pub pad: f64,
+    pub light_correlation: f64,
+    pub light_null_p95: f64,
+    pub background_ratio: f64,
+    pub lag_ms: f64,
+    pub identity: f64,
+    pub jitter_ms: f64,
+}
+
+/// Confidences of one scenario.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioSummary {
+    pub scenario: &'static str,
+    pub sessions: usize,
+    /// Sessions decided `live`.
+    pub live: usize,
+    pub min_confidence: f32,
+    pub max_confidence: f32,
+}
+
+/// What [`benchmark`] measured.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BenchReport {
+    pub live_threshold: f32,
+    /// Rayon threads `finish` could use.
+    pub threads: usize,
+    /// Wall time of every `on_frame` call (decode, statistics, detection every ~150 ms).
+    pub on_frame_ms: Timing,
+    /// Frames one core sustains: 1000 / mean `on_frame` time.
+    pub frames_per_second_per_core: f64,
+    /// Live sessions at 15 fps one core sustains.
+    pub sessions_per_core_at_15_fps: f64,
+    /// Wall time of `finish` (the verdict after `end`).
+    pub finish_ms: Timing,
+    pub scenarios: Vec<ScenarioSummary>,
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// Runs simulated live sessions and attacks and measures the session's costs and
+/// verdicts (`honnin bench-liveness`).
+pub fn benchmark(
+    analyzers: &Analyzers,
+    sources: &StandardSources,
+    opts: &BenchOptions,
+    mut progress: impl FnMut(&SessionSummary),
+) -> Result<BenchReport, SimError> {
+    let mut plan: Vec<(Scenario, &FaceSource, Option<&FaceSource>, Tint)> = Vec::new();
+    let live = &sources.live;
+    if live.is_empty() {
+        return Err(SimError::Empty);
+    }
+    for i in 0..opts.live_sessions {
+        plan.push((Scenario::Live, &live[i % live.len()], None, Tint::Additive));
+    }
+    for k in 0..opts.attacks_per_kind {
+        let face = &live[k % live.len()];
+        let other = &live[(k + 3) % live.len()];
+        let tint = if k % 2 == 0 {
+            Tint::Additive
+        } else {
+            Tint::Multiplicative
+        };
+        let replay = if k % 2 == 0 { &sources.replay } else { face };
+        plan.push((Scenario::StaticPhoto, &sources.print, None, Tint::Additive));
+        plan.push((Scenario::ScreenReplay, replay, None, tint));
+        plan.push((
+            Scenario::PrerecordedVideo,
+            &sources.video,
+            None,
+            Tint::Additive,
+        ));
+        plan.push((Scenario::LaggingFrames, face, None, Tint::Additive));
+        plan.push((Scenario::FaceSwap, face, Some(other), Tint::Additive));
+        plan.push((Scenario::RegularTimestamps, face, None, Tint::Additive));
+    }
+    let mut frame_costs = Vec::new();
+    let mut finish = Vec::new();
+    let mut sessions = Vec::new();
+    for (i, (scenario, src, second, tint)) in plan.into_iter().enumerate() {
+        let seed = opts.seed + i as u64;
+        let mut cfg = SimConfig::new(scenario, seed);
+        cfg.video = src.natural_video();
+        cfg.tint = tint;
+        let r = run(
+            analyzers,
+            SessionSettings::default(),
+            seed.wrapping_mul(0x9e37_79b9) ^ 0x5eed,
+            src,
+            second,
+            &cfg,
+        )?;
+        frame_costs.extend_from_slice(&r.frame_costs_ms);
+        finish.push(r.finish_ms);
+        let sig = &r.outcome.signals;
+        let summary = SessionSummary {
+            scenario: scenario.name(),
+            source: r.source.clone(),
+            seed,
+            confidence: r.outcome.confidence,
+            decision: r.outcome.decision,
+            reasons: r.outcome.reasons.iter().map(|x| x.code.clone()).collect(),
+            error: r.error.as_ref().map(|e| e.code.to_string()),
+            frames: r.frames_sent,
+            simulated_ms: r.duration_ms,
+            finish_ms: r.finish_ms,
+            pad: sig.pad.as_ref().map_or(f64::NAN, |p| p.median as f64),
+            light_correlation: sig.light.as_ref().map_or(f64::NAN, |l| l.face_correlation),
+            light_null_p95: sig
+                .light
+                .as_ref()
+                .map_or(f64::NAN, |l| l.null_correlation_p95),
+            background_ratio: sig.light.as_ref().map_or(f64::NAN, |l| l.background_ratio),
+            lag_ms: sig.light.as_ref().map_or(f64::NAN, |l| l.lag_ms),
+            identity: sig
+                .identity
+                .as_ref()
+                .map_or(f64::NAN, |i| i.min_similarity as f64),
+            jitter_ms: sig.stream.interval_std_ms,
+        };
+        progress(&summary);
+        sessions.push(summary);
+    }
+    let scenarios = Scenario::ALL
+        .iter()
+        .filter_map(|sc| {
+            let v: Vec<&SessionSummary> = sessions
+                .iter()
+                .filter(|s| s.scenario == sc.name())
+                .collect();
+            (!v.is_empty()).then(|| ScenarioSummary {
+                scenario: sc.name(),
+                sessions: v.len(),
+                live: v
+                    .iter()
+                    .filter(|s| s.decision == crate::Decision::Live)
+                    .count(),
+                min_confidence: v.iter().map(|s| s.confidence).fold(f32::INFINITY, f32::min),
+                max_confidence: v.iter().map(|s| s.confidence).fold(0.0, f32::max),
+            })
+        })
+        .collect();
+    let on_frame = Timing::of(&frame_costs);
+    let fps = if on_frame.mean > 0.0 {
+        1000.0 / on_frame.mean
+    } else {
+        0.0
+    };
+    Ok(BenchReport {
+        live_threshold: crate::LIVE_THRESHOLD,
+        threads: rayon::current_num_threads(),
+        frames_per_second_per_core: fps,
+        sessions_per_core_at_15_fps: fps / 15.0,
+        on_frame_ms: on_frame,
+        finish_ms: Timing::of(&finish),
+        scenarios,
+        sessions,
+    })
+}
