@@ -89,8 +89,6 @@ pub struct CreatedLivenessSession {
     /// Valid for this session only; give it to the capture client.
     pub client_token: String,
     pub expires_at: String,
-    /// Where the client opens its WebSocket (add `?token=<clientToken>`).
-    pub stream_path: String,
 }
 
 /// An image captured during the session.
@@ -286,7 +284,7 @@ impl Service {
                 token_hash: token_hash(&client_token),
                 device_id: req.device_correlation_id,
                 settings: serde_json::to_string(&settings)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?,
+                    .map_err(CoreError::json("writing the session settings"))?,
                 reference,
                 status: "CREATED".into(),
                 result: None,
@@ -302,7 +300,6 @@ impl Service {
             .await?;
         metrics_created(&settings.challenge);
         Ok(CreatedLivenessSession {
-            stream_path: format!("/v1/liveness/sessions/{session_id}/stream"),
             session_id,
             client_token,
             expires_at: rfc3339(expires_ms),
@@ -332,8 +329,8 @@ impl Service {
     pub async fn liveness_results(&self, p: &Principal, id: &str) -> Result<LivenessResults> {
         let row = self.owned_session(p, id).await?;
         let id = row.session_id.as_str();
-        let settings: StoredSettings = serde_json::from_str(&row.settings)
-            .map_err(|e| CoreError::Internal(format!("stored settings: {e}")))?;
+        let settings: StoredSettings =
+            serde_json::from_str(&row.settings).map_err(CoreError::json("stored settings"))?;
         let now = now_ms();
         let mut status = row.status.clone();
         if matches!(status.as_str(), "CREATED" | "IN_PROGRESS") && now >= row.expires_ms {
@@ -341,7 +338,7 @@ impl Service {
         }
         let mut out = match &row.result {
             Some(json) => serde_json::from_str::<LivenessResults>(json)
-                .map_err(|e| CoreError::Internal(format!("stored result: {e}")))?,
+                .map_err(CoreError::json("stored result"))?,
             None => LivenessResults {
                 session_id: row.session_id.clone(),
                 status: status.clone(),
@@ -385,8 +382,8 @@ impl Service {
                     let plain = self
                         .transient_key
                         .open(&sealed, &liveness_aad(id, "images"))?;
-                    let imgs: StoredImages = serde_json::from_slice(&plain)
-                        .map_err(|e| CoreError::Internal(format!("stored images: {e}")))?;
+                    let imgs: StoredImages =
+                        serde_json::from_slice(&plain).map_err(CoreError::json("stored images"))?;
                     out.reference_image = imgs.reference;
                     out.audit_images = imgs.audit;
                     metrics::counter!("honnin_liveness_images_deleted_total", "why" => "read")
@@ -440,8 +437,8 @@ impl Service {
                 "liveness session `{id}` was already streamed; create a new session"
             )));
         }
-        let settings: StoredSettings = serde_json::from_str(&row.settings)
-            .map_err(|e| CoreError::Internal(format!("stored settings: {e}")))?;
+        let settings: StoredSettings =
+            serde_json::from_str(&row.settings).map_err(CoreError::json("stored settings"))?;
         let reference = row
             .reference
             .as_deref()
@@ -498,7 +495,7 @@ impl Service {
                     let c = self
                         .engine()
                         .compare(r, live)
-                        .map_err(|e| CoreError::Internal(format!("compare: {e}")))?;
+                        .map_err(CoreError::engine("compare"))?;
                     let thr = self.threshold_for_fmr(self.config().match_fmr);
                     (
                         Some(c.similarity),
@@ -600,8 +597,7 @@ impl Service {
     /// A template sealed with the transient key under `aad`.
     pub(crate) fn open_transient_template(&self, sealed: &[u8], aad: &[u8]) -> Result<Template> {
         let plain = self.transient_key.open(sealed, aad)?;
-        Template::from_bytes(&plain)
-            .map_err(|e| CoreError::Internal(format!("stored template: {e}")))
+        Template::from_bytes(&plain).map_err(CoreError::engine("stored template"))
     }
 
     /// Takes a finished session's reference image (deleting all its images), for a
@@ -616,8 +612,8 @@ impl Service {
         let plain = self
             .transient_key
             .open(&sealed, &liveness_aad(session_id, "images"))?;
-        let imgs: StoredImages = serde_json::from_slice(&plain)
-            .map_err(|e| CoreError::Internal(format!("stored images: {e}")))?;
+        let imgs: StoredImages =
+            serde_json::from_slice(&plain).map_err(CoreError::json("stored images"))?;
         Ok(imgs.reference)
     }
 
@@ -635,16 +631,17 @@ impl Service {
             results.device_correlation_id = r.device_id.clone();
         }
         let sealed = match images {
-            Some(i) if i.reference.is_some() || !i.audit.is_empty() => {
-                Some(self.transient_key.seal(
-                    &serde_json::to_vec(&i).map_err(|e| CoreError::Internal(e.to_string()))?,
+            Some(i) if i.reference.is_some() || !i.audit.is_empty() => Some(
+                self.transient_key.seal(
+                    &serde_json::to_vec(&i)
+                        .map_err(CoreError::json("writing the session images"))?,
                     &liveness_aad(&t.session_id, "images"),
-                ))
-            }
+                ),
+            ),
             _ => None,
         };
-        let json =
-            serde_json::to_string(&results).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let json = serde_json::to_string(&results)
+            .map_err(CoreError::json("writing the session results"))?;
         let images_until = now + self.config().liveness.images_ttl_secs as i64 * 1000;
         let stored = self
             .store()

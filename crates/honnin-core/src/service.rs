@@ -346,7 +346,7 @@ impl Service {
 
     fn open_template(&self, key: &DataKey, f: &FaceRow) -> Result<Vec<f32>> {
         let plain = key.open(&f.template, &template_aad(&f.collection_id, &f.face_id))?;
-        let t = Template::from_bytes(&plain).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let t = Template::from_bytes(&plain).map_err(CoreError::engine("stored template"))?;
         if t.model != self.engine.template_model() {
             return Err(CoreError::Internal(format!(
                 "template of model {} in a {} engine",

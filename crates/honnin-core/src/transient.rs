@@ -143,7 +143,7 @@ impl Service {
             let c = self
                 .engine()
                 .compare(&stemplate, t)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+                .map_err(CoreError::engine("compare"))?;
             if c.similarity >= threshold {
                 matches.push(CompareMatch {
                     similarity: c.similarity,
@@ -202,7 +202,7 @@ impl Service {
                     self.transient_key
                         .open(&r.template, &template_aad("transient", id))
                 })?;
-            out.push(Template::from_bytes(&plain).map_err(|e| CoreError::Internal(e.to_string()))?);
+            out.push(Template::from_bytes(&plain).map_err(CoreError::engine("stored template"))?);
         }
         Ok(out)
     }

@@ -297,7 +297,7 @@ impl Service {
                     .transient_key
                     .seal(secret.as_bytes(), &webhook_secret_aad(&id)),
                 events: serde_json::to_string(&events)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?,
+                    .map_err(CoreError::json("writing the event list"))?,
                 created_ms: now,
                 disabled_ms: None,
                 consecutive_failures: 0,
@@ -397,7 +397,8 @@ impl Service {
         body: &T,
     ) -> Result<()> {
         let hooks = self.store().list_webhooks(owner_key).await?;
-        let body = serde_json::to_string(body).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let body =
+            serde_json::to_string(body).map_err(CoreError::json("writing the event body"))?;
         let now = now_ms();
         let rows: Vec<DeliveryRow> = hooks
             .iter()

@@ -30,7 +30,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -138,16 +137,11 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "ResourceNotFound",
-        "no such route; see /openapi.json",
-    )
+    ApiError::new("ResourceNotFound", "no such route; see /openapi.json")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
         "this route does not take that method; see /openapi.json",
     )
@@ -163,7 +157,6 @@ async fn demo_gate(State(s): State<AppState>, req: Request, next: Next) -> Respo
         next.run(req).await
     } else {
         ApiError::new(
-            StatusCode::NOT_FOUND,
             "ResourceNotFound",
             "the demo is disabled (set demo.enabled = true, or HONNIN_DEMO__ENABLED=true)",
         )
@@ -175,7 +168,6 @@ async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) 
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
             "RequestTimeout",
             format!("the request took longer than {} s", limit.as_secs()),
         )

@@ -618,14 +618,14 @@ async fn bad_input(s: &Server) {
             "/v1/detect",
             json!({"image": b64(&fixture("obama.jpg")[..2000])}),
             StatusCode::BAD_REQUEST,
-            "InvalidImageFormat",
+            "CorruptImage",
         ),
         (
             "POST",
             "/v1/detect",
             json!({"image": b64(b"")}),
             StatusCode::BAD_REQUEST,
-            "InvalidImageFormat",
+            "EmptyImage",
         ),
         (
             "POST",

@@ -301,7 +301,7 @@ impl Service {
         let c = self
             .engine()
             .compare(document, live)
-            .map_err(|e| CoreError::Internal(format!("compare: {e}")))?;
+            .map_err(CoreError::engine("compare"))?;
         let retake = row
             .document_info
             .as_deref()

@@ -73,7 +73,6 @@ pub struct CreatedVerification {
     pub liveness_session_id: String,
     /// Valid for the liveness session only; give it to the capture client.
     pub client_token: String,
-    pub stream_path: String,
     pub expires_at: String,
     pub policy: VerificationPolicy,
 }
@@ -178,7 +177,7 @@ impl Service {
             policy: serde_json::to_string(&StoredPolicy {
                 policy: policy.clone(),
             })
-            .map_err(|e| CoreError::Internal(e.to_string()))?,
+            .map_err(CoreError::json("writing the policy"))?,
             liveness_session_id: session.session_id.clone(),
             status: "awaiting_document".into(),
             document: None,
@@ -199,7 +198,6 @@ impl Service {
             status: row.status,
             liveness_session_id: session.session_id,
             client_token: session.client_token,
-            stream_path: session.stream_path,
             expires_at: rfc3339(expires_ms),
             policy,
         })
@@ -272,7 +270,7 @@ impl Service {
             .transient_key
             .seal(&t.to_bytes(), &verification_aad(id, "document"));
         let info_json =
-            serde_json::to_string(&info).map_err(|e| CoreError::Internal(e.to_string()))?;
+            serde_json::to_string(&info).map_err(CoreError::json("writing the document info"))?;
         let images = match kept_image {
             Some(bytes) => Some(self.seal_images(
                 id,
@@ -300,7 +298,7 @@ impl Service {
     }
 
     fn seal_images(&self, id: &str, imgs: &VerificationImages) -> Result<Vec<u8>> {
-        let plain = serde_json::to_vec(imgs).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let plain = serde_json::to_vec(imgs).map_err(CoreError::json("writing the kept images"))?;
         Ok(self
             .transient_key
             .seal(&plain, &verification_aad(id, "images")))
@@ -312,9 +310,9 @@ impl Service {
                 let plain = self
                     .transient_key
                     .open(sealed, &verification_aad(&row.verification_id, "images"))?;
-                Ok(Some(serde_json::from_slice(&plain).map_err(|e| {
-                    CoreError::Internal(format!("stored images: {e}"))
-                })?))
+                Ok(Some(
+                    serde_json::from_slice(&plain).map_err(CoreError::json("stored images"))?,
+                ))
             }
             None => Ok(None),
         }
@@ -361,13 +359,13 @@ impl Service {
             .as_deref()
             .map(serde_json::from_str::<DocumentPortrait>)
             .transpose()
-            .map_err(|e| CoreError::Internal(format!("stored document info: {e}")))?;
+            .map_err(CoreError::json("stored document info"))?;
         let mut decision = row
             .decision
             .as_deref()
             .map(serde_json::from_str::<DecisionRecord>)
             .transpose()
-            .map_err(|e| CoreError::Internal(format!("stored decision: {e}")))?;
+            .map_err(CoreError::json("stored decision"))?;
         if status == "cancelled" && decision.is_none() {
             let mut r = self.record(
                 "cancelled",
@@ -476,8 +474,8 @@ impl Service {
         } else {
             None
         };
-        let decision =
-            serde_json::to_string(&record).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let decision = serde_json::to_string(&record)
+            .map_err(CoreError::json("writing the decision record"))?;
         let decided = self
             .store()
             .decide_verification(

@@ -199,7 +199,7 @@ pub(super) struct StoredPolicy {
 pub(super) fn stored_policy(row: &VerificationRow) -> Result<VerificationPolicy> {
     serde_json::from_str::<StoredPolicy>(&row.policy)
         .map(|p| p.policy)
-        .map_err(|e| CoreError::Internal(format!("stored policy: {e}")))
+        .map_err(CoreError::json("stored policy"))
 }
 
 #[cfg(test)]

@@ -67,11 +67,36 @@ pub struct CreateLivenessSessionRequest {
     pub device_correlation_id: Option<String>,
 }
 
+/// The path of a session's WebSocket stream (the client adds `?token=<clientToken>`).
+pub fn stream_path(session_id: &str) -> String {
+    format!("/v1/liveness/sessions/{session_id}/stream")
+}
+
+/// A created liveness session as the API returns it: the core's answer and where the
+/// capture client streams.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LivenessSessionCreated {
+    #[serde(flatten)]
+    pub session: CreatedLivenessSession,
+    /// Where the client opens its WebSocket (add `?token=<clientToken>`).
+    pub stream_path: String,
+}
+
+impl From<CreatedLivenessSession> for LivenessSessionCreated {
+    fn from(session: CreatedLivenessSession) -> Self {
+        LivenessSessionCreated {
+            stream_path: stream_path(&session.session_id),
+            session,
+        }
+    }
+}
+
 /// Create a liveness session; give `sessionId` and `clientToken` to the capture client.
 #[utoipa::path(post, path = "/v1/liveness/sessions", tag = "liveness",
     request_body(content = CreateLivenessSessionRequest, description = "JSON, or multipart/form-data with a `referenceImage` file part"),
     responses(
-        (status = 200, description = "Created; it expires 3 minutes from now", body = CreatedLivenessSession),
+        (status = 200, description = "Created; it expires 3 minutes from now", body = LivenessSessionCreated),
         (status = 400, description = "InvalidParameter, InvalidImageFormat, NoFaceDetected (referenceImage)", body = ErrorBody),
         (status = 403, description = "AccessDenied", body = ErrorBody),
     ),
@@ -80,8 +105,8 @@ pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
     Input(r): Input<CreateLivenessSessionRequest>,
-) -> ApiResult<Json<CreatedLivenessSession>> {
-    create_as(&s, &p, r).await.map(Json)
+) -> ApiResult<Json<LivenessSessionCreated>> {
+    create_as(&s, &p, r).await.map(|c| Json(c.into()))
 }
 
 async fn create_as(
@@ -429,12 +454,7 @@ pub(crate) fn serve_asset(path: &str) -> Response {
             a.body,
         )
             .into_response(),
-        None => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            format!("no such file: {path}"),
-        )
-        .into_response(),
+        None => ApiError::new("ResourceNotFound", format!("no such file: {path}")).into_response(),
     }
 }
 
@@ -488,7 +508,7 @@ pub struct DemoCreate {
 pub async fn demo_create(
     State(s): State<AppState>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<CreatedLivenessSession>> {
+) -> ApiResult<Json<LivenessSessionCreated>> {
     demo_rate_limit(&s)?;
     let b: DemoCreate = optional_json(&body)?;
     let r = CreateLivenessSessionRequest {
@@ -499,7 +519,9 @@ pub async fn demo_create(
         reference_image: None,
         device_correlation_id: None,
     };
-    create_as(&s, &demo_principal(), r).await.map(Json)
+    create_as(&s, &demo_principal(), r)
+        .await
+        .map(|c| Json(c.into()))
 }
 
 /// `GET /demo/api/liveness-sessions/{id}`: the demo's own sessions' results.

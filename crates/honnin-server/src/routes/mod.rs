@@ -13,7 +13,7 @@ pub mod verifications;
 pub mod webhooks;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -165,7 +165,6 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
             // Unauthenticated route: the details (hosts, driver messages) go to the log.
             tracing::warn!(error = %e, "readiness check: the database is unreachable");
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
                 "NotReady",
                 "the database is unreachable; the server log has details",
             )
@@ -189,7 +188,6 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
 pub async fn metrics(State(s): State<AppState>, req: axum::extract::Request) -> Response {
     if s.config.metrics.listen.is_some() {
         return ApiError::new(
-            StatusCode::NOT_FOUND,
             "ResourceNotFound",
             "metrics are served on their own address (metrics.listen)",
         )
@@ -223,7 +221,6 @@ async fn metrics_caller(
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
             "AccessDenied",
             "metrics need the metrics token or an unlimited admin key",
         ))
@@ -321,6 +318,21 @@ const MULTIPART_ROUTES: &[&str] = &[
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let comps = doc.components.get_or_insert_with(Default::default);
+    // The error body's `code` is one of the table's codes.
+    if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(body))) =
+        comps.schemas.get_mut("ErrorBody")
+    {
+        if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(code))) =
+            body.properties.get_mut("code")
+        {
+            code.enum_values = Some(
+                honnin_core::error::ERROR_CODES
+                    .iter()
+                    .map(|c| serde_json::Value::from(c.code))
+                    .collect(),
+            );
+        }
+    }
     comps.add_security_scheme(
         "apiKey",
         SecurityScheme::Http(
@@ -406,5 +418,50 @@ mod tests {
             "{max_users}"
         );
         assert_eq!(max_users["minimum"].as_f64(), Some(1.0), "{max_users}");
+    }
+
+    /// The error body's `code` enum is the table of codes, and `docs/api.md` lists every
+    /// code with the table's status and nothing else.
+    #[test]
+    fn the_error_codes_are_the_tables_everywhere() {
+        let table = honnin_core::error::ERROR_CODES;
+        let doc = serde_json::to_value(openapi()).expect("OpenAPI serialises");
+        let listed: Vec<&str> = doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]
+            ["enum"]
+            .as_array()
+            .expect("ErrorBody.code has an enum")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let codes: Vec<&str> = table.iter().map(|c| c.code).collect();
+        assert_eq!(listed, codes);
+
+        let md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+            .expect("docs/api.md");
+        // Rows `| `Code` | status | meaning | `Exception` |` of the error table.
+        let rows: Vec<(String, u16, String)> = md
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let status = cells.get(2)?.parse().ok()?;
+                Some((code.to_string(), status, cells.get(3)?.to_string()))
+            })
+            .collect();
+        for c in table {
+            assert!(
+                rows.contains(&(c.code.to_string(), c.status, c.meaning.to_string())),
+                "docs/api.md lacks the row | `{}` | {} | {} |",
+                c.code,
+                c.status,
+                c.meaning
+            );
+        }
+        for (code, _, _) in &rows {
+            assert!(
+                honnin_core::error::error_code(code).is_some(),
+                "docs/api.md lists `{code}`, which is not a code"
+            );
+        }
     }
 }

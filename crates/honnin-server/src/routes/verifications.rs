@@ -14,12 +14,33 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, ImageInput, Input, Path};
 use crate::AppState;
 
+/// A created verification as the API returns it: the core's answer and where the
+/// capture client streams its liveness session.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationCreated {
+    #[serde(flatten)]
+    pub verification: CreatedVerification,
+    /// Where the capture client opens the liveness session's WebSocket (add
+    /// `?token=<clientToken>`).
+    pub stream_path: String,
+}
+
+impl From<CreatedVerification> for VerificationCreated {
+    fn from(verification: CreatedVerification) -> Self {
+        VerificationCreated {
+            stream_path: super::liveness::stream_path(&verification.liveness_session_id),
+            verification,
+        }
+    }
+}
+
 /// Start a verification: returns its id and the liveness session (id + client token)
 /// the capture client runs after the document step.
 #[utoipa::path(post, path = "/v1/verifications", tag = "verification",
     request_body(content = NewVerification),
     responses(
-        (status = 200, description = "Created, awaiting_document", body = CreatedVerification),
+        (status = 200, description = "Created, awaiting_document", body = VerificationCreated),
         (status = 400, description = "InvalidParameter", body = ErrorBody),
         (status = 403, description = "AccessDenied: an enroller key for the collection is needed", body = ErrorBody),
         (status = 404, description = "ResourceNotFound: no such collection", body = ErrorBody),
@@ -29,8 +50,8 @@ pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
     Input(r): Input<NewVerification>,
-) -> ApiResult<Json<CreatedVerification>> {
-    Ok(Json(s.service.create_verification(&p, r).await?))
+) -> ApiResult<Json<VerificationCreated>> {
+    Ok(Json(s.service.create_verification(&p, r).await?.into()))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -132,7 +153,7 @@ pub struct DemoCreate {
 pub async fn demo_create(
     State(s): State<AppState>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<CreatedVerification>> {
+) -> ApiResult<Json<VerificationCreated>> {
     super::liveness::demo_rate_limit(&s)?;
     let b: DemoCreate = super::liveness::optional_json(&body)?;
     match s
@@ -149,7 +170,7 @@ pub async fn demo_create(
         ..NewVerification::default()
     };
     let p = demo_principal(&s).await?;
-    Ok(Json(s.service.create_verification(&p, req).await?))
+    Ok(Json(s.service.create_verification(&p, req).await?.into()))
 }
 
 /// `PUT /demo/api/verifications/{id}/document`.
