@@ -69,6 +69,7 @@ enum Command {
     /// Service benchmarks: 1:N search at 10k–1M templates, memory, start-up load.
     BenchService(commands::bench_service::BenchServiceArgs),
     /// Liveness benchmark: per-frame cost and verdict latency of simulated sessions.
+    #[cfg(feature = "bench-liveness")]
     BenchLiveness(commands::bench_liveness::BenchLivenessArgs),
     /// Overload benchmark: memory and leftover CPU of a burst of large requests that time out.
     BenchOverload(commands::bench_overload::BenchOverloadArgs),
@@ -113,6 +114,7 @@ fn main() -> ExitCode {
         Command::Eval(c) => eval::run(&cli.engine, c),
         Command::Bench(a) => commands::bench::run(&cli.engine, a),
         Command::BenchService(a) => commands::bench_service::run(&cli.engine, a),
+        #[cfg(feature = "bench-liveness")]
         Command::BenchLiveness(a) => commands::bench_liveness::run(&cli.engine, a),
         Command::BenchOverload(a) => commands::bench_overload::run(a),
         Command::Serve(a) => commands::serve::serve(&cli.engine, a),
