@@ -56,14 +56,9 @@ pub fn status_of_code(code: &str) -> StatusCode {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// The HTTP status of a core error: its code's row of the table.
-pub fn status_of(e: &CoreError) -> StatusCode {
-    status_of_code(e.code())
-}
-
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
-        let status = status_of(&e);
+        let status = status_of_code(e.code());
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             // Details of internal failures go to the log, not to the client.
             tracing::error!(error = %e, "internal error");

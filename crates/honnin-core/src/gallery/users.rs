@@ -11,8 +11,7 @@ use crate::config::{DEFAULT_MAX_USERS, MAX_ASSOCIATE_FACES, MAX_SEARCH_RESULTS, 
 use crate::error::{CoreError, Result};
 use crate::index::Hit;
 use crate::model::*;
-use crate::paging;
-use crate::paging::page_limit;
+use crate::paging::{self, page_limit};
 use crate::service::Service;
 use crate::validate::{self, check_user_id};
 

@@ -63,11 +63,13 @@ pub fn document_warnings(face_size_px: f32, policy: &VerificationPolicy) -> Vec<
     }
     w
 }
+
 /// Smallest face the document step's second detection pass looks for, pixels (lower
 /// than the service's default, 40): a portrait too small to compare is then reported as
 /// such (DocumentPortraitUnusable, with what to do) instead of as no face at all. The ID-document specimens' portraits measure
 /// 43–403 px (`crates/honnin-core/tests/documents.rs`).
 pub const DOCUMENT_DETECT_MIN_FACE_PX: f32 = 20.0;
+
 /// Decodes a document image and finds its faces as the document step does (the
 /// pipeline's `Detection::Document`), for evaluation tools:
 /// first with `usual` options, then, if none was found, down to
