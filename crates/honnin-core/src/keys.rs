@@ -1,5 +1,6 @@
-//! API key management over the store alone, so `honnin keys …` works without
-//! loading the models. [`crate::Service`] delegates here.
+//! API keys: management over the store alone (the free functions, so `honnin keys …`
+//! works without loading the models), and the [`Keys`] domain of the service, which
+//! adds authentication through the shared cache of [`Context`](crate::context::Context).
 //!
 //! The rule: **a key never creates, lists, revokes or reads anything broader than
 //! itself.** Only admin keys manage keys. An unlimited admin manages every key; an admin
@@ -10,10 +11,13 @@
 //!
 //! Revoking a key ends its work: see [`revoke`].
 
+use std::time::{Duration, Instant};
+
 use honnin_storage::{KeyRow, Revocation, Store};
 
 use crate::auth::{self, Action, CreatedKey, KeyInfo, Principal, Role};
 use crate::clock::{now_ms, rfc3339};
+use crate::context::{domain, KEY_CACHE_SECS, UNKNOWN_KEY_CACHE_MAX};
 use crate::error::{CoreError, Result};
 use crate::validate::{self, check_collection_id};
 
@@ -118,7 +122,7 @@ pub async fn list(store: &Store, p: &Principal) -> Result<Vec<KeyInfo>> {
 /// `KeyRevoked`; a running stream stops within a second), its verifications still
 /// waiting for a step are `cancelled` (templates and images dropped), its webhooks are
 /// disabled (pending deliveries failed), its transient faces deleted. Other servers
-/// refuse the key within [`crate::service::KEY_CACHE_SECS`].
+/// refuse the key within [`KEY_CACHE_SECS`].
 pub async fn revoke(store: &Store, p: &Principal, key_id: &str) -> Result<Revocation> {
     p.check(Action::ManageKeys, None)?;
     let not_found = || {
@@ -138,4 +142,114 @@ pub async fn revoke(store: &Store, p: &Principal, key_id: &str) -> Result<Revoca
 /// Whether any key exists (first start creates an admin key when none does).
 pub async fn any(store: &Store) -> Result<bool> {
     Ok(!store.list_keys(None).await?.is_empty())
+}
+
+domain!(
+    /// The API keys of a running service: management (as the free functions) and
+    /// authentication of bearer tokens through the shared cache.
+    Keys
+);
+
+impl Keys<'_> {
+    /// Creates an API key; the token is returned once and only its hash is stored.
+    pub async fn create_key(
+        &self,
+        p: &Principal,
+        role: Role,
+        collection: Option<String>,
+        name: &str,
+    ) -> Result<CreatedKey> {
+        create(self.store(), p, role, collection, name).await
+    }
+
+    /// The keys `p` may manage (see [`list`]).
+    pub async fn list_keys(&self, p: &Principal) -> Result<Vec<KeyInfo>> {
+        list(self.store(), p).await
+    }
+
+    /// Revokes a key and ends its work (see [`revoke`]).
+    pub async fn revoke_key(
+        &self,
+        p: &Principal,
+        key_id: &str,
+    ) -> Result<honnin_storage::Revocation> {
+        let r = revoke(self.store(), p, key_id).await?;
+        self.key_cache.lock().clear();
+        Ok(r)
+    }
+
+    /// Resolves a bearer token to a principal. A revocation takes effect on this server
+    /// at once and on the others within [`KEY_CACHE_SECS`]. Unknown key ids are
+    /// remembered as long, so repeating one costs no database query.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let bad = || CoreError::Unauthenticated("invalid API key".into());
+        let (id, secret) = auth::parse_token(token).ok_or_else(bad)?;
+        let fresh = |t: &Instant| t.elapsed() < Duration::from_secs(KEY_CACHE_SECS);
+        let cached = self
+            .key_cache
+            .lock()
+            .get(id)
+            .filter(|(_, t)| fresh(t))
+            .map(|(k, _)| k.clone());
+        let row = match cached {
+            Some(k) => k,
+            None => {
+                if self.unknown_keys.lock().get(id).is_some_and(fresh) {
+                    metrics::counter!("honnin_auth_unknown_key_cache_hits_total").increment(1);
+                    return Err(bad());
+                }
+                let Some(k) = self.store().get_key(id).await? else {
+                    let mut unknown = self.unknown_keys.lock();
+                    if unknown.len() >= UNKNOWN_KEY_CACHE_MAX {
+                        unknown.retain(|_, t| fresh(t));
+                        if unknown.len() >= UNKNOWN_KEY_CACHE_MAX {
+                            unknown.clear();
+                        }
+                    }
+                    unknown.insert(id.to_string(), Instant::now());
+                    return Err(bad());
+                };
+                self.key_cache
+                    .lock()
+                    .insert(id.to_string(), (k.clone(), Instant::now()));
+                k
+            }
+        };
+        if !auth::secret_matches(secret, &row.secret_hash) {
+            return Err(bad());
+        }
+        if row.revoked_ms.is_some() {
+            return Err(CoreError::Unauthenticated(
+                "this API key has been revoked".into(),
+            ));
+        }
+        Ok(Principal {
+            key_id: row.key_id,
+            role: Role::parse(&row.role)
+                .ok_or_else(|| CoreError::Internal("stored key has an unknown role".into()))?,
+            collection: row.collection_id,
+            scope_uid: row.scope_uid,
+        })
+    }
+
+    /// The principal of `token` if this process authenticated it within
+    /// [`KEY_CACHE_SECS`] (no database query): a client address blocked for failed
+    /// authentications keeps working with keys it has used successfully.
+    pub fn authenticate_cached(&self, token: &str) -> Option<Principal> {
+        let (id, secret) = auth::parse_token(token)?;
+        let row = self
+            .key_cache
+            .lock()
+            .get(id)
+            .filter(|(_, t)| t.elapsed() < Duration::from_secs(KEY_CACHE_SECS))
+            .map(|(k, _)| k.clone())?;
+        (auth::secret_matches(secret, &row.secret_hash) && row.revoked_ms.is_none()).then(|| {
+            Principal {
+                key_id: row.key_id,
+                role: Role::parse(&row.role).unwrap_or(Role::Recognizer),
+                collection: row.collection_id,
+                scope_uid: row.scope_uid,
+            }
+        })
+    }
 }

@@ -4,14 +4,15 @@
 //! A session is a row in storage (`liveness_sessions`), so any server of a deployment
 //! can create it, stream it or answer for it. The stream itself (a WebSocket in
 //! `honnin-server`) drives a sans-IO [`honnin_liveness::LiveSession`]; this module only
-//! opens it ([`Service::open_liveness_stream`]) and records its outcome
-//! ([`Service::complete_liveness_stream`]).
+//! opens it ([`LivenessSessions::open_stream`]) and records its outcome
+//! ([`LivenessSessions::complete_stream`]); [`crate::Service`] joins those to the
+//! verification a session belongs to.
 //!
 //! Privacy: the client token is stored as its SHA-256; the reference template (for
 //! liveness-with-verify) and the captured images are sealed with AES-256-GCM. The
 //! template is dropped when the stream ends; the images when the results are first read,
 //! or `images_ttl_secs` after the session finished, whichever comes first; the whole row
-//! `results_retention_secs` after creation. The sweeper ([`Service::sweep_once`]) enforces
+//! `results_retention_secs` after creation. The sweeper ([`crate::Service::sweep_once`]) enforces
 //! all of it.
 
 use std::time::Duration;
@@ -30,41 +31,12 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
+pub use crate::config::liveness::LivenessConfig;
+use crate::context::domain;
 use crate::crypto::liveness_aad;
 use crate::error::{CoreError, Result};
 use crate::model::ThresholdInfo;
-use crate::service::Service;
-
-/// Liveness tunables, with documented defaults (see `docs/configuration.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", default)]
-pub struct LivenessConfig {
-    /// A session must be streamed and finished within this time of its creation, seconds.
-    pub session_ttl_secs: u64,
-    /// Results metadata (no images) is kept this long after creation, seconds (48 h).
-    pub results_retention_secs: u64,
-    /// Unread images are deleted this long after the session finished, seconds.
-    pub images_ttl_secs: u64,
-    /// Sessions one `deviceCorrelationId` may create per hour (0: no limit).
-    pub max_sessions_per_device_per_hour: u32,
-    /// Sessions one API key may create per minute (0: no limit).
-    pub max_sessions_per_key_per_minute: u32,
-    /// Longest silence from the client during a stream, seconds.
-    pub stream_idle_timeout_secs: u64,
-}
-
-impl Default for LivenessConfig {
-    fn default() -> Self {
-        LivenessConfig {
-            session_ttl_secs: 180,
-            results_retention_secs: 48 * 3600,
-            images_ttl_secs: 180,
-            max_sessions_per_device_per_hour: 30,
-            max_sessions_per_key_per_minute: 600,
-            stream_idle_timeout_secs: 20,
-        }
-    }
-}
+pub use honnin_storage::LivenessStatus;
 
 /// Upper bound on `auditImagesLimit` (Rekognition's).
 pub const MAX_AUDIT_IMAGES: u8 = 4;
@@ -128,7 +100,7 @@ impl From<&Reason> for LivenessReason {
 pub struct LivenessResults {
     pub session_id: String,
     /// CREATED | IN_PROGRESS | SUCCEEDED | FAILED | EXPIRED
-    pub status: String,
+    pub status: LivenessStatus,
     pub challenge: String,
     pub created_at: String,
     pub expires_at: String,
@@ -205,7 +177,12 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-impl Service {
+domain!(
+    /// Face Liveness sessions: creation, the stream's ticket and outcome, results, deletion.
+    LivenessSessions
+);
+
+impl LivenessSessions<'_> {
     /// Creates a session (recognizer role or higher), subject to the per-device and
     /// per-key creation limits.
     pub async fn create_liveness_session(
@@ -286,7 +263,7 @@ impl Service {
                 settings: serde_json::to_string(&settings)
                     .map_err(CoreError::json("writing the session settings"))?,
                 reference,
-                status: "CREATED".into(),
+                status: LivenessStatus::Created,
                 result: None,
                 images: None,
                 created_ms: now,
@@ -318,10 +295,8 @@ impl Service {
             .get_liveness(&id)
             .await?
             .ok_or_else(not_found)?;
-        if !self.may_see_owned(p, &row.owner_key).await? {
-            return Err(not_found());
-        }
-        Ok(row)
+        let owner = row.owner_key.clone();
+        self.owned(p, &owner, None, row, not_found).await
     }
 
     /// The session's status and, once finished, its results. The images are returned
@@ -332,16 +307,16 @@ impl Service {
         let settings: StoredSettings =
             serde_json::from_str(&row.settings).map_err(CoreError::json("stored settings"))?;
         let now = now_ms();
-        let mut status = row.status.clone();
-        if matches!(status.as_str(), "CREATED" | "IN_PROGRESS") && now >= row.expires_ms {
-            status = "EXPIRED".into();
+        let mut status = row.status;
+        if !status.is_finished() && now >= row.expires_ms {
+            status = LivenessStatus::Expired;
         }
         let mut out = match &row.result {
             Some(json) => serde_json::from_str::<LivenessResults>(json)
                 .map_err(CoreError::json("stored result"))?,
             None => LivenessResults {
                 session_id: row.session_id.clone(),
-                status: status.clone(),
+                status,
                 challenge: challenge_name(settings.challenge),
                 created_at: rfc3339(row.created_ms),
                 expires_at: rfc3339(row.expires_ms),
@@ -361,8 +336,8 @@ impl Service {
                 analysis_ms: None,
             },
         };
-        out.status = status.clone();
-        if status == "EXPIRED" && out.reasons.is_empty() {
+        out.status = status;
+        if status == LivenessStatus::Expired && out.reasons.is_empty() {
             out.reasons.push(LivenessReason {
                 code: "SessionExpired".into(),
                 message: "the session was not completed within its time limit".into(),
@@ -376,7 +351,7 @@ impl Service {
             });
             out.images_deleted = true;
         }
-        if matches!(status.as_str(), "SUCCEEDED" | "FAILED") {
+        if matches!(status, LivenessStatus::Succeeded | LivenessStatus::Failed) {
             match self.store().take_liveness_images(id).await? {
                 Some(sealed) => {
                     let plain = self
@@ -406,9 +381,21 @@ impl Service {
         Ok(())
     }
 
-    /// Checks the client token and claims the session's one stream. Errors:
-    /// SessionNotFound, InvalidClientToken, SessionExpired, SessionAlreadyStarted.
-    pub async fn open_liveness_stream(&self, id: &str, token: &str) -> Result<LivenessTicket> {
+    /// Checks the client token and claims the session's one stream; `before_claim` runs
+    /// (with the session id) after the session's own checks and before the claim, and
+    /// its error is returned as is ([`crate::Service::open_liveness_stream`] checks
+    /// there that a verification's session may stream). Errors: SessionNotFound,
+    /// InvalidClientToken, SessionCancelled, SessionExpired, SessionAlreadyStarted.
+    pub async fn open_stream<F, Fut>(
+        &self,
+        id: &str,
+        token: &str,
+        before_claim: F,
+    ) -> Result<LivenessTicket>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let not_found =
             || CoreError::SessionNotFound(format!("liveness session `{id}` does not exist"));
         let id = &crate::validate::canonical_uuid(id).ok_or_else(not_found)?;
@@ -424,15 +411,14 @@ impl Service {
             )));
         }
         let now = now_ms();
-        if row.status == "EXPIRED" || now >= row.expires_ms {
+        if row.status == LivenessStatus::Expired || now >= row.expires_ms {
             return Err(CoreError::SessionExpired(format!(
                 "liveness session `{id}` expired at {}",
                 rfc3339(row.expires_ms)
             )));
         }
-        // A verification's session streams only once its document is in.
-        self.check_verification_stream(id).await?;
-        if row.status != "CREATED" || !self.store().start_liveness(id, now).await? {
+        before_claim(id.clone()).await?;
+        if row.status != LivenessStatus::Created || !self.store().start_liveness(id, now).await? {
             return Err(CoreError::SessionAlreadyStarted(format!(
                 "liveness session `{id}` was already streamed; create a new session"
             )));
@@ -457,12 +443,7 @@ impl Service {
     /// Whether a claimed stream may go on: false once its session was cancelled (its key
     /// revoked), deleted, or otherwise ended elsewhere. A running stream polls this.
     pub async fn liveness_stream_alive(&self, t: &LivenessTicket) -> Result<bool> {
-        Ok(self
-            .store()
-            .liveness_status(&t.session_id)
-            .await?
-            .as_deref()
-            == Some("IN_PROGRESS"))
+        Ok(self.store().liveness_status(&t.session_id).await? == Some(LivenessStatus::InProgress))
     }
 
     /// The protocol state machine for a claimed stream.
@@ -483,12 +464,14 @@ impl Service {
     }
 
     /// Records a finished stream: results metadata, the sealed images, and (with a
-    /// reference image) the match. Returns what the results API will show.
-    pub async fn complete_liveness_stream(
+    /// reference image) the match; a verification's session also keeps the live face's
+    /// sealed template. Returns what the results API will show and the id of the
+    /// verification the session belongs to, if any (for the caller to decide it).
+    pub async fn complete_stream(
         &self,
         t: &LivenessTicket,
         outcome: LivenessOutcome,
-    ) -> Result<LivenessResults> {
+    ) -> Result<(LivenessResults, Option<String>)> {
         let (match_similarity, is_match, match_threshold) =
             match (&t.reference, &outcome.reference_template) {
                 (Some(r), Some(live)) => {
@@ -507,8 +490,8 @@ impl Service {
                 (None, _) => (None, None, None),
             };
         let status = match outcome.status {
-            OutcomeStatus::Succeeded => "SUCCEEDED",
-            _ => "FAILED",
+            OutcomeStatus::Succeeded => LivenessStatus::Succeeded,
+            _ => LivenessStatus::Failed,
         };
         let image = |c: &honnin_liveness::CapturedImage| LivenessImage {
             bytes: b64(&c.jpeg),
@@ -521,7 +504,7 @@ impl Service {
         let now = now_ms();
         let results = LivenessResults {
             session_id: t.session_id.clone(),
-            status: status.into(),
+            status,
             challenge: challenge_name(t.challenge),
             created_at: String::new(),
             expires_at: rfc3339(t.expires_ms),
@@ -550,22 +533,22 @@ impl Service {
         let results = self
             .store_result(t, results, Some(images), live.as_deref(), now)
             .await?;
-        self.decide_after_liveness(&t.session_id, verification.as_deref())
-            .await;
-        Ok(results)
+        Ok((results, verification))
     }
 
     /// Ends a stream that could not run to its end (protocol error, client gone).
-    pub async fn fail_liveness_stream(
+    /// Returns the results and the session's verification id, as
+    /// [`LivenessSessions::complete_stream`] does.
+    pub async fn fail_stream(
         &self,
         t: &LivenessTicket,
         code: &str,
         message: &str,
         frames_received: u32,
-    ) -> Result<LivenessResults> {
+    ) -> Result<(LivenessResults, Option<String>)> {
         let results = LivenessResults {
             session_id: t.session_id.clone(),
-            status: "FAILED".into(),
+            status: LivenessStatus::Failed,
             challenge: challenge_name(t.challenge),
             created_at: String::new(),
             expires_at: rfc3339(t.expires_ms),
@@ -589,15 +572,7 @@ impl Service {
         };
         let verification = self.store().verification_of_liveness(&t.session_id).await?;
         let results = self.store_result(t, results, None, None, now_ms()).await?;
-        self.decide_after_liveness(&t.session_id, verification.as_deref())
-            .await;
-        Ok(results)
-    }
-
-    /// A template sealed with the transient key under `aad`.
-    pub(crate) fn open_transient_template(&self, sealed: &[u8], aad: &[u8]) -> Result<Template> {
-        let plain = self.transient_key.open(sealed, aad)?;
-        Template::from_bytes(&plain).map_err(CoreError::engine("stored template"))
+        Ok((results, verification))
     }
 
     /// Takes a finished session's reference image (deleting all its images), for a
@@ -647,7 +622,7 @@ impl Service {
             .store()
             .finish_liveness(
                 &t.session_id,
-                &results.status,
+                results.status,
                 &json,
                 sealed.as_deref(),
                 live_template,
@@ -662,7 +637,7 @@ impl Service {
             )));
         }
         metrics::counter!("honnin_liveness_sessions_finished_total",
-            "status" => results.status.clone(),
+            "status" => results.status.as_str(),
             "decision" => results.decision.clone().unwrap_or_default())
         .increment(1);
         Ok(results)

@@ -10,9 +10,9 @@
 use honnin_engine::{DetectOptions, Face, Template};
 
 use crate::admission::Cancel;
+use crate::config::verification::DOCUMENT_DETECT_MIN_FACE_PX;
+use crate::context::Context;
 use crate::error::{CoreError, Result};
-use crate::service::Service;
-use crate::verification::DOCUMENT_DETECT_MIN_FACE_PX;
 
 /// How faces are looked for.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +73,7 @@ pub(crate) fn largest_face(what: &'static str) -> Chooser<()> {
     })
 }
 
-impl Service {
+impl Context {
     /// Runs an image through the engine (see the module docs). `what` names the image
     /// in errors (`image`, `sourceImage`, `document`…).
     pub(crate) async fn analyse<T: Send + 'static>(
@@ -103,16 +103,16 @@ impl Service {
                 .map_err(|e| CoreError::from_engine(e, what))?;
             drop(bytes);
             cancel.check()?;
-            let (faces, omitted) = match detection {
-                Detection::Usual(o) => engine.detect_counted(&img, &o),
+            let (aligned, omitted) = match detection {
+                Detection::Usual(o) => engine.detect_aligned(&img, &o),
                 Detection::Document(o) => {
-                    let first = engine.detect_counted(&img, &o);
+                    let first = engine.detect_aligned(&img, &o);
                     match first {
                         Ok((f, _))
                             if f.is_empty() && o.min_face_size > DOCUMENT_DETECT_MIN_FACE_PX =>
                         {
                             cancel.check()?;
-                            engine.detect_counted(
+                            engine.detect_aligned(
                                 &img,
                                 &DetectOptions {
                                     min_face_size: DOCUMENT_DETECT_MIN_FACE_PX,
@@ -125,18 +125,26 @@ impl Service {
                 }
             }
             .map_err(|e| CoreError::from_engine(e, what))?;
+            // Each face was aligned once, for its quality; its template is embedded from
+            // that same chip.
+            let (faces, chips): (Vec<Face>, Vec<_>) =
+                aligned.into_iter().map(|a| (a.face, a.chip)).unzip();
             let (chosen, extra) = choose(&faces)?;
             let mut templates = Vec::with_capacity(chosen.len());
             for i in chosen {
                 cancel.check()?;
-                let face = faces.get(i).ok_or_else(|| {
+                let chip = chips.get(i).ok_or_else(|| {
                     CoreError::Internal(format!("chose face {i} of {}", faces.len()))
                 })?;
+                let chip = chip.as_ref().ok_or_else(|| {
+                    CoreError::from_engine(
+                        honnin_engine::EngineError::InvalidParameter("degenerate landmarks".into()),
+                        what,
+                    )
+                })?;
                 let t = engine
-                    .templates(&img, std::slice::from_ref(face))
-                    .map_err(|e| CoreError::from_engine(e, what))?
-                    .pop()
-                    .ok_or_else(|| CoreError::Internal("no template".into()))?;
+                    .template_from_chip(chip)
+                    .map_err(|e| CoreError::from_engine(e, what))?;
                 templates.push((i, t));
             }
             drop(in_flight);

@@ -3,11 +3,10 @@
 //! random id that verify, identify, find-similar and group then take instead of images.
 //!
 //! A transient face ID belongs to the key that made it: another key sees it only if it
-//! is an admin whose scope covers that key (see [`Service::may_see_owned`]).
+//! is an admin whose scope covers that key (see [`crate::context::Context::owned`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use honnin_engine::Template;
 use honnin_storage::TransientRow;
 
 use crate::auth::{Action, Principal};
@@ -15,11 +14,12 @@ use crate::clock::{now_ms, rfc3339};
 use crate::config::{
     FACE_ID_TTL_MAX, MAX_FACES_PER_IMAGE, MAX_GROUP_FACES, MAX_IDENTIFY_FACES, MAX_SEARCH_RESULTS,
 };
-use crate::crypto::{template_aad, transient_aad};
+use crate::context::domain;
+use crate::crypto::transient_aad;
 use crate::error::{CoreError, Result};
+use crate::gallery::Gallery;
 use crate::model::*;
 use crate::pipeline::{all_faces, no_faces, Detection};
-use crate::service::Service;
 use crate::validate;
 
 /// What `verify` compares a transient face with.
@@ -36,7 +36,12 @@ pub enum SimilarAmong {
     Collection(String),
 }
 
-impl Service {
+domain!(
+    /// Detection, comparison and transient face IDs (verify, identify, find-similar, group).
+    TransientFaces
+);
+
+impl TransientFaces<'_> {
     // ------------------------------------------------------------------ detect / compare
 
     /// Detects faces; with `ttl` each face also gets a transient face ID kept (as an
@@ -171,42 +176,6 @@ impl Service {
 
     // ------------------------------------------------------------------ transient faces
 
-    /// Templates of transient faces, in the order asked (ids in any UUID spelling);
-    /// unknown or expired ids, and ids of a key the caller may not see, are
-    /// `ResourceNotFound`.
-    pub(crate) async fn transient(&self, p: &Principal, ids: &[String]) -> Result<Vec<Template>> {
-        let ids: Vec<String> = ids
-            .iter()
-            .map(|id| validate::face_id(id))
-            .collect::<Result<_>>()?;
-        let rows: HashMap<String, TransientRow> = self
-            .store()
-            .get_transient(&ids, now_ms())
-            .await?
-            .into_iter()
-            .map(|r| (r.face_id.clone(), r))
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let missing =
-                || CoreError::ResourceNotFound(format!("faceId `{id}` is unknown or has expired"));
-            let r = rows.get(id).ok_or_else(missing)?;
-            if !self.may_see_owned(p, &r.owner_key).await? {
-                return Err(missing());
-            }
-            // Sealed before transient faces had their own context: the legacy one.
-            let plain = self
-                .transient_key
-                .open(&r.template, &transient_aad(id))
-                .or_else(|_| {
-                    self.transient_key
-                        .open(&r.template, &template_aad("transient", id))
-                })?;
-            out.push(Template::from_bytes(&plain).map_err(CoreError::engine("stored template"))?);
-        }
-        Ok(out)
-    }
-
     /// face ↔ face (two transient ids) or face ↔ user (transient id against a user's faces).
     pub async fn verify(
         &self,
@@ -220,7 +189,7 @@ impl Service {
             .unwrap_or_else(|| self.threshold_for_fmr(self.config().match_fmr));
         let a = self.weighting.apply(
             &self
-                .transient(p, &[face_id.to_string()])
+                .transient_templates(p, &[face_id.to_string()])
                 .await?
                 .remove(0)
                 .vector,
@@ -229,7 +198,7 @@ impl Service {
             VerifyTarget::Face(b) => {
                 let b = self
                     .weighting
-                    .apply(&self.transient(p, &[b]).await?.remove(0).vector);
+                    .apply(&self.transient_templates(p, &[b]).await?.remove(0).vector);
                 honnin_engine::template::dot(&a, &b)
             }
             VerifyTarget::User {
@@ -294,7 +263,7 @@ impl Service {
         let threshold = validate::similarity(threshold, "confidenceThreshold")?
             .unwrap_or_else(|| self.threshold_for_fmr(self.config().match_fmr));
         let min = self.score_for(threshold);
-        let templates = self.transient(p, face_ids).await?;
+        let templates = self.transient_templates(p, face_ids).await?;
         let idx = c.index.read();
         Ok(face_ids
             .iter()
@@ -304,7 +273,7 @@ impl Service {
                 let hits = idx.search(&q, min, MAX_SEARCH_RESULTS, &|i| idx.has_user(i));
                 IdentifyResult {
                     face_id: validate::canonical_uuid(id).unwrap_or_else(|| id.clone()),
-                    candidates: self
+                    candidates: Gallery::new(self.cx)
                         .aggregate_users(&hits, k)
                         .into_iter()
                         .map(|u| Candidate {
@@ -342,7 +311,7 @@ impl Service {
         let face_id = validate::face_id(face_id)?;
         let q = self.weighting.apply(
             &self
-                .transient(p, std::slice::from_ref(&face_id))
+                .transient_templates(p, std::slice::from_ref(&face_id))
                 .await?
                 .remove(0)
                 .vector,
@@ -358,7 +327,7 @@ impl Service {
                     .iter()
                     .map(|id| validate::face_id(id))
                     .collect::<Result<_>>()?;
-                let ts = self.transient(p, &ids).await?;
+                let ts = self.transient_templates(p, &ids).await?;
                 ids.iter()
                     .zip(&ts)
                     .filter(|(id, _)| **id != face_id)
@@ -419,7 +388,7 @@ impl Service {
         let threshold = self.threshold_for_fmr(self.config().match_fmr);
         let min = self.score_for(threshold);
         let vs: Vec<Vec<f32>> = self
-            .transient(p, &uniq)
+            .transient_templates(p, &uniq)
             .await?
             .iter()
             .map(|t| self.weighting.apply(&t.vector))

@@ -3,7 +3,7 @@
 //!
 //! An event is written to the outbox (one delivery per subscribed webhook) when it
 //! happens; delivering never blocks the flow that produced it. A background task of the
-//! server runs [`Service::dispatch_webhooks`] (with the HTTP client supplied by the
+//! server runs [`Webhooks::dispatch_webhooks`] (with the HTTP client supplied by the
 //! server): it claims due deliveries with a lease, fairly across the keys that own them,
 //! POSTs them signed, concurrently under a global and a per-owner cap, and retries
 //! failures with exponential back-off. A receiver that keeps failing trips a circuit
@@ -32,77 +32,16 @@ use sha2::Sha256;
 
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
+pub use crate::config::webhooks::WebhookConfig;
+use crate::context::domain;
 use crate::crypto::webhook_secret_aad;
 use crate::error::{CoreError, Result};
-use crate::service::Service;
 use honnin_storage::{ClaimLimits, DeliveryOutcome, DeliveryRow, WebhookRow};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 /// The events a webhook can subscribe to.
 pub const EVENTS: [&str; 1] = ["verification.completed"];
-
-/// Webhook delivery tunables (see `docs/configuration.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", default)]
-pub struct WebhookConfig {
-    /// Attempts before a delivery is given up.
-    pub max_attempts: u32,
-    /// First retry delay, milliseconds; doubles per attempt.
-    pub initial_backoff_ms: u64,
-    /// Longest retry delay, milliseconds.
-    pub max_backoff_ms: u64,
-    /// Time one attempt may take (connect + response), milliseconds.
-    pub timeout_ms: u64,
-    /// Time to establish the connection, milliseconds (a black hole costs this, not
-    /// `timeout_ms`).
-    pub connect_timeout_ms: u64,
-    /// Delivered and failed deliveries are kept this long for inspection, seconds.
-    pub retention_secs: u64,
-    /// Webhooks one key may register.
-    pub max_per_key: usize,
-    /// Deliveries in flight at once, per server.
-    pub max_concurrent: usize,
-    /// Deliveries in flight at once for the webhooks of one key, per server.
-    pub max_concurrent_per_owner: usize,
-    /// Failed attempts in a row that open a webhook's circuit.
-    pub circuit_failures: u32,
-    /// How long an open circuit holds a webhook's deliveries, milliseconds; doubles per
-    /// further failure.
-    pub circuit_cooldown_ms: u64,
-    /// Longest hold of an open circuit, milliseconds.
-    pub circuit_max_cooldown_ms: u64,
-    /// Allow `http://` URLs (default: https only).
-    pub allow_http: bool,
-    /// Allow deliveries to public addresses (default: true). With false, only
-    /// `allowed_networks` is reachable, and names are not even resolved when it is empty.
-    pub allow_public: bool,
-    /// Networks (CIDRs, e.g. `10.20.0.0/16`, `127.0.0.1/32`) deliveries may reach
-    /// although they are internal (loopback, private, link-local…).
-    pub allowed_networks: Vec<String>,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        WebhookConfig {
-            max_attempts: 10,
-            initial_backoff_ms: 1_000,
-            max_backoff_ms: 3_600_000,
-            timeout_ms: 10_000,
-            connect_timeout_ms: 3_000,
-            retention_secs: 7 * 86_400,
-            max_per_key: 10,
-            max_concurrent: 32,
-            max_concurrent_per_owner: 4,
-            circuit_failures: 5,
-            circuit_cooldown_ms: 30_000,
-            circuit_max_cooldown_ms: 3_600_000,
-            allow_http: false,
-            allow_public: true,
-            allowed_networks: Vec::new(),
-        }
-    }
-}
 
 /// What an event is about, recorded with its deliveries so erasing a collection, a
 /// user or a verification erases the events about them too.
@@ -149,6 +88,19 @@ pub struct WebhookInfo {
     pub paused_until: Option<String>,
 }
 
+/// Where a delivery stands (wire spelling: lowercase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up after the last attempt, or its webhook was disabled.
+    Failed,
+}
+
 /// One delivery, for inspection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -156,8 +108,8 @@ pub struct WebhookInfo {
 pub struct DeliveryInfo {
     pub delivery_id: String,
     pub event: String,
-    /// pending | delivered | failed
-    pub status: String,
+    /// Where the delivery stands.
+    pub status: DeliveryStatus,
     pub attempts: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<String>,
@@ -248,7 +200,12 @@ fn backoff_ms(cfg: &WebhookConfig, attempts_done: u32) -> u64 {
         .min(cfg.max_backoff_ms)
 }
 
-impl Service {
+domain!(
+    /// Webhooks, their events and the delivery of those events (see the module docs).
+    Webhooks
+);
+
+impl Webhooks<'_> {
     /// Registers a webhook for the calling key (enroller or admin); the secret is
     /// returned once. The URL must pass the egress policy's registration check.
     pub async fn create_webhook(&self, p: &Principal, req: NewWebhook) -> Result<WebhookInfo> {
@@ -347,10 +304,13 @@ impl Service {
         p.check(Action::Recognize, None)?;
         let missing = || CoreError::ResourceNotFound(format!("webhook `{id}` does not exist"));
         let canonical = crate::validate::canonical_uuid(id).ok_or_else(missing)?;
-        match self.store().get_webhook(&canonical).await? {
-            Some(w) if self.may_see_owned(p, &w.owner_key).await? => Ok(w),
-            _ => Err(missing()),
-        }
+        let w = self
+            .store()
+            .get_webhook(&canonical)
+            .await?
+            .ok_or_else(missing)?;
+        let owner = w.owner_key.clone();
+        self.owned(p, &owner, None, w, missing).await
     }
 
     pub async fn delete_webhook(&self, p: &Principal, id: &str) -> Result<()> {
@@ -369,13 +329,12 @@ impl Service {
             .into_iter()
             .map(|d| DeliveryInfo {
                 status: if d.delivered_ms.is_some() {
-                    "delivered"
+                    DeliveryStatus::Delivered
                 } else if d.failed_ms.is_some() {
-                    "failed"
+                    DeliveryStatus::Failed
                 } else {
-                    "pending"
-                }
-                .into(),
+                    DeliveryStatus::Pending
+                },
                 next_attempt_at: (d.delivered_ms.is_none() && d.failed_ms.is_none())
                     .then(|| rfc3339(d.next_attempt_ms)),
                 delivery_id: d.delivery_id,
@@ -436,11 +395,7 @@ impl Service {
     /// sign, `send` (the server's HTTP client, which applies the egress policy),
     /// record the outcome and the webhook's circuit state. Returns at once with how many
     /// it started; the tasks hold their slots until they end.
-    pub async fn dispatch_webhooks<F, Fut>(
-        self: &Arc<Self>,
-        d: &Dispatcher,
-        send: F,
-    ) -> Result<usize>
+    pub async fn dispatch_webhooks<F, Fut>(&self, d: &Dispatcher, send: F) -> Result<usize>
     where
         F: Fn(SignedRequest) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = SendResult> + Send + 'static,
@@ -486,12 +441,12 @@ impl Service {
                 continue;
             };
             let slot = OwnerSlot::take(d, &owner);
-            let svc = self.clone();
+            let cx = self.cx.clone();
             let send = send.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 let _slot = slot;
-                if let Err(e) = svc.deliver_one(delivery, send).await {
+                if let Err(e) = Webhooks::new(&cx).deliver_one(delivery, send).await {
                     tracing::warn!(error = %e, "webhook delivery attempt not recorded; its lease will expire and it is retried");
                 }
             });

@@ -213,6 +213,16 @@ fn ratio_box(r: &Rect, w: f32, h: f32) -> RatioBox {
     }
 }
 
+/// A detected face and the aligned 112×112 chip ([`CHIP_SIZE`]) its brightness and
+/// sharpness were measured on; `None` when its landmarks are degenerate.
+#[derive(Debug, Clone)]
+pub struct AlignedFace {
+    /// The face as [`Engine::detect`] describes it.
+    pub face: Face,
+    /// The aligned chip, from which [`Engine::template_from_chip`] embeds.
+    pub chip: Option<image::RgbImage>,
+}
+
 impl Engine {
     /// Loads and verifies every model, compiles the common shapes and loads the calibration.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
@@ -326,8 +336,29 @@ impl Engine {
         Ok((raw.iter().map(|d| self.describe(img, d)).collect(), omitted))
     }
 
+    /// [`Engine::detect_counted`], each face with the aligned chip its quality was
+    /// measured on, so that its template needs no second alignment
+    /// ([`Engine::template_from_chip`]). Same errors as `detect_counted`.
+    pub fn detect_aligned(
+        &self,
+        img: &DecodedImage,
+        opts: &DetectOptions,
+    ) -> Result<(Vec<AlignedFace>, usize), EngineError> {
+        validate_options(opts)?;
+        let (raw, omitted) = self.detector.detect_counted(&img.rgb, opts)?;
+        Ok((
+            raw.iter().map(|d| self.describe_aligned(img, d)).collect(),
+            omitted,
+        ))
+    }
+
     /// Computes the attributes of one raw detection.
     pub fn describe(&self, img: &DecodedImage, d: &RawDetection) -> Face {
+        self.describe_aligned(img, d).face
+    }
+
+    /// [`Engine::describe`], keeping the aligned chip.
+    fn describe_aligned(&self, img: &DecodedImage, d: &RawDetection) -> AlignedFace {
         let (w, h) = (img.width() as f32, img.height() as f32);
         let pose = quality::estimate_pose(&d.landmarks);
         let chip = align_face(&img.rgb, &d.landmarks);
@@ -355,7 +386,7 @@ impl Engine {
                 })
                 .collect()
         };
-        Face {
+        let face = Face {
             bounding_box: ratio_box(&d.rect, w, h),
             bounding_box_pixels: d.rect,
             landmarks: lm(w, h),
@@ -368,7 +399,8 @@ impl Engine {
             },
             face_size: size,
             quality_for_recognition: level,
-        }
+        };
+        AlignedFace { face, chip }
     }
 
     /// The template of one face from its landmarks.

@@ -43,7 +43,7 @@ pub mod template;
 pub use calibration::Calibration;
 pub use decode::{DecodeLimits, DecodedImage, ImageHeader};
 pub use detect::DetectOptions;
-pub use engine::{Comparison, Engine, EngineConfig, Face};
+pub use engine::{AlignedFace, Comparison, Engine, EngineConfig, Face};
 pub use error::{EngineError, ImageError, ModelError};
 pub use pad::{PadModel, PAD_HARD_EVIDENCE_BELOW, PAD_THRESHOLD};
 pub use quality::{NonMatchLimits, QualityLevel, QualityReason, RetakeReason};

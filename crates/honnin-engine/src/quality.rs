@@ -293,6 +293,48 @@ pub struct QualityInputs {
     pub confidence: f32,
 }
 
+/// The lowest bar of indexing (`qualityFilter: LOW`): a face below it is unusable at
+/// any quality level — smaller than 20 px (half the detector's default smallest face,
+/// 40 px), turned past 70° yaw or 55° pitch (beyond what the five-point alignment
+/// undoes), or a detection confidence under 50 (0–100). honnin's own choice, not
+/// calibrated; the stricter levels are [`QualityThresholds`].
+pub const UNUSABLE: UnusableLimits = UnusableLimits {
+    min_size: 20.0,
+    max_yaw: 70.0,
+    max_pitch: 55.0,
+    min_confidence: 50.0,
+};
+
+/// Limits below which a face is unusable (see [`UNUSABLE`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnusableLimits {
+    /// Smallest face box height, pixels.
+    pub min_size: f32,
+    /// Largest |yaw|, degrees.
+    pub max_yaw: f32,
+    /// Largest |pitch|, degrees.
+    pub max_pitch: f32,
+    /// Smallest detection confidence, 0–100.
+    pub min_confidence: f32,
+}
+
+impl UnusableLimits {
+    /// Why `q` is unusable (empty when it is usable), in the order size, pose, confidence.
+    pub fn reasons(&self, q: &QualityInputs) -> Vec<QualityReason> {
+        let mut r = Vec::new();
+        if q.size < self.min_size {
+            r.push(QualityReason::SmallBoundingBox);
+        }
+        if q.pose.yaw.abs() > self.max_yaw || q.pose.pitch.abs() > self.max_pitch {
+            r.push(QualityReason::ExtremePose);
+        }
+        if q.confidence < self.min_confidence {
+            r.push(QualityReason::LowConfidence);
+        }
+        r
+    }
+}
+
 /// Why a face falls short of a quality level (Rekognition's `UnindexedFaces` reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -6,25 +6,10 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use crate::protocol::ChallengeKind;
 use crate::protocol::{FaceFit, Oval, VideoSize};
-
-/// The challenge a session runs (names as in Rekognition's `ChallengePreferences`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum ChallengeKind {
-    /// Move into the oval, then a sequence of screen colours lights the face.
-    #[default]
-    FaceMovementAndLightChallenge,
-    /// Move into the oval only (no colours); weaker against screen replays.
-    FaceMovementChallenge,
-}
-
-impl ChallengeKind {
-    pub fn has_light(self) -> bool {
-        matches!(self, ChallengeKind::FaceMovementAndLightChallenge)
-    }
-}
 
 /// The colours a sequence is drawn from: the corners of the RGB cube, so every
 /// channel is either fully on or off and each colour moves the face's chromaticity in

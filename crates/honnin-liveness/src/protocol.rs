@@ -8,7 +8,22 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::challenge::ChallengeKind;
+/// The challenge a session runs (names as in Rekognition's `ChallengePreferences`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ChallengeKind {
+    /// Move into the oval, then a sequence of screen colours lights the face.
+    #[default]
+    FaceMovementAndLightChallenge,
+    /// Move into the oval only (no colours); weaker against screen replays.
+    FaceMovementChallenge,
+}
+
+impl ChallengeKind {
+    /// Whether the challenge lights the face with a colour sequence.
+    pub fn has_light(self) -> bool {
+        matches!(self, ChallengeKind::FaceMovementAndLightChallenge)
+    }
+}
 
 /// Version of the protocol this module implements.
 pub const PROTOCOL_VERSION: u32 = 1;

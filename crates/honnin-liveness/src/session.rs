@@ -5,14 +5,13 @@
 //! It never reads a clock itself (only to time its own analysis), so the simulator and
 //! the tests drive it with a simulated clock.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use honnin_engine::geometry::Rect;
-use honnin_engine::pad::PadModel;
-use honnin_engine::{DetectOptions, Engine, Face};
+use honnin_engine::{DetectOptions, Face};
 use rand::rngs::StdRng;
 
+pub use crate::analysis::Analyzers;
 use crate::analysis::{
     self, ColorEvent, DetectionRecord, FaceInfo, FrameRecord, PhaseTag, Recording, StoredFrame,
     Thresholds,
@@ -24,13 +23,6 @@ use crate::protocol::{
     codes, parse_frame, ClientMessage, FaceBox, FaceFit, GuidanceCode, Oval, ProtocolError,
     ServerMessage, VideoSize, FRAME_HEADER_BYTES,
 };
-
-/// The models a session uses (shared by every session of the process).
-#[derive(Clone)]
-pub struct Analyzers {
-    pub engine: Arc<Engine>,
-    pub pad: Arc<PadModel>,
-}
 
 /// Per-session settings. Every field has a documented default.
 #[derive(Debug, Clone, PartialEq)]

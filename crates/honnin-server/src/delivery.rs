@@ -152,7 +152,7 @@ pub fn spawn(svc: Arc<Service>, every: Duration) {
             tick.tick().await;
             let (client, policy) = (client.clone(), policy.clone());
             let sender = move |r: SignedRequest| send(client.clone(), policy.clone(), r);
-            if let Err(e) = svc.dispatch_webhooks(&dispatcher, sender).await {
+            if let Err(e) = svc.webhooks().dispatch_webhooks(&dispatcher, sender).await {
                 tracing::warn!(error = %e, "webhook dispatch round failed; retrying");
             }
         }

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::multipart::{self, Part};
 use crate::AppState;
 
 /// Per-key token buckets.
@@ -162,11 +163,11 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, 
         // database query); anything else waits.
         return bearer(parts)
             .ok()
-            .and_then(|t| state.service.authenticate_cached(t))
+            .and_then(|t| state.service.keys().authenticate_cached(t))
             .ok_or_else(|| auth_throttled(wait));
     }
     let principal = match bearer(parts) {
-        Ok(token) => state.service.authenticate(token).await,
+        Ok(token) => state.service.keys().authenticate(token).await,
         Err(e) => Err(e),
     };
     match principal {
@@ -222,19 +223,77 @@ pub fn bearer(parts: &Parts) -> Result<&str, CoreError> {
 }
 
 /// An image in a JSON body: `{ "bytes": "<base64>" }` (a `data:` URL prefix is allowed).
-/// In a multipart body, send the file as a part with the field's name instead.
+/// In a multipart body, send the file as a part with the field's name instead: its bytes
+/// arrive as they are ([`ImageBytes::Raw`]).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImageInput {
     /// The image file (JPEG, PNG, WebP or BMP; at most 5 MB, 40 megapixels), base64.
-    pub bytes: String,
+    #[schema(value_type = String)]
+    pub bytes: ImageBytes,
+}
+
+/// The file of an [`ImageInput`]: base64 text from a JSON body (decoded by
+/// [`ImageInput::decode`], which names the field in its error), or the raw bytes of a
+/// multipart file part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageBytes {
+    /// Base64, possibly as a `data:` URL, as sent in JSON.
+    Base64(String),
+    /// The bytes of a multipart file part.
+    Raw(Vec<u8>),
+}
+
+impl Serialize for ImageBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ImageBytes::Base64(b) => s.serialize_str(b),
+            ImageBytes::Raw(b) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ImageBytes;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a base64 string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ImageBytes, E> {
+                Ok(ImageBytes::Base64(v.to_string()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ImageBytes, E> {
+                Ok(ImageBytes::Base64(v))
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ImageBytes, E> {
+                Ok(ImageBytes::Raw(v.to_vec()))
+            }
+
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ImageBytes, E> {
+                Ok(ImageBytes::Raw(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl ImageInput {
-    /// The decoded file bytes.
-    pub fn decode(&self, field: &str) -> Result<Vec<u8>, ApiError> {
-        let b64 = match self.bytes.split_once(";base64,") {
+    /// The file bytes; base64 is decoded here (`InvalidParameter` naming `field`).
+    pub fn decode(self, field: &str) -> Result<Vec<u8>, ApiError> {
+        let text = match self.bytes {
+            ImageBytes::Raw(b) => return Ok(b),
+            ImageBytes::Base64(t) => t,
+        };
+        let b64 = match text.split_once(";base64,") {
             Some((prefix, rest)) if prefix.starts_with("data:") => rest,
-            _ => self.bytes.as_str(),
+            _ => text.as_str(),
         };
         let engine = base64::engine::GeneralPurpose::new(
             &base64::alphabet::STANDARD,
@@ -286,7 +345,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Input<T> {
             let mut mp = Multipart::from_request(req, state)
                 .await
                 .map_err(|e| reject(e.status(), e.body_text()))?;
-            let mut obj = serde_json::Map::new();
+            let mut parts = Vec::new();
             while let Some(field) = mp
                 .next_field()
                 .await
@@ -301,21 +360,21 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Input<T> {
                     .bytes()
                     .await
                     .map_err(|e| reject(e.status(), e.body_text()))?;
-                let value = if is_file {
-                    serde_json::json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(&bytes) })
+                let part = if is_file {
+                    Part::File(bytes.into())
                 } else {
                     let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
                         ApiError::invalid(format!("multipart field `{name}` is not UTF-8 text"))
                     })?;
-                    if STRING_FIELDS.contains(&name.as_str()) {
+                    Part::Json(if STRING_FIELDS.contains(&name.as_str()) {
                         serde_json::Value::String(text)
                     } else {
                         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-                    }
+                    })
                 };
-                obj.insert(name, value);
+                parts.push((name, part));
             }
-            serde_json::from_value(serde_json::Value::Object(obj))
+            multipart::deserialize(parts)
                 .map(Input)
                 .map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
         } else if ct.starts_with("application/json") || ct.is_empty() {

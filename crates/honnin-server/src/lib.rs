@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod listen;
+mod multipart;
 pub mod routes;
 
 use std::future::Future;
@@ -268,7 +269,7 @@ pub fn spawn_background(state: &AppState) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = svc.advance_verifications().await {
+            if let Err(e) = svc.verifications().advance_verifications().await {
                 tracing::warn!(error = %e, "deciding pending verifications failed; retrying");
             }
         }

@@ -16,19 +16,8 @@
 
 use sqlx::Row;
 
-use crate::keys::revoke_in;
+use crate::keys::{revoke_in, Revocation};
 use crate::{Backend, Result, Store};
-
-/// What revoking keys did (see `keys`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Revocation {
-    pub keys: u64,
-    pub sessions_cancelled: u64,
-    pub verifications_cancelled: u64,
-    pub webhooks_disabled: u64,
-    pub deliveries_failed: u64,
-    pub transient_deleted: u64,
-}
 
 /// What deleting a collection removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,8 +8,19 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::erasure::Revocation;
+use crate::status::{LivenessStatus, VerificationState};
 use crate::{KeyRow, Result, Store};
+
+/// What revoking keys did (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revocation {
+    pub keys: u64,
+    pub sessions_cancelled: u64,
+    pub verifications_cancelled: u64,
+    pub webhooks_disabled: u64,
+    pub deliveries_failed: u64,
+    pub transient_deleted: u64,
+}
 
 pub(crate) fn key_from_row(r: &AnyRow) -> Result<KeyRow> {
     Ok(KeyRow {
@@ -45,21 +56,25 @@ pub(crate) async fn revoke_in(
             continue;
         }
         r.keys += 1;
-        r.sessions_cancelled += sqlx::query(
-            "UPDATE liveness_sessions SET status = 'FAILED', cancelled_ms = $1, finished_ms = $1, \
+        r.sessions_cancelled += sqlx::query(&format!(
+            "UPDATE liveness_sessions SET status = '{l_failed}', cancelled_ms = $1, finished_ms = $1, \
              reference = NULL, images = NULL, live_template = NULL \
-             WHERE owner_key = $2 AND status IN ('CREATED', 'IN_PROGRESS')",
-        )
+             WHERE owner_key = $2 AND status IN ('{l_created}', '{l_in_progress}')",
+            l_failed = LivenessStatus::Failed, l_created = LivenessStatus::Created, l_in_progress = LivenessStatus::InProgress
+        ))
         .bind(now_ms)
         .bind(key)
         .execute(&mut **tx)
         .await?
         .rows_affected();
-        r.verifications_cancelled += sqlx::query(
-            "UPDATE verifications SET status = 'cancelled', document = NULL, images = NULL, \
+        r.verifications_cancelled += sqlx::query(&format!(
+            "UPDATE verifications SET status = '{v_cancelled}', document = NULL, images = NULL, \
              images_until_ms = NULL, updated_ms = $1, decided_ms = $1 \
-             WHERE owner_key = $2 AND status IN ('awaiting_document', 'awaiting_liveness')",
-        )
+             WHERE owner_key = $2 AND status IN ('{v_awaiting_document}', '{v_awaiting_liveness}')",
+            v_cancelled = VerificationState::Cancelled,
+            v_awaiting_document = VerificationState::AwaitingDocument,
+            v_awaiting_liveness = VerificationState::AwaitingLiveness
+        ))
         .bind(now_ms)
         .bind(key)
         .execute(&mut **tx)

@@ -18,13 +18,16 @@ mod erasure;
 mod gallery;
 mod keys;
 mod sessions;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod url;
 mod vault;
 mod verification;
 
-pub use erasure::{DeletedCollection, DeletedUser, Revocation};
+pub use erasure::{DeletedCollection, DeletedUser};
+pub use keys::Revocation;
+pub use status::{LivenessStatus, Outcome, UnknownStatus, VerificationState};
 pub use url::RedactedUrl;
 pub use vault::{KeyVault, VaultEntry};
 pub use verification::{
@@ -51,6 +54,9 @@ pub enum StoreError {
     Database(String),
     #[error("unsupported database URL `{0}` (expected sqlite://… or postgres://…)")]
     BadUrl(RedactedUrl),
+    /// A column holds a value no code writes (a status of a newer version, a damaged row).
+    #[error("corrupt row: {0}")]
+    Corrupt(#[from] UnknownStatus),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -182,7 +188,7 @@ pub struct LivenessRow {
     /// Sealed template of the caller's reference image (liveness-with-verify).
     pub reference: Option<Vec<u8>>,
     /// CREATED | IN_PROGRESS | SUCCEEDED | FAILED | EXPIRED
-    pub status: String,
+    pub status: LivenessStatus,
     /// Results metadata as JSON, once finished.
     pub result: Option<String>,
     /// Sealed reference and audit images, until read or `images_until_ms`.

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::status::LivenessStatus;
 use crate::*;
 
 impl Store {
@@ -88,7 +89,7 @@ impl Store {
         .bind(&r.device_id)
         .bind(&r.settings)
         .bind(&r.reference)
-        .bind(&r.status)
+        .bind(r.status.as_str())
         .bind(&r.result)
         .bind(&r.images)
         .bind(r.created_ms)
@@ -122,7 +123,7 @@ impl Store {
                 device_id: r.try_get("device_id")?,
                 settings: r.try_get("settings")?,
                 reference: r.try_get("reference")?,
-                status: r.try_get("status")?,
+                status: r.try_get::<String, _>("status")?.parse()?,
                 result: r.try_get("result")?,
                 images: r.try_get("images")?,
                 created_ms: r.try_get("created_ms")?,
@@ -169,10 +170,12 @@ impl Store {
     /// Marks a CREATED, unexpired session IN_PROGRESS. False if it was already started,
     /// finished, expired or unknown: a session streams once, even with several servers.
     pub async fn start_liveness(&self, id: &str, now_ms: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE liveness_sessions SET status = 'IN_PROGRESS', started_ms = $1 \
-             WHERE session_id = $2 AND status = 'CREATED' AND expires_ms > $1",
-        )
+        let r = sqlx::query(&format!(
+            "UPDATE liveness_sessions SET status = '{l_in_progress}', started_ms = $1 \
+             WHERE session_id = $2 AND status = '{l_created}' AND expires_ms > $1",
+            l_in_progress = LivenessStatus::InProgress,
+            l_created = LivenessStatus::Created
+        ))
         .bind(now_ms)
         .bind(id)
         .execute(&self.pool)
@@ -189,19 +192,20 @@ impl Store {
     pub async fn finish_liveness(
         &self,
         id: &str,
-        status: &str,
+        status: LivenessStatus,
         result: &str,
         images: Option<&[u8]>,
         live_template: Option<&[u8]>,
         now_ms: i64,
         images_until_ms: i64,
     ) -> Result<bool> {
-        let r = sqlx::query(
+        let r = sqlx::query(&format!(
             "UPDATE liveness_sessions SET status = $1, result = $2, images = $3, finished_ms = $4, \
              images_until_ms = $5, reference = NULL, live_template = $6 \
-             WHERE session_id = $7 AND status = 'IN_PROGRESS'",
-        )
-        .bind(status)
+             WHERE session_id = $7 AND status = '{l_in_progress}'",
+            l_in_progress = LivenessStatus::InProgress
+        ))
+        .bind(status.as_str())
         .bind(result)
         .bind(images)
         .bind(now_ms)
@@ -251,20 +255,24 @@ impl Store {
 
     /// A session's status (`None` if it does not exist): a running stream polls it to
     /// stop when the session is cancelled.
-    pub async fn liveness_status(&self, id: &str) -> Result<Option<String>> {
+    pub async fn liveness_status(&self, id: &str) -> Result<Option<LivenessStatus>> {
         let r = sqlx::query("SELECT status FROM liveness_sessions WHERE session_id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(r.map(|r| r.try_get("status")).transpose()?)
+        r.map(|r| Ok(r.try_get::<String, _>("status")?.parse()?))
+            .transpose()
     }
 
     /// Enforces every liveness time limit at `now_ms` (see [`LivenessSweep`]).
     pub async fn sweep_liveness(&self, now_ms: i64) -> Result<LivenessSweep> {
-        let expired = sqlx::query(
-            "UPDATE liveness_sessions SET status = 'EXPIRED', images = NULL, reference = NULL \
-             WHERE status IN ('CREATED', 'IN_PROGRESS') AND expires_ms <= $1",
-        )
+        let expired = sqlx::query(&format!(
+            "UPDATE liveness_sessions SET status = '{l_expired}', images = NULL, reference = NULL \
+             WHERE status IN ('{l_created}', '{l_in_progress}') AND expires_ms <= $1",
+            l_expired = LivenessStatus::Expired,
+            l_created = LivenessStatus::Created,
+            l_in_progress = LivenessStatus::InProgress
+        ))
         .bind(now_ms)
         .execute(&self.pool)
         .await?

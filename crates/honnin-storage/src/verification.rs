@@ -9,6 +9,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::status::{LivenessStatus, Outcome, VerificationState};
 use crate::{Result, Store, StoreError};
 
 /// One identity verification. Templates and images are sealed by honnin-core.
@@ -23,7 +24,7 @@ pub struct VerificationRow {
     pub liveness_session_id: String,
     /// awaiting_document | awaiting_liveness | processing | approved | rejected |
     /// needs_review | expired
-    pub status: String,
+    pub status: VerificationState,
     /// Sealed template of the document portrait, until the decision.
     pub document: Option<Vec<u8>>,
     /// What was found on the document, as JSON (no biometrics).
@@ -111,7 +112,7 @@ fn verification_from_row(r: &AnyRow) -> Result<VerificationRow> {
         external_user_id: r.try_get("external_user_id")?,
         policy: r.try_get("policy")?,
         liveness_session_id: r.try_get("liveness_session_id")?,
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse()?,
         document: r.try_get("document")?,
         document_info: r.try_get("document_info")?,
         decision: r.try_get("decision")?,
@@ -175,7 +176,7 @@ impl Store {
         .bind(&v.external_user_id)
         .bind(&v.policy)
         .bind(&v.liveness_session_id)
-        .bind(&v.status)
+        .bind(v.status.as_str())
         .bind(&v.document)
         .bind(&v.document_info)
         .bind(&v.decision)
@@ -229,11 +230,13 @@ impl Store {
         images: Option<&[u8]>,
         now_ms: i64,
     ) -> Result<bool> {
-        let r = sqlx::query(
+        let r = sqlx::query(&format!(
             "UPDATE verifications SET document = $1, document_info = $2, images = $3, \
-             status = 'awaiting_liveness', updated_ms = $4 \
-             WHERE verification_id = $5 AND status = 'awaiting_document' AND expires_ms > $4",
-        )
+             status = '{v_awaiting_liveness}', updated_ms = $4 \
+             WHERE verification_id = $5 AND status = '{v_awaiting_document}' AND expires_ms > $4",
+            v_awaiting_liveness = VerificationState::AwaitingLiveness,
+            v_awaiting_document = VerificationState::AwaitingDocument
+        ))
         .bind(document)
         .bind(document_info)
         .bind(images)
@@ -249,18 +252,18 @@ impl Store {
     pub async fn transition_verification(
         &self,
         id: &str,
-        from: &str,
-        to: &str,
+        from: VerificationState,
+        to: VerificationState,
         now_ms: i64,
     ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE verifications SET status = $1, updated_ms = $2 \
              WHERE verification_id = $3 AND status = $4",
         )
-        .bind(to)
+        .bind(to.as_str())
         .bind(now_ms)
         .bind(id)
-        .bind(from)
+        .bind(from.as_str())
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -274,7 +277,7 @@ impl Store {
     pub async fn decide_verification(
         &self,
         id: &str,
-        status: &str,
+        status: Outcome,
         decision: &str,
         images: Option<&[u8]>,
         images_until_ms: Option<i64>,
@@ -282,13 +285,14 @@ impl Store {
         retain_until_ms: i64,
     ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
-        let r = sqlx::query(
+        let r = sqlx::query(&format!(
             "UPDATE verifications SET status = $1, decision = $2, images = $3, \
              images_until_ms = $4, decided_ms = $5, updated_ms = $5, retain_until_ms = $6, \
              document = NULL \
-             WHERE verification_id = $7 AND status = 'processing'",
-        )
-        .bind(status)
+             WHERE verification_id = $7 AND status = '{v_processing}'",
+            v_processing = VerificationState::Processing
+        ))
+        .bind(status.as_str())
         .bind(decision)
         .bind(images)
         .bind(images_until_ms)
@@ -316,14 +320,15 @@ impl Store {
     /// liveness session has ended (or is gone), and verifications still waiting for a
     /// step at `now_ms` past their time limit (to be decided as expired).
     pub async fn verifications_ready(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT v.verification_id FROM verifications v \
              LEFT JOIN liveness_sessions l ON l.session_id = v.liveness_session_id \
-             WHERE (v.status = 'awaiting_liveness' \
-                    AND (l.status IS NULL OR l.status IN ('SUCCEEDED', 'FAILED', 'EXPIRED'))) \
-             OR (v.status IN ('awaiting_document', 'awaiting_liveness') AND v.expires_ms <= $1) \
+             WHERE (v.status = '{v_awaiting_liveness}' \
+                    AND (l.status IS NULL OR l.status IN ('{l_succeeded}', '{l_failed}', '{l_expired}'))) \
+             OR (v.status IN ('{v_awaiting_document}', '{v_awaiting_liveness}') AND v.expires_ms <= $1) \
              ORDER BY v.created_ms, v.verification_id LIMIT $2",
-        )
+            v_awaiting_liveness = VerificationState::AwaitingLiveness, l_succeeded = LivenessStatus::Succeeded, l_failed = LivenessStatus::Failed, l_expired = LivenessStatus::Expired, v_awaiting_document = VerificationState::AwaitingDocument
+        ))
         .bind(now_ms)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -336,10 +341,12 @@ impl Store {
     /// Verifications stuck in `processing` since before `before_ms` (their server died
     /// mid-way): moved back to `awaiting_liveness` so the processor retries them.
     pub async fn requeue_stale_verifications(&self, before_ms: i64, now_ms: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE verifications SET status = 'awaiting_liveness', updated_ms = $1 \
-             WHERE status = 'processing' AND updated_ms < $2",
-        )
+        Ok(sqlx::query(&format!(
+            "UPDATE verifications SET status = '{v_awaiting_liveness}', updated_ms = $1 \
+             WHERE status = '{v_processing}' AND updated_ms < $2",
+            v_awaiting_liveness = VerificationState::AwaitingLiveness,
+            v_processing = VerificationState::Processing
+        ))
         .bind(now_ms)
         .bind(before_ms)
         .execute(&self.pool)

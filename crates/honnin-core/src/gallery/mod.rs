@@ -20,16 +20,21 @@ use parking_lot::RwLock;
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::{MAX_DELETE_FACES, MAX_FACES_PER_IMAGE, MAX_SEARCH_RESULTS};
+use crate::context::{domain, FaceOrigin, Loaded};
 use crate::crypto::{collection_key_ref, template_aad, DataKey};
 use crate::error::{CoreError, Result};
 use crate::index::{CollectionIndex, Hit};
 use crate::model::*;
 use crate::paging::{self, page_limit};
 use crate::pipeline::Detection;
-use crate::service::{FaceOrigin, Loaded, Service};
 use crate::validate::{self, check_collection_id, check_external_id, check_user_id};
 
-impl Service {
+domain!(
+    /// The gallery: collections, their faces and users, and 1:N search.
+    Gallery
+);
+
+impl Gallery<'_> {
     // ------------------------------------------------------------------ collections
 
     /// Creates a collection under a new identity, its data key first in the vault. A
@@ -469,7 +474,7 @@ impl Service {
             Probe::TransientFace(id) => {
                 let id = validate::face_id(&id)?;
                 let t = self
-                    .transient(p, std::slice::from_ref(&id))
+                    .transient_templates(p, std::slice::from_ref(&id))
                     .await?
                     .remove(0);
                 Ok((self.weighting.apply(&t.vector), Some(id), None, None))
@@ -578,30 +583,26 @@ fn index_decisions(
     faces
         .iter()
         .map(|f| {
+            let name = |r: &honnin_engine::quality::QualityReason| {
+                serde_json::to_value(r)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            };
             let mut reasons: Vec<String> = Vec::new();
             if filter == QualityFilter::Low {
                 // The lowest bar: only faces too small, too turned or too uncertain to be usable.
-                let q = f.quality_inputs();
-                if q.size < 20.0 {
-                    reasons.push("SMALL_BOUNDING_BOX".into());
-                }
-                if q.pose.yaw.abs() > 70.0 || q.pose.pitch.abs() > 55.0 {
-                    reasons.push("EXTREME_POSE".into());
-                }
-                if q.confidence < 50.0 {
-                    reasons.push("LOW_CONFIDENCE".into());
-                }
+                reasons = honnin_engine::quality::UNUSABLE
+                    .reasons(&f.quality_inputs())
+                    .iter()
+                    .map(name)
+                    .collect();
             } else if let Some(level) = bar {
                 if f.quality_for_recognition < level {
                     reasons = thresholds
                         .shortfalls(&f.quality_inputs(), level)
                         .iter()
-                        .map(|r| {
-                            serde_json::to_value(r)
-                                .ok()
-                                .and_then(|v| v.as_str().map(String::from))
-                                .unwrap_or_default()
-                        })
+                        .map(name)
                         .collect();
                     if reasons.is_empty() {
                         reasons.push("LOW_FACE_QUALITY".into());

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use honnin_storage::UserRow;
 
+use super::Gallery;
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::{DEFAULT_MAX_USERS, MAX_ASSOCIATE_FACES, MAX_SEARCH_RESULTS, MAX_USERS};
@@ -12,10 +13,9 @@ use crate::error::{CoreError, Result};
 use crate::index::Hit;
 use crate::model::*;
 use crate::paging::{self, page_limit};
-use crate::service::Service;
 use crate::validate::{self, check_user_id};
 
-impl Service {
+impl Gallery<'_> {
     pub async fn create_user(
         &self,
         p: &Principal,

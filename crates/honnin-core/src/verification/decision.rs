@@ -13,24 +13,58 @@ use honnin_engine::Template;
 use serde::{Deserialize, Serialize};
 
 use super::document::DocumentPortrait;
-use super::policy::{stored_policy, VerificationPolicy};
+use super::Verifications;
 use crate::clock::{now_ms, rfc3339};
+use crate::config::verification::{stored_policy, VerificationPolicy};
+use crate::context::FaceOrigin;
 use crate::crypto::{live_template_aad, verification_aad};
 use crate::error::{CoreError, Result};
+use crate::gallery::Gallery;
 use crate::liveness::LivenessResults;
 use crate::model::{StoredDetails, ThresholdInfo};
-use crate::service::{FaceOrigin, Service};
-use honnin_storage::{FaceRow, UserRow, VerificationRow};
+use honnin_storage::{FaceRow, LivenessStatus, Outcome, UserRow, VerificationRow};
+
+/// A step of a verification's decision (wire spelling: camelCase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum StepName {
+    /// The document portrait.
+    Document,
+    /// The liveness session's result.
+    Liveness,
+    /// Document portrait ↔ live face.
+    DocumentMatch,
+    /// The live face against the collection (duplicates).
+    DuplicateSearch,
+    /// The live face stored as the user's face.
+    Enrolment,
+}
+
+/// How a step went (wire spelling: lowercase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum StepOutcome {
+    /// It met the policy.
+    Passed,
+    /// It did not: the verification is rejected (enrolment: sent to review).
+    Failed,
+    /// A person should look at it.
+    Review,
+    /// Not run (an earlier step decided, or the policy does not ask for it).
+    Skipped,
+}
 
 /// One step of the decision.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionStep {
-    /// document | liveness | documentMatch | duplicateSearch | enrolment
-    pub step: String,
-    /// passed | failed | review | skipped
-    pub outcome: String,
+    /// Which step.
+    pub step: StepName,
+    /// How it went.
+    pub outcome: StepOutcome,
     /// The step's score: liveness confidence or similarity, 0–100.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
@@ -52,8 +86,8 @@ pub struct DecisionStep {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRecord {
-    /// approved | rejected | needs_review | expired | cancelled
-    pub outcome: String,
+    /// The outcome, which is also the verification's final status.
+    pub outcome: Outcome,
     /// Stable codes of why (empty when approved).
     pub reasons: Vec<String>,
     pub steps: Vec<DecisionStep>,
@@ -112,7 +146,7 @@ fn now_at() -> String {
     rfc3339(now_ms())
 }
 
-impl Service {
+impl Verifications<'_> {
     /// Every step of the decision. Never fails on the customer's data: a missing
     /// template or an unusable result is a failed step with a reason.
     pub(super) async fn decide(&self, row: &VerificationRow) -> Result<DecisionRecord> {
@@ -124,14 +158,14 @@ impl Service {
         t.steps.push(step);
         let Some(document) = document else {
             let why = vec!["VerificationExpired".to_string()];
-            return Ok(self.record("expired", why, t.steps, policy));
+            return Ok(self.record(Outcome::Expired, why, t.steps, policy));
         };
 
         // 2. Liveness.
         match self.liveness_step(row, &policy).await? {
             Liveness::Expired(c) => {
                 t.steps.push(c.step);
-                return Ok(self.record("expired", c.reasons, t.steps, policy));
+                return Ok(self.record(Outcome::Expired, c.reasons, t.steps, policy));
             }
             Liveness::Ended(c) => t.add(c),
         }
@@ -139,10 +173,14 @@ impl Service {
         // 3. The live face.
         let Some(live) = self.live_face(row).await? else {
             t.reasons.push("NoLiveFace".into());
-            for s in ["documentMatch", "duplicateSearch", "enrolment"] {
+            for s in [
+                StepName::DocumentMatch,
+                StepName::DuplicateSearch,
+                StepName::Enrolment,
+            ] {
                 t.steps.push(skipped(s, "NoLiveFace", now_at()));
             }
-            return Ok(self.record("rejected", t.reasons, t.steps, policy));
+            return Ok(self.record(Outcome::Rejected, t.reasons, t.steps, policy));
         };
 
         // 4. Document ↔ live face.
@@ -151,18 +189,18 @@ impl Service {
         // 5. Duplicates: the live face against the collection.
         t.add(self.duplicate_step(row, &policy, &live).await?);
 
-        let outcome = if t.steps.iter().any(|s| s.outcome == "failed") {
-            "rejected"
+        let outcome = if t.steps.iter().any(|s| s.outcome == StepOutcome::Failed) {
+            Outcome::Rejected
         } else if t.review {
-            "needs_review"
+            Outcome::NeedsReview
         } else {
-            "approved"
+            Outcome::Approved
         };
 
         // 6. Enrolment: a failure sends an approved verification to review.
         let enrolment = self.enrolment_step(row, &policy, &live, outcome).await;
-        let outcome = if enrolment.step.outcome == "failed" {
-            "needs_review"
+        let outcome = if enrolment.step.outcome == StepOutcome::Failed {
+            Outcome::NeedsReview
         } else {
             outcome
         };
@@ -184,13 +222,12 @@ impl Service {
             })
             .transpose()?;
         let step = DecisionStep {
-            step: "document".into(),
+            step: StepName::Document,
             outcome: if document.is_some() {
-                "passed"
+                StepOutcome::Passed
             } else {
-                "failed"
-            }
-            .into(),
+                StepOutcome::Failed
+            },
             score: None,
             threshold: None,
             threshold_info: None,
@@ -221,41 +258,55 @@ impl Service {
             .as_ref()
             .and_then(|l| l.result.as_deref())
             .and_then(|r| serde_json::from_str(r).ok());
-        let live_status = live_row
-            .as_ref()
-            .map(|l| l.status.clone())
-            .unwrap_or_else(|| "DELETED".into());
+        // `None`: the session was deleted.
+        let live_status = live_row.as_ref().map(|l| l.status);
         let confidence = results.as_ref().and_then(|r| r.confidence);
-        let (outcome, why) = match (live_status.as_str(), confidence) {
-            ("EXPIRED", _) | ("CREATED", _) | ("IN_PROGRESS", _) | ("DELETED", _) => {
-                ("expired", vec!["LivenessSessionExpired".to_string()])
+        let succeeded = Some(LivenessStatus::Succeeded);
+        let (expired, outcome, why) = match (live_status, confidence) {
+            (None, _)
+            | (
+                Some(
+                    LivenessStatus::Expired | LivenessStatus::Created | LivenessStatus::InProgress,
+                ),
+                _,
+            ) => (
+                true,
+                StepOutcome::Failed,
+                vec!["LivenessSessionExpired".to_string()],
+            ),
+            (s, Some(c)) if s == succeeded && c >= policy.liveness_threshold => {
+                (false, StepOutcome::Passed, vec![])
             }
-            ("SUCCEEDED", Some(c)) if c >= policy.liveness_threshold => ("passed", vec![]),
-            ("SUCCEEDED", Some(c)) if c >= honnin_liveness::SPOOF_BELOW => {
-                ("review", vec!["LivenessUncertain".to_string()])
-            }
-            ("SUCCEEDED", Some(_)) => ("failed", vec!["LivenessCheckFailed".to_string()]),
-            _ => ("failed", vec!["LivenessSessionFailed".to_string()]),
+            (s, Some(c)) if s == succeeded && c >= honnin_liveness::SPOOF_BELOW => (
+                false,
+                StepOutcome::Review,
+                vec!["LivenessUncertain".to_string()],
+            ),
+            (s, Some(_)) if s == succeeded => (
+                false,
+                StepOutcome::Failed,
+                vec!["LivenessCheckFailed".to_string()],
+            ),
+            _ => (
+                false,
+                StepOutcome::Failed,
+                vec!["LivenessSessionFailed".to_string()],
+            ),
         };
         let mut live_reasons = why.clone();
         if let Some(r) = &results {
             live_reasons.extend(r.reasons.iter().map(|x| x.code.clone()));
         }
         let step = DecisionStep {
-            step: "liveness".into(),
-            outcome: if outcome == "expired" {
-                "failed"
-            } else {
-                outcome
-            }
-            .into(),
+            step: StepName::Liveness,
+            outcome,
             score: confidence,
             threshold: Some(policy.liveness_threshold),
             threshold_info: None,
             reasons: live_reasons,
             details: Some(serde_json::json!({
                 "sessionId": row.liveness_session_id,
-                "status": live_status,
+                "status": live_status.map_or("DELETED", LivenessStatus::as_str),
                 "decision": results.as_ref().and_then(|r| r.decision.clone()),
             })),
             at: now_at(),
@@ -263,9 +314,9 @@ impl Service {
         let checked = Checked {
             step,
             reasons: why,
-            review: outcome == "review",
+            review: outcome == StepOutcome::Review,
         };
-        Ok(if outcome == "expired" {
+        Ok(if expired {
             Liveness::Expired(checked)
         } else {
             Liveness::Ended(checked)
@@ -309,19 +360,19 @@ impl Service {
             .map(|d| d.retake_reasons(c.similarity, &self.config().retake))
             .unwrap_or_default();
         let (outcome, why) = if c.similarity >= doc_threshold {
-            ("passed", None)
+            (StepOutcome::Passed, None)
         } else if c.similarity >= review_threshold {
-            ("review", Some("DocumentMatchUncertain"))
+            (StepOutcome::Review, Some("DocumentMatchUncertain"))
         } else if policy.review_low_quality_mismatch && !retake.is_empty() {
-            ("review", Some("LowFaceQuality"))
+            (StepOutcome::Review, Some("LowFaceQuality"))
         } else {
-            ("failed", Some("DocumentMismatch"))
+            (StepOutcome::Failed, Some("DocumentMismatch"))
         };
         let reasons: Vec<String> = why.map(String::from).into_iter().collect();
         Ok(Checked {
             step: DecisionStep {
-                step: "documentMatch".into(),
-                outcome: outcome.into(),
+                step: StepName::DocumentMatch,
+                outcome,
                 score: Some(c.similarity),
                 threshold: Some(doc_threshold),
                 threshold_info: Some(self.threshold_info(doc_threshold)),
@@ -334,7 +385,7 @@ impl Service {
                 at: now_at(),
             },
             reasons,
-            review: outcome == "review",
+            review: outcome == StepOutcome::Review,
         })
     }
 
@@ -364,9 +415,9 @@ impl Service {
             .collect();
         let dup = !others.is_empty();
         let dup_outcome = match (dup, policy.duplicates_block) {
-            (false, _) => "passed",
-            (true, true) => "failed",
-            (true, false) => "review",
+            (false, _) => StepOutcome::Passed,
+            (true, true) => StepOutcome::Failed,
+            (true, false) => StepOutcome::Review,
         };
         let reasons: Vec<String> = if dup {
             vec!["DuplicateIdentity".into()]
@@ -375,8 +426,8 @@ impl Service {
         };
         Ok(Checked {
             step: DecisionStep {
-                step: "duplicateSearch".into(),
-                outcome: dup_outcome.into(),
+                step: StepName::DuplicateSearch,
+                outcome: dup_outcome,
                 score: best,
                 threshold: Some(dup_threshold),
                 threshold_info: Some(self.threshold_info(dup_threshold)),
@@ -388,7 +439,7 @@ impl Service {
                 at: now_at(),
             },
             reasons,
-            review: dup_outcome == "review",
+            review: dup_outcome == StepOutcome::Review,
         })
     }
 
@@ -400,16 +451,16 @@ impl Service {
         row: &VerificationRow,
         policy: &VerificationPolicy,
         live: &Template,
-        outcome: &str,
+        outcome: Outcome,
     ) -> Checked {
-        if outcome != "approved" || !policy.enrol_on_success {
-            let why = if outcome != "approved" {
+        if outcome != Outcome::Approved || !policy.enrol_on_success {
+            let why = if outcome != Outcome::Approved {
                 "NotApproved"
             } else {
                 "PolicyDoesNotEnrol"
             };
             return Checked {
-                step: skipped("enrolment", why, now_at()),
+                step: skipped(StepName::Enrolment, why, now_at()),
                 reasons: vec![],
                 review: false,
             };
@@ -425,8 +476,8 @@ impl Service {
         {
             Ok(face_id) => Checked {
                 step: DecisionStep {
-                    step: "enrolment".into(),
-                    outcome: "passed".into(),
+                    step: StepName::Enrolment,
+                    outcome: StepOutcome::Passed,
                     score: None,
                     threshold: None,
                     threshold_info: None,
@@ -443,8 +494,8 @@ impl Service {
                 tracing::warn!(verification = %row.verification_id, error = %e, "enrolment failed");
                 Checked {
                     step: DecisionStep {
-                        step: "enrolment".into(),
-                        outcome: "failed".into(),
+                        step: StepName::Enrolment,
+                        outcome: StepOutcome::Failed,
                         score: None,
                         threshold: None,
                         threshold_info: None,
@@ -462,14 +513,14 @@ impl Service {
     /// The record of a decision with `outcome`, its `reasons` (deduplicated) and `steps`.
     pub(super) fn record(
         &self,
-        outcome: &str,
+        outcome: Outcome,
         mut reasons: Vec<String>,
         steps: Vec<DecisionStep>,
         policy: VerificationPolicy,
     ) -> DecisionRecord {
         reasons.dedup();
         DecisionRecord {
-            outcome: outcome.into(),
+            outcome,
             reasons,
             steps,
             policy,
@@ -494,7 +545,7 @@ impl Service {
         let query = self.weighting.apply(&t.vector);
         let min = self.score_for(threshold);
         let hits = c.index.read().search(&query, min, k, &|_| true);
-        self.hit_rows(collection, &hits).await
+        Gallery::new(self.cx).hit_rows(collection, &hits).await
     }
 
     /// Stores `t` as a face of user `user` (created if absent). Returns the face id.
@@ -531,17 +582,19 @@ impl Service {
                 quality_for_recognition: QualityLevel::High,
             },
         };
-        let row = self.sealed_face_row(&c, collection, origin, t, now);
+        let row = Gallery::new(self.cx).sealed_face_row(&c, collection, origin, t, now);
         let face_id = row.face_id.clone();
-        self.insert_and_index(&c, &[(row, t)]).await?;
+        Gallery::new(self.cx)
+            .insert_and_index(&c, &[(row, t)])
+            .await?;
         Ok(face_id)
     }
 }
 
-fn skipped(step: &str, why: &str, at: String) -> DecisionStep {
+fn skipped(step: StepName, why: &str, at: String) -> DecisionStep {
     DecisionStep {
-        step: step.into(),
-        outcome: "skipped".into(),
+        step,
+        outcome: StepOutcome::Skipped,
         score: None,
         threshold: None,
         threshold_info: None,

@@ -6,7 +6,7 @@ use honnin_engine::quality::{Pose, QualityInputs, QualityLevel};
 use honnin_engine::{NonMatchLimits, RetakeReason};
 use serde::{Deserialize, Serialize};
 
-use super::policy::VerificationPolicy;
+use crate::config::verification::VerificationPolicy;
 use crate::error::{CoreError, Result};
 
 /// The portrait found on the document (what the document step kept, no biometrics).
@@ -64,11 +64,7 @@ pub fn document_warnings(face_size_px: f32, policy: &VerificationPolicy) -> Vec<
     w
 }
 
-/// Smallest face the document step's second detection pass looks for, pixels (lower
-/// than the service's default, 40): a portrait too small to compare is then reported as
-/// such (DocumentPortraitUnusable, with what to do) instead of as no face at all. The ID-document specimens' portraits measure
-/// 43–403 px (`crates/honnin-core/tests/documents.rs`).
-pub const DOCUMENT_DETECT_MIN_FACE_PX: f32 = 20.0;
+pub use crate::config::verification::DOCUMENT_DETECT_MIN_FACE_PX;
 
 /// Decodes a document image and finds its faces as the document step does (the
 /// pipeline's `Detection::Document`), for evaluation tools:
@@ -141,7 +137,7 @@ pub fn pick_document_portrait(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verification::policy::PolicyOverrides;
+    use crate::config::verification::PolicyOverrides;
 
     fn with(o: PolicyOverrides) -> Result<VerificationPolicy> {
         VerificationPolicy::default().with(&o)

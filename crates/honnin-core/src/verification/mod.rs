@@ -27,28 +27,29 @@
 
 mod decision;
 mod document;
-mod policy;
 
-pub use decision::{DecisionRecord, DecisionStep, ModelVersions};
+use crate::config::verification::{stored_policy, StoredPolicy};
+pub use crate::config::verification::{
+    PolicyOverrides, VerificationConfig, VerificationPolicy, MAX_KEEP_IMAGES_SECS,
+};
+pub use decision::{DecisionRecord, DecisionStep, ModelVersions, StepName, StepOutcome};
 pub use document::{
     document_faces, document_warnings, pick_document_portrait, DocumentPortrait,
     DOCUMENT_DETECT_MIN_FACE_PX,
 };
-use policy::{stored_policy, StoredPolicy};
-pub use policy::{PolicyOverrides, VerificationConfig, VerificationPolicy};
+pub use honnin_storage::{Outcome, VerificationState};
 
-use honnin_engine::Template;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
-use crate::crypto::{live_template_aad, verification_aad};
+use crate::context::domain;
+use crate::crypto::verification_aad;
 use crate::error::{CoreError, Result};
-use crate::liveness::NewLivenessSession;
+use crate::liveness::{LivenessSessions, NewLivenessSession};
 use crate::pipeline::Detection;
-use crate::service::Service;
 use crate::validate::check_user_id;
-use crate::webhooks::EventSubject;
+use crate::webhooks::{EventSubject, Webhooks};
 use honnin_storage::VerificationRow;
 /// `POST /v1/verifications`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -69,7 +70,8 @@ pub struct NewVerification {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedVerification {
     pub verification_id: String,
-    pub status: String,
+    /// `awaiting_document`.
+    pub status: VerificationState,
     pub liveness_session_id: String,
     /// Valid for the liveness session only; give it to the capture client.
     pub client_token: String,
@@ -82,9 +84,9 @@ pub struct CreatedVerification {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerificationStatus {
     pub verification_id: String,
-    /// awaiting_document | awaiting_liveness | processing | approved | rejected |
-    /// needs_review | expired | cancelled (its API key was revoked before the decision)
-    pub status: String,
+    /// Where it stands; once decided, the decision's outcome (`cancelled`: its API key
+    /// was revoked before the decision).
+    pub status: VerificationState,
     pub collection_id: String,
     pub external_user_id: String,
     pub liveness_session_id: String,
@@ -110,14 +112,13 @@ pub struct VerificationEvent {
     pub verification_id: String,
     pub collection_id: String,
     pub external_user_id: String,
-    pub status: String,
+    /// The decision's outcome.
+    pub status: Outcome,
     pub decision: DecisionRecord,
 }
 fn not_found(id: &str) -> CoreError {
     CoreError::VerificationNotFound(format!("verification `{id}` does not exist"))
 }
-/// Longest time a policy may keep images after the decision (30 days).
-pub const MAX_KEEP_IMAGES_SECS: u64 = 30 * 86_400;
 
 /// Images a verification keeps by policy, sealed as one blob.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -134,7 +135,12 @@ pub struct VerificationImages {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_at: Option<String>,
 }
-impl Service {
+domain!(
+    /// Identity verifications: document, liveness, comparison, duplicate search, enrolment.
+    Verifications
+);
+
+impl Verifications<'_> {
     /// Starts a verification (enroller key for the collection): the row, and the
     /// liveness session the browser will run.
     pub async fn create_verification(
@@ -151,7 +157,7 @@ impl Service {
         self.authorize(p, Action::Enroll, &req.collection_id)
             .await?;
         let policy = self.config().verification.policy.with(&req.policy)?;
-        let session = self
+        let session = LivenessSessions::new(self.cx)
             .create_liveness_session(
                 p,
                 NewLivenessSession {
@@ -179,7 +185,7 @@ impl Service {
             })
             .map_err(CoreError::json("writing the policy"))?,
             liveness_session_id: session.session_id.clone(),
-            status: "awaiting_document".into(),
+            status: VerificationState::AwaitingDocument,
             document: None,
             document_info: None,
             decision: None,
@@ -213,12 +219,9 @@ impl Service {
             .get_verification(&canonical)
             .await?
             .ok_or_else(|| not_found(id))?;
-        if !self.may_see_owned(p, &row.owner_key).await?
-            && !self.admin_of(p, &row.collection_id).await?
-        {
-            return Err(not_found(id));
-        }
-        Ok(row)
+        let (owner, collection) = (row.owner_key.clone(), row.collection_id.clone());
+        self.owned(p, &owner, Some(&collection), row, || not_found(id))
+            .await
     }
 
     /// The document step: finds the main portrait on an ID document (photo page or card),
@@ -234,7 +237,7 @@ impl Service {
         self.authorize(p, Action::Enroll, &row.collection_id)
             .await?;
         let now = now_ms();
-        self.check_step(&row, "awaiting_document", now)?;
+        self.check_step(&row, VerificationState::AwaitingDocument, now)?;
         let policy = stored_policy(&row)?;
         let kept_image = (policy.keep_images_secs > 0).then(|| image.clone());
         let min_px = policy.min_document_face_px;
@@ -288,7 +291,7 @@ impl Service {
         {
             // Another request moved it meanwhile (or it just expired).
             let row = self.owned_verification(p, id).await?;
-            self.check_step(&row, "awaiting_document", now_ms())?;
+            self.check_step(&row, VerificationState::AwaitingDocument, now_ms())?;
             return Err(CoreError::StepOutOfOrder(format!(
                 "verification `{id}` is {}",
                 row.status
@@ -319,12 +322,9 @@ impl Service {
     }
 
     /// Refuses a step when the verification is not waiting for it.
-    fn check_step(&self, row: &VerificationRow, want: &str, now: i64) -> Result<()> {
-        let open = matches!(
-            row.status.as_str(),
-            "awaiting_document" | "awaiting_liveness"
-        );
-        if row.status == "expired" || (open && now >= row.expires_ms) {
+    fn check_step(&self, row: &VerificationRow, want: VerificationState, now: i64) -> Result<()> {
+        let open = row.status.is_awaiting();
+        if row.status == VerificationState::Expired || (open && now >= row.expires_ms) {
             return Err(CoreError::VerificationExpired(format!(
                 "verification `{}` expired at {}",
                 row.verification_id,
@@ -333,7 +333,7 @@ impl Service {
         }
         if row.status != want {
             let what = match want {
-                "awaiting_document" => "the document was already received",
+                VerificationState::AwaitingDocument => "the document was already received",
                 _ => "it is waiting for its document first",
             };
             return Err(CoreError::StepOutOfOrder(format!(
@@ -348,11 +348,9 @@ impl Service {
     pub async fn verification_status(&self, p: &Principal, id: &str) -> Result<VerificationStatus> {
         let row = self.owned_verification(p, id).await?;
         let policy = stored_policy(&row)?;
-        let mut status = row.status.clone();
-        if matches!(status.as_str(), "awaiting_document" | "awaiting_liveness")
-            && now_ms() >= row.expires_ms
-        {
-            status = "expired".into();
+        let mut status = row.status;
+        if status.is_awaiting() && now_ms() >= row.expires_ms {
+            status = VerificationState::Expired;
         }
         let document = row
             .document_info
@@ -366,9 +364,9 @@ impl Service {
             .map(serde_json::from_str::<DecisionRecord>)
             .transpose()
             .map_err(CoreError::json("stored decision"))?;
-        if status == "cancelled" && decision.is_none() {
+        if status == VerificationState::Cancelled && decision.is_none() {
             let mut r = self.record(
-                "cancelled",
+                Outcome::Cancelled,
                 vec!["KeyRevoked".into()],
                 Vec::new(),
                 policy.clone(),
@@ -406,21 +404,14 @@ impl Service {
 
     /// Called when a liveness stream is about to open: a verification's session may only
     /// stream once the document is in.
-    pub(crate) async fn check_verification_stream(&self, session_id: &str) -> Result<()> {
+    pub(crate) async fn check_liveness_stream(&self, session_id: &str) -> Result<()> {
         let Some(vid) = self.store().verification_of_liveness(session_id).await? else {
             return Ok(());
         };
         let Some(row) = self.store().get_verification(&vid).await? else {
             return Ok(());
         };
-        self.check_step(&row, "awaiting_liveness", now_ms())
-    }
-
-    /// The live-face template of a finishing liveness session that belongs to a
-    /// verification, sealed; `finish_liveness` stores it with the finished status.
-    pub(crate) fn seal_live_template(&self, session_id: &str, live: &Template) -> Vec<u8> {
-        self.transient_key
-            .seal(&live.to_bytes(), &live_template_aad(session_id))
+        self.check_step(&row, VerificationState::AwaitingLiveness, now_ms())
     }
 
     /// Called when a liveness stream has finished: decides `verification` (the one the
@@ -439,13 +430,25 @@ impl Service {
         let now = now_ms();
         let won = self
             .store()
-            .transition_verification(id, "awaiting_liveness", "processing", now)
+            .transition_verification(
+                id,
+                VerificationState::AwaitingLiveness,
+                VerificationState::Processing,
+                now,
+            )
             .await?
             || match self.store().get_verification(id).await? {
                 // A document that never came: decided as expired once out of time.
-                Some(r) if r.status == "awaiting_document" && now >= r.expires_ms => {
+                Some(r)
+                    if r.status == VerificationState::AwaitingDocument && now >= r.expires_ms =>
+                {
                     self.store()
-                        .transition_verification(id, "awaiting_document", "processing", now)
+                        .transition_verification(
+                            id,
+                            VerificationState::AwaitingDocument,
+                            VerificationState::Processing,
+                            now,
+                        )
                         .await?
                 }
                 _ => false,
@@ -462,7 +465,7 @@ impl Service {
         // The liveness session's frames go now; with a policy that keeps images, its
         // reference frame joins the document image for `keepImagesSecs`.
         let policy = stored_policy(&row)?;
-        let live_face = self
+        let live_face = LivenessSessions::new(self.cx)
             .take_liveness_reference_image(&row.liveness_session_id)
             .await?;
         let kept = if policy.keep_images_secs > 0 {
@@ -480,7 +483,7 @@ impl Service {
             .store()
             .decide_verification(
                 id,
-                &record.outcome,
+                record.outcome,
                 &decision,
                 kept.as_ref().map(|k| k.0.as_slice()),
                 kept.as_ref().map(|k| k.1),
@@ -489,7 +492,7 @@ impl Service {
             )
             .await?;
         if decided {
-            metrics::counter!("honnin_verifications_decided_total", "outcome" => record.outcome.clone())
+            metrics::counter!("honnin_verifications_decided_total", "outcome" => record.outcome.as_str())
                 .increment(1);
             let event = VerificationEvent {
                 event: "verification.completed".into(),
@@ -497,7 +500,7 @@ impl Service {
                 verification_id: row.verification_id.clone(),
                 collection_id: row.collection_id.clone(),
                 external_user_id: row.external_user_id.clone(),
-                status: record.outcome.clone(),
+                status: record.outcome,
                 decision: record,
             };
             let subject = EventSubject {
@@ -505,7 +508,8 @@ impl Service {
                 user_id: Some(row.external_user_id.clone()),
                 verification_id: Some(row.verification_id.clone()),
             };
-            self.emit_event(&row.owner_key, "verification.completed", &subject, &event)
+            Webhooks::new(self.cx)
+                .emit_event(&row.owner_key, "verification.completed", &subject, &event)
                 .await?;
         }
         Ok(decided)

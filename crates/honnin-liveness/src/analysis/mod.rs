@@ -18,7 +18,6 @@ use crate::outcome::{
     PadSignal, Reason, Signals, StreamSignal,
 };
 use crate::protocol::{OutcomeStatus, VideoSize};
-use crate::session::Analyzers;
 
 mod light;
 mod movement;
@@ -27,6 +26,15 @@ mod stream;
 use light::analyze_light;
 use movement::analyze_movement;
 use stream::analyze_stream;
+
+/// The models a session uses (shared by every session of the process).
+#[derive(Clone)]
+pub struct Analyzers {
+    /// The face engine (detection, landmarks, templates).
+    pub engine: std::sync::Arc<honnin_engine::Engine>,
+    /// The passive presentation-attack model.
+    pub pad: std::sync::Arc<honnin_engine::pad::PadModel>,
+}
 
 /// Every decision threshold of the analysis, with the scale of its score mapping
 /// (the distance from the threshold at which a score reaches 0.73 or 0.27).

@@ -63,7 +63,12 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CollectionInfo>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.service.create_collection(&p, &r.collection_id).await?),
+        Json(
+            s.service
+                .gallery()
+                .create_collection(&p, &r.collection_id)
+                .await?,
+        ),
     ))
 }
 
@@ -81,6 +86,7 @@ pub async fn list(
 ) -> ApiResult<Json<CollectionList>> {
     Ok(Json(
         s.service
+            .gallery()
             .list_collections(&p, q.max_results, q.next_token.as_deref())
             .await?,
     ))
@@ -101,7 +107,9 @@ pub async fn describe(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollectionInfo>> {
-    Ok(Json(s.service.describe_collection(&p, &id).await?))
+    Ok(Json(
+        s.service.gallery().describe_collection(&p, &id).await?,
+    ))
 }
 
 /// Delete a collection and every record about it: faces, users, verifications (with
@@ -124,7 +132,7 @@ pub async fn delete(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.service.delete_collection(&p, &id).await?;
+    s.service.gallery().delete_collection(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -161,6 +169,7 @@ pub async fn index_faces(
     let image = r.image.decode("image")?;
     let res = s
         .service
+        .gallery()
         .index_faces(
             &p,
             &id,
@@ -192,6 +201,7 @@ pub async fn list_faces(
 ) -> ApiResult<Json<FaceList>> {
     Ok(Json(
         s.service
+            .gallery()
             .list_faces(
                 &p,
                 &id,
@@ -227,7 +237,12 @@ pub async fn delete_faces(
     Path(id): Path<String>,
     Input(r): Input<DeleteFacesRequest>,
 ) -> ApiResult<Json<DeleteFacesResult>> {
-    Ok(Json(s.service.delete_faces(&p, &id, &r.face_ids).await?))
+    Ok(Json(
+        s.service
+            .gallery()
+            .delete_faces(&p, &id, &r.face_ids)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -273,6 +288,7 @@ pub async fn search(
     };
     Ok(Json(
         s.service
+            .gallery()
             .search_faces(
                 &p,
                 &id,

@@ -44,7 +44,9 @@ pub async fn detect(
         (_, t) => Some(t),
     };
     let max = r.max_faces.map(|m| m as usize);
-    Ok(Json(s.service.detect(&p, image, max, ttl).await?))
+    Ok(Json(
+        s.service.transient().detect(&p, image, max, ttl).await?,
+    ))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -74,6 +76,7 @@ pub async fn compare(
     let target = r.target_image.decode("targetImage")?;
     Ok(Json(
         s.service
+            .transient()
             .compare(&p, source, target, r.similarity_threshold)
             .await?,
     ))

@@ -40,6 +40,7 @@ pub async fn create(
         StatusCode::CREATED,
         Json(
             s.service
+                .keys()
                 .create_key(&p, r.role, r.collection_id, &r.name)
                 .await?,
         ),
@@ -54,7 +55,7 @@ pub async fn create(
     ),
     security(("apiKey" = [])))]
 pub async fn list(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<KeyInfo>>> {
-    Ok(Json(s.service.list_keys(&p).await?))
+    Ok(Json(s.service.keys().list_keys(&p).await?))
 }
 
 /// Revoke a key; every server refuses it within 2 s.
@@ -72,6 +73,6 @@ pub async fn revoke(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.service.revoke_key(&p, &id).await?;
+    s.service.keys().revoke_key(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

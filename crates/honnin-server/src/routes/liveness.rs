@@ -15,7 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use honnin_core::liveness::{
-    stream_idle_timeout, CreatedLivenessSession, LivenessResults, LivenessTicket,
+    stream_idle_timeout, CreatedLivenessSession, LivenessResults, LivenessStatus, LivenessTicket,
     NewLivenessSession,
 };
 use honnin_core::{CoreError, Principal, Role, Service};
@@ -114,7 +114,7 @@ async fn create_as(
     p: &Principal,
     r: CreateLivenessSessionRequest,
 ) -> ApiResult<CreatedLivenessSession> {
-    let reference_image = match &r.reference_image {
+    let reference_image = match r.reference_image {
         Some(i) => Some(i.decode("referenceImage")?),
         None => None,
     };
@@ -125,6 +125,7 @@ async fn create_as(
         device_correlation_id: r.device_correlation_id,
     };
     s.service
+        .liveness()
         .create_liveness_session(p, req)
         .await
         .map_err(|e| {
@@ -151,7 +152,7 @@ pub async fn results(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<LivenessResults>> {
-    Ok(Json(s.service.liveness_results(&p, &id).await?))
+    Ok(Json(s.service.liveness().liveness_results(&p, &id).await?))
 }
 
 /// Delete a session, its results and images at once.
@@ -167,7 +168,10 @@ pub async fn delete(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.service.delete_liveness_session(&p, &id).await?;
+    s.service
+        .liveness()
+        .delete_liveness_session(&p, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -237,8 +241,8 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
             match outcome {
                 Ok(outcome) => {
                     let status = match outcome.status {
-                        OutcomeStatus::Succeeded => "SUCCEEDED",
-                        _ => "FAILED",
+                        OutcomeStatus::Succeeded => LivenessStatus::Succeeded,
+                        _ => LivenessStatus::Failed,
                     };
                     let reason = outcome.reasons.first().map(|r| r.code.to_string());
                     match svc.complete_liveness_stream(&ticket, outcome).await {
@@ -246,7 +250,7 @@ async fn run_stream(s: AppState, ticket: LivenessTicket, mut socket: WebSocket) 
                             let _ = socket
                                 .send(json_msg(serde_json::json!({
                                     "type": "complete", "status": status,
-                                    "reason": if status == "FAILED" { reason } else { None },
+                                    "reason": if status == LivenessStatus::Failed { reason } else { None },
                                 })))
                                 .await;
                         }
@@ -320,7 +324,7 @@ async fn drive(
     idle: Duration,
     frames: &mut u32,
 ) -> Ended {
-    let mut sess = Box::new(svc.new_live_session(ticket));
+    let mut sess = Box::new(svc.liveness().new_live_session(ticket));
     let mut last_heard = Instant::now();
     // A revoked key's sessions are cancelled in storage (by any server): look every
     // second, and stop the stream when it happens.
@@ -377,7 +381,7 @@ async fn drive(
                 }
             }
             _ = alive_check.tick() => {
-                match svc.liveness_stream_alive(ticket).await {
+                match svc.liveness().liveness_stream_alive(ticket).await {
                     Ok(false) => {
                         return Ended::Failed {
                             code: "SessionCancelled".into(),
@@ -530,6 +534,9 @@ pub async fn demo_results(
     Path(id): Path<String>,
 ) -> ApiResult<Json<LivenessResults>> {
     Ok(Json(
-        s.service.liveness_results(&demo_principal(), &id).await?,
+        s.service
+            .liveness()
+            .liveness_results(&demo_principal(), &id)
+            .await?,
     ))
 }

@@ -22,87 +22,60 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
-/// The API's routes (state still to be supplied).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/detect", post(images::detect))
-        .route("/v1/compare", post(images::compare))
-        .route(
-            "/v1/collections",
-            post(collections::create).get(collections::list),
-        )
-        .route(
-            "/v1/collections/{collectionId}",
-            get(collections::describe).delete(collections::delete),
-        )
-        .route(
-            "/v1/collections/{collectionId}/faces",
-            post(collections::index_faces)
-                .get(collections::list_faces)
-                .delete(collections::delete_faces),
-        )
-        .route(
-            "/v1/collections/{collectionId}/search",
-            post(collections::search),
-        )
-        .route(
-            "/v1/collections/{collectionId}/users",
-            post(users::create).get(users::list),
-        )
-        .route(
-            "/v1/collections/{collectionId}/users/{userId}",
-            axum::routing::delete(users::delete),
-        )
-        .route(
-            "/v1/collections/{collectionId}/users/{userId}/faces",
-            post(users::associate).delete(users::disassociate),
-        )
-        .route(
-            "/v1/collections/{collectionId}/search-users",
-            post(users::search),
-        )
-        .route("/v1/verify", post(transient::verify))
-        .route("/v1/identify", post(transient::identify))
-        .route("/v1/find-similar", post(transient::find_similar))
-        .route("/v1/group", post(transient::group))
-        .route("/v1/keys", post(keys::create).get(keys::list))
-        .route("/v1/keys/{keyId}", axum::routing::delete(keys::revoke))
-        .route("/v1/liveness/sessions", post(liveness::create))
-        .route(
-            "/v1/liveness/sessions/{sessionId}",
-            get(liveness::results).delete(liveness::delete),
-        )
+/// Every route of the API, each registered once: a documented route's method, path
+/// and OpenAPI operation all come from its handler's `#[utoipa::path]` (through
+/// `utoipa_axum::routes!`); the few undocumented routes (the liveness WebSocket, static
+/// files) are plain axum routes.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(images::detect))
+        .routes(routes!(images::compare))
+        .routes(routes!(collections::create, collections::list))
+        .routes(routes!(collections::describe, collections::delete))
+        .routes(routes!(
+            collections::index_faces,
+            collections::list_faces,
+            collections::delete_faces
+        ))
+        .routes(routes!(collections::search))
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::delete))
+        .routes(routes!(users::associate, users::disassociate))
+        .routes(routes!(users::search))
+        .routes(routes!(transient::verify))
+        .routes(routes!(transient::identify))
+        .routes(routes!(transient::find_similar))
+        .routes(routes!(transient::group))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(liveness::create))
+        .routes(routes!(liveness::results, liveness::delete))
         .route(
             "/v1/liveness/sessions/{sessionId}/stream",
             get(liveness::stream),
         )
-        .route("/v1/verifications", post(verifications::create))
-        .route(
-            "/v1/verifications/{verificationId}",
-            get(verifications::status).delete(verifications::delete),
-        )
-        .route(
-            "/v1/verifications/{verificationId}/document",
-            axum::routing::put(verifications::document),
-        )
-        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
-        .route(
-            "/v1/webhooks/{webhookId}",
-            axum::routing::delete(webhooks::delete),
-        )
-        .route(
-            "/v1/webhooks/{webhookId}/deliveries",
-            get(webhooks::deliveries),
-        )
+        .routes(routes!(verifications::create))
+        .routes(routes!(verifications::status, verifications::delete))
+        .routes(routes!(verifications::document))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
         .route("/static/{*file}", get(liveness::static_file))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_json))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// The API's routes (state still to be supplied).
+pub fn router() -> Router<AppState> {
+    api().split_for_parts().0
 }
 
 /// The demo pages and their key-less backend (see `docs/security.md`). The application
@@ -258,65 +231,22 @@ pub async fn openapi_json() -> Response {
         title = "honnin",
         description = "Self-hosted face identity verification. Every `/v1` route needs `Authorization: Bearer <API key>`; errors are `{ code, message }` with a stable code."
     ),
-    paths(
-        images::detect,
-        images::compare,
-        collections::create,
-        collections::list,
-        collections::describe,
-        collections::delete,
-        collections::index_faces,
-        collections::list_faces,
-        collections::delete_faces,
-        collections::search,
-        users::create,
-        users::list,
-        users::delete,
-        users::associate,
-        users::disassociate,
-        users::search,
-        transient::verify,
-        transient::identify,
-        transient::find_similar,
-        transient::group,
-        keys::create,
-        keys::list,
-        keys::revoke,
-        liveness::create,
-        liveness::results,
-        liveness::delete,
-        verifications::create,
-        verifications::document,
-        verifications::status,
-        verifications::delete,
-        webhooks::create,
-        webhooks::list,
-        webhooks::delete,
-        webhooks::deliveries,
-        healthz,
-        readyz,
-        metrics,
-        openapi_json,
-    ),
     components(schemas(ErrorBody))
 )]
 struct ApiDoc;
 
-/// Routes whose request body may also be `multipart/form-data`.
-const MULTIPART_ROUTES: &[&str] = &[
-    "/v1/detect",
-    "/v1/compare",
-    "/v1/collections/{collectionId}/faces",
-    "/v1/collections/{collectionId}/search",
-    "/v1/collections/{collectionId}/search-users",
-    "/v1/liveness/sessions",
-    "/v1/verifications/{verificationId}/document",
-];
+/// Whether a request body schema has an image member: such a body may also be sent as
+/// `multipart/form-data`, the image as a file part (see `extract::Input`).
+fn has_image_member(schema: Option<&RefOr<utoipa::openapi::schema::Schema>>) -> bool {
+    schema
+        .and_then(|s| serde_json::to_string(s).ok())
+        .is_some_and(|json| json.contains("#/components/schemas/ImageInput"))
+}
 
 /// The complete OpenAPI document: the derived description plus what every `/v1`
 /// route shares (the bearer scheme, 401/408/413/429/503 responses, multipart bodies).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
+    let mut doc = api().split_for_parts().1;
     let comps = doc.components.get_or_insert_with(Default::default);
     // The error body's `code` is one of the table's codes.
     if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(body))) =
@@ -355,9 +285,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 .build(),
         )
     };
+    let bodies: std::collections::HashMap<String, bool> = comps
+        .schemas
+        .iter()
+        .map(|(name, schema)| (name.clone(), has_image_member(Some(schema))))
+        .collect();
     for (path, item) in doc.paths.paths.iter_mut() {
         let v1 = path.starts_with("/v1/");
-        let multipart = MULTIPART_ROUTES.contains(&path.as_str());
         let ops: [&mut Option<Operation>; 4] = [
             &mut item.get,
             &mut item.post,
@@ -384,9 +318,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                     "503".into(),
                     error("ServiceUnavailable: the server is at capacity for image work; retry after Retry-After seconds"),
                 );
-                if multipart && op.request_body.is_some() {
-                    if let Some(body) = op.request_body.as_mut() {
-                        if let Some(json) = body.content.get("application/json").cloned() {
+                if let Some(body) = op.request_body.as_mut() {
+                    if let Some(json) = body.content.get("application/json").cloned() {
+                        // The body's schema is a reference to a component: look it up.
+                        let name = serde_json::to_value(&json.schema)
+                            .ok()
+                            .and_then(|v| v["$ref"].as_str().map(String::from))
+                            .and_then(|r| r.rsplit('/').next().map(String::from));
+                        if name.is_some_and(|n| bodies.get(&n) == Some(&true)) {
                             body.content.insert("multipart/form-data".into(), json);
                         }
                     }
@@ -400,6 +339,40 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every operation of the API is in the document (the router and the document come
+    /// from the same registrations in `api`), and exactly the bodies with an image
+    /// accept multipart.
+    #[test]
+    fn every_operation_is_documented_and_multipart_goes_with_images() {
+        let doc = serde_json::to_value(openapi()).expect("OpenAPI serialises");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut ops = Vec::new();
+        let mut multipart = Vec::new();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                ops.push(format!("{} {path}", method.to_uppercase()));
+                if op["requestBody"]["content"]["multipart/form-data"].is_object() {
+                    multipart.push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+        ops.sort();
+        multipart.sort();
+        assert_eq!(ops.len(), 38, "{ops:#?}");
+        assert_eq!(
+            multipart,
+            [
+                "POST /v1/collections/{collectionId}/faces",
+                "POST /v1/collections/{collectionId}/search",
+                "POST /v1/collections/{collectionId}/search-users",
+                "POST /v1/compare",
+                "POST /v1/detect",
+                "POST /v1/liveness/sessions",
+                "PUT /v1/verifications/{verificationId}/document",
+            ]
+        );
+    }
 
     /// The limits the OpenAPI document states are the ones the core enforces.
     #[test]

@@ -55,6 +55,7 @@ pub async fn verify(
     };
     Ok(Json(
         s.service
+            .transient()
             .verify(&p, &r.face_id, target, r.threshold)
             .await?,
     ))
@@ -91,6 +92,7 @@ pub async fn identify(
 ) -> ApiResult<Json<Vec<IdentifyResult>>> {
     Ok(Json(
         s.service
+            .transient()
             .identify(
                 &p,
                 &r.face_ids,
@@ -144,6 +146,7 @@ pub async fn find_similar(
     };
     Ok(Json(
         s.service
+            .transient()
             .find_similar(
                 &p,
                 &r.face_id,
@@ -176,5 +179,5 @@ pub async fn group(
     Caller(p): Caller,
     Input(r): Input<GroupRequest>,
 ) -> ApiResult<Json<GroupResult>> {
-    Ok(Json(s.service.group(&p, &r.face_ids).await?))
+    Ok(Json(s.service.transient().group(&p, &r.face_ids).await?))
 }

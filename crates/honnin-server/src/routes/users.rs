@@ -40,7 +40,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<UserInfo>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.service.create_user(&p, &id, &r.user_id).await?),
+        Json(s.service.gallery().create_user(&p, &id, &r.user_id).await?),
     ))
 }
 
@@ -62,6 +62,7 @@ pub async fn list(
 ) -> ApiResult<Json<UserList>> {
     Ok(Json(
         s.service
+            .gallery()
             .list_users(&p, &id, q.max_results, q.next_token.as_deref())
             .await?,
     ))
@@ -94,6 +95,7 @@ pub async fn delete(
     Query(q): Query<DeleteUserQuery>,
 ) -> ApiResult<StatusCode> {
     s.service
+        .gallery()
         .delete_user(&p, &id, &user, q.keep_faces.unwrap_or(false))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -129,6 +131,7 @@ pub async fn associate(
 ) -> ApiResult<Json<AssociateResult>> {
     Ok(Json(
         s.service
+            .gallery()
             .associate_faces(&p, &id, &user, &r.face_ids, r.user_match_threshold)
             .await?,
     ))
@@ -160,6 +163,7 @@ pub async fn disassociate(
 ) -> ApiResult<Json<DisassociateResult>> {
     Ok(Json(
         s.service
+            .gallery()
             .disassociate_faces(&p, &id, &user, &r.face_ids)
             .await?,
     ))
@@ -212,6 +216,7 @@ pub async fn search(
     };
     Ok(Json(
         s.service
+            .gallery()
             .search_users(
                 &p,
                 &id,

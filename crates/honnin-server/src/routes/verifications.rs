@@ -51,7 +51,13 @@ pub async fn create(
     Caller(p): Caller,
     Input(r): Input<NewVerification>,
 ) -> ApiResult<Json<VerificationCreated>> {
-    Ok(Json(s.service.create_verification(&p, r).await?.into()))
+    Ok(Json(
+        s.service
+            .verifications()
+            .create_verification(&p, r)
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,7 +88,10 @@ pub async fn document(
 ) -> ApiResult<Json<VerificationStatus>> {
     let image = r.image.decode("image")?;
     Ok(Json(
-        s.service.put_verification_document(&p, &id, image).await?,
+        s.service
+            .verifications()
+            .put_verification_document(&p, &id, image)
+            .await?,
     ))
 }
 
@@ -99,7 +108,12 @@ pub async fn status(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<VerificationStatus>> {
-    Ok(Json(s.service.verification_status(&p, &id).await?))
+    Ok(Json(
+        s.service
+            .verifications()
+            .verification_status(&p, &id)
+            .await?,
+    ))
 }
 
 /// Delete a verification's record, its liveness session and the webhook events about
@@ -117,7 +131,10 @@ pub async fn delete(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.service.delete_verification(&p, &id).await?;
+    s.service
+        .verifications()
+        .delete_verification(&p, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -158,6 +175,7 @@ pub async fn demo_create(
     let b: DemoCreate = super::liveness::optional_json(&body)?;
     match s
         .service
+        .gallery()
         .create_collection(&Principal::system(), DEMO_COLLECTION)
         .await
     {
@@ -170,7 +188,13 @@ pub async fn demo_create(
         ..NewVerification::default()
     };
     let p = demo_principal(&s).await?;
-    Ok(Json(s.service.create_verification(&p, req).await?.into()))
+    Ok(Json(
+        s.service
+            .verifications()
+            .create_verification(&p, req)
+            .await?
+            .into(),
+    ))
 }
 
 /// `PUT /demo/api/verifications/{id}/document`.
@@ -182,7 +206,10 @@ pub async fn demo_document(
     let image = r.image.decode("image")?;
     let p = demo_principal(&s).await?;
     Ok(Json(
-        s.service.put_verification_document(&p, &id, image).await?,
+        s.service
+            .verifications()
+            .put_verification_document(&p, &id, image)
+            .await?,
     ))
 }
 
@@ -192,5 +219,10 @@ pub async fn demo_status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<VerificationStatus>> {
     let p = demo_principal(&s).await?;
-    Ok(Json(s.service.verification_status(&p, &id).await?))
+    Ok(Json(
+        s.service
+            .verifications()
+            .verification_status(&p, &id)
+            .await?,
+    ))
 }

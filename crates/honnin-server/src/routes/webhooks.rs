@@ -27,7 +27,7 @@ pub async fn create(
     Caller(p): Caller,
     Input(r): Input<NewWebhook>,
 ) -> ApiResult<Json<WebhookInfo>> {
-    Ok(Json(s.service.create_webhook(&p, r).await?))
+    Ok(Json(s.service.webhooks().create_webhook(&p, r).await?))
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -54,6 +54,7 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<WebhookInfo>>> {
     Ok(Json(
         s.service
+            .webhooks()
             .list_webhooks(&p, q.all_keys.unwrap_or(false))
             .await?,
     ))
@@ -72,7 +73,7 @@ pub async fn delete(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.service.delete_webhook(&p, &id).await?;
+    s.service.webhooks().delete_webhook(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -89,5 +90,7 @@ pub async fn deliveries(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<DeliveryInfo>>> {
-    Ok(Json(s.service.webhook_deliveries(&p, &id).await?))
+    Ok(Json(
+        s.service.webhooks().webhook_deliveries(&p, &id).await?,
+    ))
 }

@@ -22,7 +22,7 @@ pub(super) async fn revocation_ends_the_keys_work(s: &Store) {
         device_id: None,
         settings: "{}".into(),
         reference: Some(vec![5; 10]),
-        status: status.into(),
+        status: status.parse().expect("a status spelling"),
         result: None,
         images: Some(vec![6; 10]),
         created_ms: 1,
@@ -40,7 +40,7 @@ pub(super) async fn revocation_ends_the_keys_work(s: &Store) {
         external_user_id: "u".into(),
         policy: "{}".into(),
         liveness_session_id: sess.into(),
-        status: status.into(),
+        status: status.parse().expect("a status spelling"),
         document: Some(vec![8; 8]),
         document_info: None,
         decision: None,
@@ -153,7 +153,7 @@ pub(super) async fn revocation_ends_the_keys_work(s: &Store) {
     );
     assert_eq!(
         s.get_liveness("rv-s4").await.unwrap().unwrap().status,
-        "CREATED",
+        LivenessStatus::Created,
         "another key's"
     );
     let v = s.get_verification("rv-v1").await.unwrap().unwrap();
@@ -163,12 +163,12 @@ pub(super) async fn revocation_ends_the_keys_work(s: &Store) {
     );
     assert_eq!(
         s.get_verification("rv-v2").await.unwrap().unwrap().status,
-        "approved",
+        VerificationState::Approved,
         "decided: kept"
     );
     assert_eq!(
         s.get_verification("rv-v3").await.unwrap().unwrap().status,
-        "awaiting_document"
+        VerificationState::AwaitingDocument
     );
     assert_eq!(
         s.get_webhook("rv-w1").await.unwrap().unwrap().disabled_ms,
@@ -243,7 +243,7 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
                 device_id: None,
                 settings: "{}".into(),
                 reference: None,
-                status: "SUCCEEDED".into(),
+                status: LivenessStatus::Succeeded,
                 result: Some("{}".into()),
                 images: Some(format!("images-of-{u}").into_bytes()),
                 created_ms: 1,
@@ -256,7 +256,7 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
             })
             .await
             .unwrap();
-            s.finish_liveness(&sess, "SUCCEEDED", "{}", None, None, 1, 2)
+            s.finish_liveness(&sess, LivenessStatus::Succeeded, "{}", None, None, 1, 2)
                 .await
                 .unwrap();
             let vid = format!("verification-of-{u}");
@@ -267,7 +267,7 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
                 external_user_id: u.clone(),
                 policy: "{}".into(),
                 liveness_session_id: sess.clone(),
-                status: "approved".into(),
+                status: VerificationState::Approved,
                 document: Some(format!("document-of-{u}").into_bytes()),
                 document_info: Some("{}".into()),
                 decision: Some(format!("{{\"about\":\"{u}\"}}")),

@@ -156,7 +156,7 @@ pub(super) async fn verifications(s: &Store) {
         device_id: None,
         settings: "{}".into(),
         reference: None,
-        status: "CREATED".into(),
+        status: LivenessStatus::Created,
         result: None,
         images: None,
         created_ms: 10_000,
@@ -174,7 +174,7 @@ pub(super) async fn verifications(s: &Store) {
         external_user_id: "user-1".into(),
         policy: "{}".into(),
         liveness_session_id: session.into(),
-        status: "awaiting_document".into(),
+        status: VerificationState::AwaitingDocument,
         document: None,
         document_info: None,
         decision: None,
@@ -223,7 +223,7 @@ pub(super) async fn verifications(s: &Store) {
         "not after expiry"
     );
     let got = s.get_verification("v1").await.unwrap().unwrap();
-    assert_eq!(got.status, "awaiting_liveness");
+    assert_eq!(got.status, VerificationState::AwaitingLiveness);
     assert_eq!(got.document.as_deref(), Some(&[7u8, 7][..]));
     assert_eq!(got.images.as_deref(), Some(&[5u8][..]));
     assert_eq!(got.updated_ms, 11_000);
@@ -236,7 +236,7 @@ pub(super) async fn verifications(s: &Store) {
     assert!(s
         .finish_liveness(
             "vl1",
-            "SUCCEEDED",
+            LivenessStatus::Succeeded,
             "{}",
             None,
             Some(&[4, 2]),
@@ -260,17 +260,27 @@ pub(super) async fn verifications(s: &Store) {
 
     // One server wins the move to processing; deciding needs processing.
     assert!(
-        !s.decide_verification("v1", "approved", "{}", None, None, 14_000, 99_000)
+        !s.decide_verification("v1", Outcome::Approved, "{}", None, None, 14_000, 99_000)
             .await
             .unwrap(),
         "not processing yet"
     );
     assert!(s
-        .transition_verification("v1", "awaiting_liveness", "processing", 14_000)
+        .transition_verification(
+            "v1",
+            VerificationState::AwaitingLiveness,
+            VerificationState::Processing,
+            14_000
+        )
         .await
         .unwrap());
     assert!(!s
-        .transition_verification("v1", "awaiting_liveness", "processing", 14_000)
+        .transition_verification(
+            "v1",
+            VerificationState::AwaitingLiveness,
+            VerificationState::Processing,
+            14_000
+        )
         .await
         .unwrap());
     assert!(s.verifications_ready(20_000, 10).await.unwrap().is_empty());
@@ -289,13 +299,18 @@ pub(super) async fn verifications(s: &Store) {
         "still there for the retry"
     );
     assert!(s
-        .transition_verification("v1", "awaiting_liveness", "processing", 15_500)
+        .transition_verification(
+            "v1",
+            VerificationState::AwaitingLiveness,
+            VerificationState::Processing,
+            15_500
+        )
         .await
         .unwrap());
     assert!(s
         .decide_verification(
             "v1",
-            "approved",
+            Outcome::Approved,
             "{\"ok\":true}",
             Some(&[9]),
             Some(50_000),
@@ -310,13 +325,13 @@ pub(super) async fn verifications(s: &Store) {
         None,
         "gone with the decision"
     );
-    assert_eq!(got.status, "approved");
+    assert_eq!(got.status, VerificationState::Approved);
     assert_eq!(got.document, None, "the document template is gone");
     assert_eq!(got.decision.as_deref(), Some("{\"ok\":true}"));
     assert_eq!(got.decided_ms, Some(16_000));
     assert_eq!(got.images.as_deref(), Some(&[9u8][..]));
     assert!(!s
-        .decide_verification("v1", "rejected", "{}", None, None, 17_000, 99_000)
+        .decide_verification("v1", Outcome::Rejected, "{}", None, None, 17_000, 99_000)
         .await
         .unwrap());
 

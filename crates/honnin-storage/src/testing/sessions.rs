@@ -34,7 +34,7 @@ pub(super) async fn liveness(s: &Store) {
         device_id: device.map(String::from),
         settings: "{}".into(),
         reference: Some(vec![5; 10]),
-        status: "CREATED".into(),
+        status: LivenessStatus::Created,
         result: None,
         images: None,
         created_ms: created,
@@ -96,15 +96,23 @@ pub(super) async fn liveness(s: &Store) {
 
     // Finishing stores results and images and drops the reference template.
     assert!(
-        !s.finish_liveness("ls3", "SUCCEEDED", "{}", None, None, 4_000, 9_000)
-            .await
-            .unwrap(),
+        !s.finish_liveness(
+            "ls3",
+            LivenessStatus::Succeeded,
+            "{}",
+            None,
+            None,
+            4_000,
+            9_000
+        )
+        .await
+        .unwrap(),
         "not started"
     );
     assert!(s
         .finish_liveness(
             "ls1",
-            "SUCCEEDED",
+            LivenessStatus::Succeeded,
             "{\"c\":1}",
             Some(&[1, 2, 3]),
             None,
@@ -114,7 +122,7 @@ pub(super) async fn liveness(s: &Store) {
         .await
         .unwrap());
     let got = s.get_liveness("ls1").await.unwrap().unwrap();
-    assert_eq!(got.status, "SUCCEEDED");
+    assert_eq!(got.status, LivenessStatus::Succeeded);
     assert_eq!(got.reference, None);
     assert_eq!(got.images.as_deref(), Some(&[1u8, 2, 3][..]));
     // Images are handed out once.
@@ -136,7 +144,7 @@ pub(super) async fn liveness(s: &Store) {
     // The sweeper: ls2 and ls3 never finished and expire; unread images go at their limit;
     // rows go at the end of retention.
     let mut ls4 = row("ls4", None, 1_000);
-    ls4.status = "SUCCEEDED".into();
+    ls4.status = LivenessStatus::Succeeded;
     ls4.images = Some(vec![9]);
     ls4.images_until_ms = Some(50_000);
     s.insert_liveness(&ls4).await.unwrap();

@@ -1,7 +1,13 @@
 //! The service's tunables ([`ServiceConfig`], with documented defaults: see
-//! `docs/configuration.md`) and the bounds on request parameters.
+//! `docs/configuration.md`), those of each domain (liveness, verification, webhooks:
+//! below every domain, so the shared context can hold them) and the bounds on request
+//! parameters.
 
 use serde::{Deserialize, Serialize};
+
+pub mod liveness;
+pub mod verification;
+pub mod webhooks;
 
 use crate::admission::AdmissionConfig;
 
@@ -28,11 +34,11 @@ pub struct ServiceConfig {
     /// Bounds on concurrent engine work (CPU slots, queue, memory budget).
     pub admission: AdmissionConfig,
     /// Face Liveness sessions.
-    pub liveness: crate::liveness::LivenessConfig,
+    pub liveness: liveness::LivenessConfig,
     /// Identity verifications (document → liveness → compare → duplicates → enrolment).
-    pub verification: crate::verification::VerificationConfig,
+    pub verification: verification::VerificationConfig,
     /// Webhook delivery.
-    pub webhooks: crate::webhooks::WebhookConfig,
+    pub webhooks: webhooks::WebhookConfig,
     /// When a non-match is answered "retake" rather than "different person" (pose,
     /// face size, blur; see `honnin_engine::NonMatchLimits`).
     pub retake: honnin_engine::NonMatchLimits,
@@ -50,9 +56,9 @@ impl Default for ServiceConfig {
             tombstone_retention_secs: 86_400,
             sync_margin_ms: 5_000,
             admission: AdmissionConfig::default(),
-            liveness: crate::liveness::LivenessConfig::default(),
-            verification: crate::verification::VerificationConfig::default(),
-            webhooks: crate::webhooks::WebhookConfig::default(),
+            liveness: liveness::LivenessConfig::default(),
+            verification: verification::VerificationConfig::default(),
+            webhooks: webhooks::WebhookConfig::default(),
             retake: honnin_engine::NonMatchLimits::default(),
         }
     }

@@ -4,10 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::document::DOCUMENT_DETECT_MIN_FACE_PX;
-use super::MAX_KEEP_IMAGES_SECS;
 use crate::error::{CoreError, Result};
 use honnin_storage::VerificationRow;
+
+/// Smallest face the document step's second detection pass looks for, pixels (lower
+/// than the service's default, 40): a portrait too small to compare is then reported as
+/// such (DocumentPortraitUnusable, with what to do) instead of as no face at all. The ID-document specimens' portraits measure
+/// 43–403 px (`crates/honnin-core/tests/documents.rs`).
+pub const DOCUMENT_DETECT_MIN_FACE_PX: f32 = 20.0;
+
+/// Longest time a policy may keep images after the decision (30 days).
+pub const MAX_KEEP_IMAGES_SECS: u64 = 30 * 86_400;
 
 /// Verification tunables, with documented defaults (see `docs/configuration.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +120,7 @@ pub struct PolicyOverrides {
 }
 impl VerificationPolicy {
     /// This policy with `o` applied. Errors: InvalidParameter naming the field out of range.
-    pub(super) fn with(&self, o: &PolicyOverrides) -> Result<VerificationPolicy> {
+    pub(crate) fn with(&self, o: &PolicyOverrides) -> Result<VerificationPolicy> {
         let fmr = |v: Option<f64>, d: f64, name: &str| -> Result<f64> {
             match v {
                 None => Ok(d),
@@ -191,12 +198,12 @@ impl VerificationPolicy {
 /// What the row's `policy` column holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct StoredPolicy {
-    pub(super) policy: VerificationPolicy,
+pub(crate) struct StoredPolicy {
+    pub(crate) policy: VerificationPolicy,
 }
 
 /// The policy a verification was created with.
-pub(super) fn stored_policy(row: &VerificationRow) -> Result<VerificationPolicy> {
+pub(crate) fn stored_policy(row: &VerificationRow) -> Result<VerificationPolicy> {
     serde_json::from_str::<StoredPolicy>(&row.policy)
         .map(|p| p.policy)
         .map_err(CoreError::json("stored policy"))
