@@ -55,6 +55,7 @@ impl Default for AdmissionConfig {
 pub struct Cancel(Arc<AtomicBool>);
 
 impl Cancel {
+    /// Whether the request that owns the job is gone.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
@@ -125,6 +126,8 @@ impl Drop for QueueGuard<'_> {
 }
 
 impl Admission {
+    /// The gate for `cfg`: `max_concurrent` slots (0: one per core), `max_queued` waiting
+    /// jobs (0: 4 per slot), `memory_budget_mib` of memory (at least 64 MiB).
     pub fn new(cfg: &AdmissionConfig) -> Admission {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let running = if cfg.max_concurrent == 0 {

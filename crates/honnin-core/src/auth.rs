@@ -28,16 +28,23 @@ use subtle::ConstantTimeEq;
 
 use crate::error::CoreError;
 
+/// A key's role: what it may do (see the table in the module docs). Lower-case on the
+/// wire: `admin`, `enroller`, `recognizer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
+    /// Everything, including key management ([`Action::ManageKeys`]).
     Admin,
+    /// Enrolment ([`Action::Enroll`]: collections, faces, users, verifications,
+    /// webhooks) and everything a recognizer may.
     Enroller,
+    /// Recognition only ([`Action::Recognize`]): no enrolment data created or deleted.
     Recognizer,
 }
 
 impl Role {
+    /// The wire name: `admin`, `enroller` or `recognizer`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -45,6 +52,8 @@ impl Role {
             Role::Recognizer => "recognizer",
         }
     }
+    /// The role of a wire name ([`Role::as_str`]); `None` for any other string
+    /// (case-sensitive).
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "admin" => Some(Role::Admin),
@@ -69,7 +78,9 @@ pub enum Action {
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The id of the caller's key (16 hex chars; `system` for in-process callers).
     pub key_id: String,
+    /// The key's role.
     pub role: Role,
     /// The one collection this key may use, if limited.
     pub collection: Option<String>,
@@ -130,10 +141,16 @@ impl Principal {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedKey {
+    /// The key's id (16 hex chars): what `DELETE /v1/keys/{keyId}` and listings name.
     pub key_id: String,
+    /// The full bearer token, `hn_<keyId>_<secret>`: shown only this once, never
+    /// stored (only its SHA-256 is).
     pub token: String,
+    /// The key's role.
     pub role: Role,
+    /// The one collection the key is limited to; absent for an unlimited key.
     pub collection: Option<String>,
+    /// The caller's label for the key (printable, at most 128 characters).
     pub name: String,
 }
 
@@ -142,11 +159,17 @@ pub struct CreatedKey {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
+    /// The key's id (16 hex chars).
     pub key_id: String,
+    /// The key's role.
     pub role: Role,
+    /// The one collection the key is limited to; absent for an unlimited key.
     pub collection: Option<String>,
+    /// The caller's label for the key.
     pub name: String,
+    /// When the key was created, RFC 3339 UTC.
     pub created_at: String,
+    /// When the key was revoked, RFC 3339 UTC; absent while it is active.
     pub revoked_at: Option<String>,
 }
 

@@ -56,12 +56,18 @@ pub(crate) struct FaceOrigin {
     pub(crate) details: StoredDetails,
 }
 
+/// What one [`Context::sync_once`] applied to this process's index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
+    /// Faces added or updated (new template or user) from other processes' writes.
     pub faces_applied: usize,
+    /// Faces removed on other processes' tombstones.
     pub faces_removed: usize,
+    /// Collections created elsewhere and loaded here.
     pub collections_added: usize,
+    /// Collections deleted (or re-created under a new identity) elsewhere and dropped
+    /// here.
     pub collections_dropped: usize,
 }
 
@@ -166,14 +172,17 @@ impl Context {
         Ok(svc)
     }
 
+    /// The face engine (detection, templates, calibration).
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 
+    /// The database.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The service's configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
     }

@@ -45,6 +45,7 @@ impl std::fmt::Debug for DataKey {
 }
 
 impl DataKey {
+    /// The key of 32 raw bytes (e.g. the decoded master key).
     pub fn from_bytes(raw: [u8; 32]) -> Self {
         Self {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&raw)),

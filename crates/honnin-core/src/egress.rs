@@ -30,8 +30,13 @@ use crate::error::{CoreError, Result};
 /// The egress policy, built from `webhooks.*` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EgressPolicy {
+    /// Whether `http://` URLs are allowed (`webhooks.allow_http`; default: https only).
     pub allow_http: bool,
+    /// Whether public addresses may be reached (`webhooks.allow_public`, default true);
+    /// false: only `allowed_networks`.
     pub allow_public: bool,
+    /// Networks reachable although non-public (loopback, private, link-local…), parsed
+    /// from `webhooks.allowed_networks`.
     pub allowed_networks: Vec<IpNet>,
 }
 

@@ -12,6 +12,8 @@ use thiserror::Error;
 /// Every error an operation can return.
 #[derive(Debug, Error)]
 pub enum CoreError {
+    /// A request parameter is wrong: bad JSON, an unknown or wrong-typed field, a value out
+    /// of range, a malformed id (400 `InvalidParameter`). The message names the field.
     #[error("{0}")]
     InvalidParameter(String),
     /// An image the engine refused (empty, corrupt, unsupported, too small or too
@@ -20,21 +22,32 @@ pub enum CoreError {
     Image {
         /// Which image of the request (`image`, `sourceImage`, `document`, …).
         what: String,
+        /// The engine's refusal, which carries the code.
         #[source]
         source: honnin_engine::ImageError,
     },
+    /// The operation needs a face and the image named by the payload (`image`,
+    /// `sourceImage`, …) has none (400).
     #[error("no face was detected in {0}")]
     NoFaceDetected(String),
+    /// Unknown collection, face, user, key or webhook, an expired transient face ID, or
+    /// another key's record (404).
     #[error("{0}")]
     ResourceNotFound(String),
+    /// A collection or user id already taken (409).
     #[error("{0}")]
     ResourceAlreadyExists(String),
+    /// The key's role or collection scope does not allow the operation (403).
     #[error("{0}")]
     AccessDenied(String),
+    /// Missing, malformed, unknown or revoked API key (401).
     #[error("{0}")]
     Unauthenticated(String),
+    /// A rate or creation limit is reached: the key's rate, a liveness session limit per
+    /// key or device, failed authentications of an address (429).
     #[error("{0}")]
     Throttling(String),
+    /// The request body is over the server's limit (413).
     #[error("{0}")]
     PayloadTooLarge(String),
     /// The server is at capacity for engine work: retry after a short wait.
@@ -74,10 +87,15 @@ pub enum CoreError {
     /// The document portrait is too small or too poor to compare.
     #[error("{0}")]
     DocumentPortraitUnusable(String),
+    /// Sealing or opening data failed: a wrong key, a damaged or tampered blob (500
+    /// `InternalError`).
     #[error("encryption: {0}")]
     Crypto(String),
+    /// The service cannot start or run as configured: a master key of another database, a
+    /// missing vault key or model, a bad setting (500 `InternalError`).
     #[error("configuration: {0}")]
     Config(String),
+    /// The database failed (500 `InternalError`).
     #[error("storage: {0}")]
     Storage(#[source] honnin_storage::StoreError),
     /// Stored or outgoing JSON that could not be written or read back (a bug or a
@@ -86,6 +104,7 @@ pub enum CoreError {
     Json {
         /// What was being written or read (`stored policy`, `decision record`, …).
         what: &'static str,
+        /// The serde_json error.
         #[source]
         source: serde_json::Error,
     },
@@ -95,9 +114,11 @@ pub enum CoreError {
     Engine {
         /// What was being done (`compare`, `stored template`, …).
         what: &'static str,
+        /// The engine's error.
         #[source]
         source: EngineError,
     },
+    /// Any other failure of the server, not of the request (500 `InternalError`).
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -248,6 +269,7 @@ impl From<honnin_storage::StoreError> for CoreError {
     }
 }
 
+/// The result of every operation of this crate.
 pub type Result<T> = std::result::Result<T, CoreError>;
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ impl Weighting {
         })
     }
 
+    /// Length of a full template: the sum of the recognizers' embedding dimensions.
     pub fn dim(&self) -> usize {
         self.parts.iter().map(|p| p.0).sum()
     }
@@ -131,8 +132,11 @@ pub struct CollectionIndex {
 /// A search hit: position in the index and exact fused score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
+    /// The face's id in the collection.
     pub face_id: Arc<str>,
+    /// The user the face belongs to, if any.
     pub user_id: Option<Arc<str>>,
+    /// The exact fused score (weighted dot product, −1…1), not yet a similarity.
     pub score: f32,
 }
 
@@ -140,6 +144,7 @@ pub struct Hit {
 const CHUNK: usize = 4096;
 
 impl CollectionIndex {
+    /// An empty index for weighted templates of `dim` floats.
     pub fn new(dim: usize) -> Self {
         Self {
             dim,
@@ -147,14 +152,17 @@ impl CollectionIndex {
         }
     }
 
+    /// Faces held.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// Whether no face is held.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
 
+    /// Length of the templates held, floats.
     pub fn dim(&self) -> usize {
         self.dim
     }
@@ -233,10 +241,13 @@ impl CollectionIndex {
             .map(|&i| &self.exact[i * self.dim..(i + 1) * self.dim])
     }
 
+    /// The user of a face: `None` when the face is not held, `Some(None)` for a face of
+    /// no user.
     pub fn user_of(&self, face_id: &str) -> Option<Option<Arc<str>>> {
         self.pos.get(face_id).map(|&i| self.users[i].clone())
     }
 
+    /// Whether the face is held.
     pub fn contains(&self, face_id: &str) -> bool {
         self.pos.contains_key(face_id)
     }

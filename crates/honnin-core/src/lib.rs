@@ -7,6 +7,8 @@
 //! rest ([`crypto`]) and an exact in-memory search index ([`index`]). Nothing here
 //! knows about HTTP: the `/v1` API and any later front end call [`Service`].
 
+#![warn(missing_docs)]
+
 pub mod admission;
 pub mod auth;
 pub mod clock;

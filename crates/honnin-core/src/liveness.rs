@@ -45,10 +45,17 @@ const MAX_DEVICE_ID_LEN: usize = 256;
 /// What a caller asks for when creating a session.
 #[derive(Debug, Clone, Default)]
 pub struct NewLivenessSession {
+    /// The challenge to run (default `FaceMovementAndLightChallenge`: oval, then a colour
+    /// sequence; `FaceMovementChallenge` has no colours).
     pub challenge: ChallengeKind,
+    /// Further frames kept besides the reference image, 0–[`MAX_AUDIT_IMAGES`]
+    /// (`auditImagesLimit`).
     pub audit_images_limit: u8,
     /// Image bytes to compare the live face with (liveness-with-verify).
     pub reference_image: Option<Vec<u8>>,
+    /// The caller's id for the capturing device (`deviceCorrelationId`, 1–256 bytes, no
+    /// control characters): sessions per device and hour are limited
+    /// ([`LivenessConfig::max_sessions_per_device_per_hour`]).
     pub device_correlation_id: Option<String>,
 }
 
@@ -57,9 +64,13 @@ pub struct NewLivenessSession {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedLivenessSession {
+    /// The session's id, a UUID: what the stream URL and `GET /v1/liveness/sessions/{sessionId}`
+    /// name.
     pub session_id: String,
     /// Valid for this session only; give it to the capture client.
     pub client_token: String,
+    /// When the session expires, RFC 3339 UTC: it must be streamed and finished by then
+    /// ([`LivenessConfig::session_ttl_secs`], default 180 s).
     pub expires_at: String,
 }
 
@@ -81,6 +92,7 @@ pub struct LivenessImage {
 pub struct LivenessReason {
     /// Stable code (see `docs/liveness.md`).
     pub code: String,
+    /// What happened, in English, for people (not to be parsed; `code` is stable).
     pub message: String,
 }
 
@@ -98,12 +110,17 @@ impl From<&Reason> for LivenessReason {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LivenessResults {
+    /// The session's id, a canonical UUID.
     pub session_id: String,
     /// CREATED | IN_PROGRESS | SUCCEEDED | FAILED | EXPIRED
     pub status: LivenessStatus,
+    /// The challenge run, by its Rekognition name (e.g. `FaceMovementAndLightChallenge`).
     pub challenge: String,
+    /// When the session was created, RFC 3339 UTC.
     pub created_at: String,
+    /// When the session expires (or expired), RFC 3339 UTC.
     pub expires_at: String,
+    /// The `deviceCorrelationId` given at creation, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_correlation_id: Option<String>,
     /// 0–100: how confident honnin is that a live person was in front of the camera.
@@ -112,6 +129,8 @@ pub struct LivenessResults {
     pub decision: Option<String>,
     /// The confidence at or above which the decision is `live`.
     pub live_threshold: f32,
+    /// Why the session was judged as it was (failed checks, expiry, a revoked key); may be
+    /// empty for a live decision.
     pub reasons: Vec<LivenessReason>,
     /// Every signal's score and measurements (see `docs/liveness.md`).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
@@ -125,10 +144,15 @@ pub struct LivenessResults {
     /// With a reference image: the similarity (0–100) of the live face to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub match_similarity: Option<f32>,
+    /// With a reference image: whether the live face matches it (`matchSimilarity` at or
+    /// above `matchThreshold`); false when no live face could be compared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_match: Option<bool>,
+    /// With a reference image: the threshold applied (the one for the service's
+    /// `match_fmr`) and its false-match rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub match_threshold: Option<ThresholdInfo>,
+    /// Video frames the server received during the stream.
     pub frames_received: u32,
     /// Time the final analysis took after the stream ended, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -154,8 +178,11 @@ struct StoredImages {
 /// A claimed stream: the holder may run this session's capture, once.
 #[derive(Debug)]
 pub struct LivenessTicket {
+    /// The session's id, a canonical UUID.
     pub session_id: String,
+    /// The challenge the session was created with.
     pub challenge: ChallengeKind,
+    /// Further frames to keep besides the reference image, 0–[`MAX_AUDIT_IMAGES`].
     pub audit_images_limit: u8,
     /// The stream must be over by then (ms since the epoch).
     pub expires_ms: i64,

@@ -25,14 +25,23 @@ use crate::validate;
 /// What `verify` compares a transient face with.
 #[derive(Debug, Clone)]
 pub enum VerifyTarget {
+    /// Another transient face ID (face ↔ face).
     Face(String),
-    User { collection: String, user_id: String },
+    /// A user of a collection (face ↔ user): the best similarity over the user's faces.
+    User {
+        /// The collection the user is in.
+        collection: String,
+        /// The user's id.
+        user_id: String,
+    },
 }
 
 /// Where `find_similar` looks.
 #[derive(Debug, Clone)]
 pub enum SimilarAmong {
+    /// Among 1–1000 other transient face IDs (the query face itself is left out).
     Faces(Vec<String>),
+    /// Among the faces of the collection of this name.
     Collection(String),
 }
 

@@ -47,8 +47,11 @@ pub const EVENTS: [&str; 1] = ["verification.completed"];
 /// user or a verification erases the events about them too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventSubject {
+    /// The collection the event is about.
     pub collection_id: Option<String>,
+    /// The user (a verification's `externalUserId`) the event is about.
     pub user_id: Option<String>,
+    /// The verification the event is about.
     pub verification_id: Option<String>,
 }
 
@@ -71,11 +74,15 @@ pub struct NewWebhook {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookInfo {
+    /// The webhook's id, a UUID.
     pub webhook_id: String,
     /// The API key that registered it (its events are that key's).
     pub owner_key_id: String,
+    /// Where events are POSTed.
     pub url: String,
+    /// The event names it subscribes to (see [`EVENTS`]).
     pub events: Vec<String>,
+    /// When it was registered, RFC 3339 UTC.
     pub created_at: String,
     /// The signing secret: returned once, at registration.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,26 +113,38 @@ pub enum DeliveryStatus {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryInfo {
+    /// The delivery's id, a UUID; also sent to the receiver in the `Honnin-Delivery`
+    /// header.
     pub delivery_id: String,
+    /// The event name (e.g. `verification.completed`).
     pub event: String,
     /// Where the delivery stands.
     pub status: DeliveryStatus,
+    /// Attempts made so far (at most [`WebhookConfig::max_attempts`]).
     pub attempts: i64,
+    /// When the next attempt is due, RFC 3339 UTC; only while `pending`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<String>,
+    /// The last failed attempt's generic reason (`HTTP <status>`, no response, destination
+    /// not allowed, webhook disabled), never the transport's own error text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the event was written to the outbox, RFC 3339 UTC.
     pub created_at: String,
 }
 
 /// A request ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRequest {
+    /// The webhook's URL, to POST to.
     pub url: String,
+    /// The event's JSON body, exactly as signed.
     pub body: String,
     /// The `Honnin-Signature` header value.
     pub signature: String,
+    /// The event name (e.g. `verification.completed`).
     pub event: String,
+    /// The delivery's id, a UUID (receivers may deduplicate on it).
     pub delivery_id: String,
 }
 
@@ -313,6 +332,9 @@ impl Webhooks<'_> {
         self.owned(p, &owner, None, w, missing).await
     }
 
+    /// Deletes a webhook the caller may see (its registering key, that key's collection
+    /// admins, unlimited admins) with all its deliveries. Errors: `ResourceNotFound` for
+    /// an unknown id or one the caller may not see.
     pub async fn delete_webhook(&self, p: &Principal, id: &str) -> Result<()> {
         let w = self.owned_webhook(p, id).await?;
         self.store().delete_webhook(&w.webhook_id).await?;
@@ -562,6 +584,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Delivery slots for `cfg`: [`WebhookConfig::max_concurrent`] in all (at least 1);
+    /// the per-owner cap is applied by the dispatch loop.
     pub fn new(cfg: &WebhookConfig) -> Dispatcher {
         Dispatcher {
             slots: Arc::new(Semaphore::new(cfg.max_concurrent.max(1))),

@@ -68,7 +68,10 @@ pub struct Anchor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FusionPart {
+    /// The recognizer's name as in [`crate::recognize::RecognizerKind::name`] (`"fr-feature"`, `"sface"`, …).
     pub recognizer: String,
+    /// Weight of this recognizer's cosine in the fused score (unitless, > 0; e.g. 1 : 2 for
+    /// `fr_feature` : SFace), fitted by `honnin eval lfw`'s fusion-weight search.
     pub weight: f32,
 }
 
@@ -78,18 +81,28 @@ pub struct FusionPart {
 pub struct Calibration {
     /// Identifier of the template space (recognizers, weights, augmentation).
     pub template_model: String,
+    /// The recognizers fused into the score, in template order, with their weights.
     pub parts: Vec<FusionPart>,
+    /// Whether the templates include the mirrored face's embedding (must match
+    /// [`crate::EngineConfig::flip_augment`]).
     pub flip_augment: bool,
     /// What the anchors were measured on, and how to reproduce them.
     pub dataset: String,
+    /// The `honnin eval` command line that produced this table.
     pub command: String,
+    /// Number of genuine (same-person) comparisons behind the FNMR figures.
     pub genuine_pairs: u64,
+    /// Number of impostor (different-person) comparisons behind the FMR anchors.
     pub impostor_pairs: u64,
     /// Anchors sorted by decreasing FMR (increasing score).
     pub anchors: Vec<Anchor>,
 }
 
 impl Calibration {
+    /// Reads and [validates](Self::validate) the JSON table at `path`.
+    ///
+    /// Errors: [`ModelError::Calibration`] when the file cannot be read, is not a
+    /// calibration table, or fails validation.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let err = |reason: String| ModelError::Calibration {
             path: path.display().to_string(),

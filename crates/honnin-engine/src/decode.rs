@@ -39,25 +39,33 @@ impl Default for DecodeLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceFormat {
+    /// JPEG (JFIF/EXIF), signature `FF D8 FF`.
     Jpeg,
+    /// PNG, signature `89 50 4E 47`.
     Png,
+    /// WebP (lossy or lossless), a `RIFF`…`WEBP` container.
     Webp,
+    /// Windows bitmap, signature `BM`.
     Bmp,
 }
 
 /// A decoded image, upright (EXIF orientation applied).
 #[derive(Debug, Clone)]
 pub struct DecodedImage {
+    /// 8-bit RGB pixels, upright; width × height as a person sees the image.
     pub rgb: RgbImage,
+    /// The encoding the bytes were in ([`SourceFormat::Png`] for [`DecodedImage::from_rgb`]).
     pub format: SourceFormat,
     /// The EXIF orientation tag that was applied (1 = none).
     pub exif_orientation: u8,
 }
 
 impl DecodedImage {
+    /// Width in pixels, after EXIF orientation.
     pub fn width(&self) -> u32 {
         self.rgb.width()
     }
+    /// Height in pixels, after EXIF orientation.
     pub fn height(&self) -> u32 {
         self.rgb.height()
     }
@@ -174,9 +182,11 @@ fn check_webp_complete(bytes: &[u8]) -> Result<(), ImageError> {
 /// What an image's header says, read without decoding any pixel (see [`probe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageHeader {
+    /// The encoding recognised from the signature.
     pub format: SourceFormat,
     /// As stored, before EXIF orientation.
     pub width: u32,
+    /// As stored, before EXIF orientation.
     pub height: u32,
     /// Bytes a pixel takes in the decoder's output (3 for 8-bit RGB, 8 for 16-bit RGBA).
     pub decoded_bytes_per_pixel: u8,

@@ -91,6 +91,7 @@ impl Default for DetectOptions {
 /// One detection in original-image pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RawDetection {
+    /// The face box in original-image pixels.
     pub rect: Rect,
     /// Left eye, right eye (as seen in the image), nose tip, left and right mouth corner.
     pub landmarks: [Point; 5],
@@ -138,6 +139,7 @@ fn prepare(img: &RgbImage, out_w: u32, out_h: u32) -> Prepared {
 }
 
 impl CenterFace {
+    /// Wraps the loaded `centerface.onnx` network (see [`crate::models::CENTERFACE`]).
     pub fn new(net: Network) -> Self {
         Self { net }
     }

@@ -34,7 +34,10 @@ pub struct EngineConfig {
     /// Refuse to start without a calibration table for the recognizer set (default true;
     /// `eval` turns it off to produce one).
     pub require_calibration: bool,
+    /// Byte size, pixel count and minimum side accepted by [`Engine::decode`] (default
+    /// 5 MiB, 40 MP, 80 px).
     pub decode_limits: DecodeLimits,
+    /// The `qualityForRecognition` rules applied to every detected face.
     pub quality: QualityThresholds,
 }
 
@@ -63,9 +66,14 @@ pub const DEFAULT_RECOGNIZERS: &[RecognizerKind] =
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RatioBox {
+    /// Box width as a ratio of the image width (0–1 for a box inside the image).
     pub width: f32,
+    /// Box height as a ratio of the image height (0–1 for a box inside the image).
     pub height: f32,
+    /// Left edge as a ratio of the image width; boxes are not clipped, so it is < 0 for
+    /// a face cut by the left border.
     pub left: f32,
+    /// Top edge as a ratio of the image height; < 0 for a face cut by the top border.
     pub top: f32,
 }
 
@@ -74,9 +82,14 @@ pub struct RatioBox {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Landmark {
+    /// Which landmark (serialised as `type`).
     #[serde(rename = "type")]
     pub kind: LandmarkKind,
+    /// Horizontal position: a ratio of the image width (0–1) in [`Face::landmarks`],
+    /// pixels from the left edge in [`Face::landmarks_pixels`].
     pub x: f32,
+    /// Vertical position: a ratio of the image height (0–1) in [`Face::landmarks`],
+    /// pixels from the top edge in [`Face::landmarks_pixels`].
     pub y: f32,
 }
 
@@ -85,10 +98,15 @@ pub struct Landmark {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LandmarkKind {
+    /// Centre of the eye on the left of the image (the subject's right eye).
     EyeLeft,
+    /// Centre of the eye on the right of the image (the subject's left eye).
     EyeRight,
+    /// Tip of the nose.
     Nose,
+    /// Mouth corner on the left of the image.
     MouthLeft,
+    /// Mouth corner on the right of the image.
     MouthRight,
 }
 
@@ -125,10 +143,14 @@ pub struct Face {
     pub landmarks_pixels: Vec<Landmark>,
     /// Detector confidence, 0–100.
     pub confidence: f32,
+    /// Head pose (yaw, pitch, roll in degrees) from the landmarks.
     pub pose: Pose,
+    /// Brightness and sharpness of the aligned face, 0–100 each.
     pub quality: FaceQuality,
     /// Face size in pixels (the longer side of the box).
     pub face_size: f32,
+    /// Whether the face is good enough to enrol or search with (`LOW`/`MEDIUM`/`HIGH`,
+    /// from [`EngineConfig::quality`]).
     pub quality_for_recognition: QualityLevel,
 }
 
@@ -276,6 +298,7 @@ impl Engine {
         })
     }
 
+    /// The configuration the engine was built with.
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
@@ -285,6 +308,8 @@ impl Engine {
         &self.template_model
     }
 
+    /// The loaded calibration table; `None` only when built with
+    /// [`EngineConfig::require_calibration`] off and no table for the recognizer set.
     pub fn calibration(&self) -> Option<&Calibration> {
         self.calibration.as_ref()
     }

@@ -6,17 +6,22 @@ use serde::{Deserialize, Serialize};
 /// A point in image pixels (x right, y down).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Point {
+    /// Horizontal coordinate in pixels, from the left edge.
     pub x: f32,
+    /// Vertical coordinate in pixels, from the top edge.
     pub y: f32,
 }
 
 impl Point {
+    /// The point at (`x`, `y`) pixels.
     pub const fn new(x: f32, y: f32) -> Self {
         Self { x, y }
     }
+    /// Euclidean distance to `o`, in pixels.
     pub fn dist(self, o: Point) -> f32 {
         ((self.x - o.x).powi(2) + (self.y - o.y).powi(2)).sqrt()
     }
+    /// The midpoint between this point and `o`.
     pub fn mid(self, o: Point) -> Point {
         Point::new((self.x + o.x) * 0.5, (self.y + o.y) * 0.5)
     }
@@ -32,13 +37,18 @@ pub const SIMILAR_SIZE_AREA_RATIO: f32 = 0.5;
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rect {
+    /// x of the left edge, in pixels.
     pub left: f32,
+    /// y of the top edge, in pixels.
     pub top: f32,
+    /// Width in pixels (≥ 0 for a valid box).
     pub width: f32,
+    /// Height in pixels (≥ 0 for a valid box).
     pub height: f32,
 }
 
 impl Rect {
+    /// The box with its top-left corner at (`left`, `top`) and the given size, all in pixels.
     pub fn new(left: f32, top: f32, width: f32, height: f32) -> Self {
         Self {
             left,
@@ -47,12 +57,15 @@ impl Rect {
             height,
         }
     }
+    /// x of the right edge (`left + width`), in pixels.
     pub fn right(&self) -> f32 {
         self.left + self.width
     }
+    /// y of the bottom edge (`top + height`), in pixels.
     pub fn bottom(&self) -> f32 {
         self.top + self.height
     }
+    /// Area in square pixels; 0 when a side is negative.
     pub fn area(&self) -> f32 {
         self.width.max(0.0) * self.height.max(0.0)
     }
@@ -61,6 +74,7 @@ impl Rect {
     pub fn similar_in_size_to(&self, main: &Rect) -> bool {
         self.area() >= SIMILAR_SIZE_AREA_RATIO * main.area()
     }
+    /// The centre of the box.
     pub fn center(&self) -> Point {
         Point::new(self.left + self.width * 0.5, self.top + self.height * 0.5)
     }
@@ -86,6 +100,7 @@ impl Rect {
         let b = self.bottom().clamp(0.0, h);
         Rect::new(l, t, (r - l).max(0.0), (b - t).max(0.0))
     }
+    /// Every coordinate multiplied by `s` (mapping a box between image scales).
     pub fn scale(&self, s: f32) -> Rect {
         Rect::new(self.left * s, self.top * s, self.width * s, self.height * s)
     }
@@ -109,19 +124,25 @@ pub fn nms(items: &[(f32, Rect)], iou: f32) -> Vec<usize> {
 /// `x' = a·x − b·y + tx`, `y' = b·x + a·y + ty`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Similarity {
+    /// `scale · cos(rotation)`.
     pub a: f32,
+    /// `scale · sin(rotation)`.
     pub b: f32,
+    /// Horizontal translation, in destination pixels.
     pub tx: f32,
+    /// Vertical translation, in destination pixels.
     pub ty: f32,
 }
 
 impl Similarity {
+    /// Maps `p` through the transform.
     pub fn apply(&self, p: Point) -> Point {
         Point::new(
             self.a * p.x - self.b * p.y + self.tx,
             self.b * p.x + self.a * p.y + self.ty,
         )
     }
+    /// The uniform scale factor, `√(a² + b²)` (destination units per source unit).
     pub fn scale(&self) -> f32 {
         (self.a * self.a + self.b * self.b).sqrt()
     }
@@ -129,6 +150,7 @@ impl Similarity {
     pub fn rotation_deg(&self) -> f32 {
         self.b.atan2(self.a).to_degrees()
     }
+    /// The inverse transform (undefined for a zero scale).
     pub fn inverse(&self) -> Similarity {
         let d = self.a * self.a + self.b * self.b;
         let (ia, ib) = (self.a / d, -self.b / d);

@@ -26,6 +26,8 @@
 //! detection, `fr_liveness`), [`models`] (files and checksums),
 //! [`runtime`] (the only module that knows tract), [`geometry`].
 
+#![warn(missing_docs)]
+
 pub mod align;
 pub mod calibration;
 pub mod decode;

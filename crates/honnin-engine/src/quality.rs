@@ -30,8 +30,11 @@ use crate::geometry::Point;
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pose {
+    /// Left–right turn in degrees, −90–90; > 0 when the face turns toward the image's right.
     pub yaw: f32,
+    /// Up–down tilt in degrees, −90–90; > 0 when the face tilts up.
     pub pitch: f32,
+    /// In-plane rotation in degrees, −180–180; > 0 when the eye on the image's right is lower.
     pub roll: f32,
 }
 
@@ -225,12 +228,16 @@ pub fn sharpness(chip: &RgbImage) -> f32 {
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum QualityLevel {
+    /// Fails at least one `low_*` gate of [`QualityThresholds`]: not fit to enrol (serialised `low`).
     Low,
+    /// Passes every `low_*` gate but not every `high_*` gate (serialised `medium`).
     Medium,
+    /// Passes every `high_*` gate of [`QualityThresholds`] (serialised `high`).
     High,
 }
 
 impl QualityLevel {
+    /// The lowercase wire name: `"low"`, `"medium"` or `"high"`.
     pub fn as_str(self) -> &'static str {
         match self {
             QualityLevel::Low => "low",
@@ -245,20 +252,34 @@ impl QualityLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QualityThresholds {
-    /// Face box height in pixels below which a face is low quality.
+    /// Face size in pixels (the longer side of the box, [`QualityInputs::size`]) below
+    /// which a face is low quality (default 40).
     pub low_min_size: f32,
+    /// Largest |yaw| in degrees before a face is low quality (default 45).
     pub low_max_yaw: f32,
+    /// Largest |pitch| in degrees before a face is low quality (default 35).
     pub low_max_pitch: f32,
+    /// Brightness (0–100) below which a face is low quality (default 15).
     pub low_min_brightness: f32,
+    /// Brightness (0–100) above which a face is low quality (default 95).
     pub low_max_brightness: f32,
+    /// Sharpness (0–100) below which a face is low quality (default 10).
     pub low_min_sharpness: f32,
+    /// Detector confidence (0–100) below which a face is low quality (default 60).
     pub low_min_confidence: f32,
+    /// Smallest face size (longer side of the box) in pixels for high quality (default 100).
     pub high_min_size: f32,
+    /// Largest |yaw| in degrees for high quality (default 20).
     pub high_max_yaw: f32,
+    /// Largest |pitch| in degrees for high quality (default 20).
     pub high_max_pitch: f32,
+    /// Smallest brightness (0–100) for high quality (default 25).
     pub high_min_brightness: f32,
+    /// Largest brightness (0–100) for high quality (default 85).
     pub high_max_brightness: f32,
+    /// Smallest sharpness (0–100) for high quality (default 35).
     pub high_min_sharpness: f32,
+    /// Smallest detector confidence (0–100) for high quality (default 85).
     pub high_min_confidence: f32,
 }
 
@@ -286,10 +307,15 @@ impl Default for QualityThresholds {
 /// Inputs of the quality rules for one face.
 #[derive(Debug, Clone, Copy)]
 pub struct QualityInputs {
+    /// Face size: the longer side of the face box, in pixels.
     pub size: f32,
+    /// Head pose in degrees.
     pub pose: Pose,
+    /// Mean luma of the inner face, 0–100.
     pub brightness: f32,
+    /// Laplacian-variance sharpness of the inner face, 0–100.
     pub sharpness: f32,
+    /// Detector confidence, 0–100.
     pub confidence: f32,
 }
 
@@ -340,10 +366,15 @@ impl UnusableLimits {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum QualityReason {
+    /// The face is smaller than the level's minimum size (`SMALL_BOUNDING_BOX`).
     SmallBoundingBox,
+    /// |yaw| or |pitch| exceeds the level's limit (`EXTREME_POSE`).
     ExtremePose,
+    /// Brightness is outside the level's range, too dark or too bright (`LOW_BRIGHTNESS`).
     LowBrightness,
+    /// Sharpness is below the level's minimum (`LOW_SHARPNESS`).
     LowSharpness,
+    /// Detector confidence is below the level's minimum (`LOW_CONFIDENCE`).
     LowConfidence,
 }
 
@@ -390,6 +421,8 @@ impl QualityThresholds {
         r
     }
 
+    /// The `qualityForRecognition` level of `q`: [`QualityLevel::Low`] if any `low_*` gate
+    /// fails, [`QualityLevel::High`] if every `high_*` gate passes, else `Medium`.
     pub fn classify(&self, q: &QualityInputs) -> QualityLevel {
         let low = q.size < self.low_min_size
             || q.pose.yaw.abs() > self.low_max_yaw

@@ -20,12 +20,15 @@ pub enum RecognizerKind {
 }
 
 impl RecognizerKind {
+    /// Every recognizer, in declaration order.
     pub const ALL: [RecognizerKind; 3] = [
         RecognizerKind::Mobilefacenet,
         RecognizerKind::FrFeature,
         RecognizerKind::Sface,
     ];
 
+    /// The kebab-case name used in configuration, calibration files and template model ids
+    /// (`"mobilefacenet"`, `"fr-feature"`, `"sface"`).
     pub fn name(self) -> &'static str {
         match self {
             RecognizerKind::Mobilefacenet => "mobilefacenet",
@@ -34,10 +37,12 @@ impl RecognizerKind {
         }
     }
 
+    /// The recognizer whose [`name`](Self::name) is `s`; `None` for any other text.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// Embedding length in floats: 192 (MobileFaceNet), 512 (`fr_feature`), 128 (SFace).
     pub fn dim(self) -> usize {
         match self {
             RecognizerKind::Mobilefacenet => 192,
@@ -60,6 +65,7 @@ impl RecognizerKind {
 /// A loaded recognizer.
 #[derive(Debug)]
 pub struct Recognizer {
+    /// Which network this is.
     pub kind: RecognizerKind,
     net: Network,
 }
@@ -73,6 +79,7 @@ pub fn l2_normalize(v: &mut [f32]) {
 }
 
 impl Recognizer {
+    /// Wraps the loaded network of `kind` (its model file from [`crate::models`]).
     pub fn new(kind: RecognizerKind, net: Network) -> Self {
         Self { kind, net }
     }
@@ -124,6 +131,9 @@ impl Recognizer {
         Ok(v)
     }
 
+    /// Compiles the plan for the fixed 112×112 chip input ahead of the first request.
+    ///
+    /// Errors: [`EngineError::Inference`] when tract cannot build the plan.
     pub fn prepare(&self) -> Result<(), EngineError> {
         let (shape, _) = self.tensor(&RgbImage::new(CHIP_SIZE, CHIP_SIZE), false);
         self.net.prepare(&shape)

@@ -33,7 +33,9 @@ impl std::fmt::Debug for Network {
 /// An output tensor copied out of the runtime: shape and row-major data.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// The tensor's dimensions, outermost first (e.g. `[1, 1, H/4, W/4]` for a heatmap).
     pub shape: Vec<usize>,
+    /// The values in row-major order; `data.len()` is the product of `shape`.
     pub data: Vec<f32>,
 }
 

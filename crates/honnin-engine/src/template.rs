@@ -11,6 +11,8 @@ use crate::error::EngineError;
 pub struct Template {
     /// Identifier of the template space, e.g. `honnin-1:fr-feature+sface`.
     pub model: String,
+    /// The per-recognizer embeddings concatenated in the model's recognizer order, each of
+    /// unit L2 norm (so 640 floats for the default `fr_feature` + SFace: 512 + 128).
     pub vector: Vec<f32>,
 }
 
@@ -30,6 +32,10 @@ impl Template {
         out
     }
 
+    /// Parses the binary form written by [`Template::to_bytes`].
+    ///
+    /// Errors: [`EngineError::InvalidParameter`] when the magic is not `HNT1`, the data is
+    /// truncated or its length is not a whole number of f32, or the model name is not UTF-8.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EngineError> {
         let bad = |m: &str| EngineError::InvalidParameter(format!("template bytes: {m}"));
         if bytes.len() < 6 || &bytes[..4] != MAGIC {

@@ -29,7 +29,9 @@ pub const PALETTE: [[u8; 3]; 8] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ColorStep {
+    /// The colour shown, one of [`PALETTE`]: each channel 0 or 255.
     pub rgb: [u8; 3],
+    /// How long the client shows it, in milliseconds (default 350–600).
     pub duration_ms: u32,
 }
 

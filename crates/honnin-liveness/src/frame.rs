@@ -20,6 +20,8 @@ pub struct ColorStats {
     /// Mean RGB of the inner face: the box from 20 % to 80 % of its width and 20 % to
     /// 85 % of its height (forehead, eyes, cheeks, nose; little hair or background).
     pub face: [f64; 3],
+    /// Number of pixels averaged into `face` (every second pixel in each direction when
+    /// the face box is wider than 120 px); at least 16, or no statistics are returned.
     pub face_pixels: u32,
     /// Mean RGB of each cell of a `FACE_CELLS²` grid over the inner face, row-major
     /// (their different brightness — eyes, brows, skin — shows how the face responds

@@ -38,12 +38,17 @@ pub const SOFT_FLOOR: f64 = 0.30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
+    /// Bona fide: confidence ≥ [`LIVE_THRESHOLD`] (serialised `live`).
     Live,
+    /// Presentation attack: confidence < [`SPOOF_BELOW`] (serialised `spoof`).
     Spoof,
+    /// Neither: confidence in [[`SPOOF_BELOW`], [`LIVE_THRESHOLD`]) (serialised `uncertain`).
     Uncertain,
 }
 
 impl Decision {
+    /// The decision for a fused confidence (0–100): `live` at or above [`LIVE_THRESHOLD`],
+    /// `spoof` below [`SPOOF_BELOW`], `uncertain` in between.
     pub fn from_confidence(confidence: f32) -> Decision {
         if confidence >= LIVE_THRESHOLD {
             Decision::Live
@@ -59,7 +64,9 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strength {
+    /// A failure is evidence of a presentation attack: the score enters the minimum as is.
     Hard,
+    /// A failure is only missing evidence: the score is floored at [`SOFT_FLOOR`].
     Soft,
 }
 
@@ -75,12 +82,14 @@ pub struct SignalScore {
     pub threshold: f64,
     /// 0–1, 0.5 at the threshold.
     pub score: f64,
+    /// Whether a failure is evidence of an attack or only missing evidence.
     pub strength: Strength,
     /// The reason code reported when the signal fails.
     pub reason: &'static str,
 }
 
 impl SignalScore {
+    /// Whether the signal is at or past its threshold (score ≥ 0.5).
     pub fn passed(&self) -> bool {
         self.score >= 0.5
     }

@@ -16,6 +16,8 @@
 //! Specifications: `docs/liveness-protocol.md` (the wire protocol) and
 //! `docs/liveness.md` (the analysis, the fusion, the thresholds and their measurement).
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod challenge;
 pub mod frame;

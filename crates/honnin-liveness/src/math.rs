@@ -110,7 +110,10 @@ pub fn score_below(value: f64, threshold: f64, scale: f64) -> f64 {
 /// until the next step's start (the last one until `end_ms`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
+    /// Each step's start on the client clock in milliseconds and its colour (RGB, 0–255),
+    /// sorted by start time.
     pub steps: Vec<(f64, [f64; 3])>,
+    /// When the last colour stops showing, client clock, milliseconds.
     pub end_ms: f64,
 }
 
@@ -162,6 +165,8 @@ pub fn detrend(samples: &[Sample]) -> Vec<Sample> {
 /// How well a response follows the schedule when delayed by `lag_ms`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ResponseFit {
+    /// The delay, in milliseconds, between a colour's display and the response it is
+    /// compared with.
     pub lag_ms: f64,
     /// Pooled Pearson correlation over the three channels (each channel centred on its
     /// own mean) between the displayed colour at `t − lag` and the response at `t`.

@@ -36,12 +36,23 @@ pub const FRAME_HEADER_BYTES: usize = 8;
 
 /// Stable error codes of [`ProtocolError`] (see the protocol document, section 3).
 pub mod codes {
+    /// Not JSON, an unknown type, a missing field, a text message over 16 KiB, a
+    /// non-finite `t`, or a `video` side outside 160–1920 pixels.
     pub const INVALID_MESSAGE: &str = "InvalidMessage";
+    /// A message out of order (a frame before `challenge`, a second `start`, `end`
+    /// before `stop`, …) or a `colorDisplayed` that does not echo the last colour.
     pub const PROTOCOL_VIOLATION: &str = "ProtocolViolation";
+    /// A frame's JPEG is over the size limit (default 512 KiB).
     pub const FRAME_TOO_LARGE: &str = "FrameTooLarge";
+    /// A frame that is not a JPEG of the announced size, a truncated JPEG, or a
+    /// non-finite timestamp.
     pub const INVALID_FRAME: &str = "InvalidFrame";
+    /// More frames than the session accepts (default 900).
     pub const TOO_MANY_FRAMES: &str = "TooManyFrames";
+    /// The session's lifetime ended.
     pub const SESSION_EXPIRED: &str = "SessionExpired";
+    /// The client went silent, never showed a face before the oval-fit timeout, or did not
+    /// confirm a colour or send `end` in time.
     pub const TIMEOUT: &str = "Timeout";
 }
 
@@ -52,25 +63,31 @@ pub mod codes {
 pub struct ProtocolError {
     /// One of [`codes`]; never renamed.
     pub code: &'static str,
+    /// What went wrong, in English (sent to the client).
     pub message: String,
 }
 
 impl ProtocolError {
+    /// An error with `code` (one of [`codes`]) and `message`.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
+    /// An [`codes::INVALID_MESSAGE`] error.
     pub fn invalid_message(m: impl Into<String>) -> Self {
         Self::new(codes::INVALID_MESSAGE, m)
     }
+    /// A [`codes::PROTOCOL_VIOLATION`] error.
     pub fn violation(m: impl Into<String>) -> Self {
         Self::new(codes::PROTOCOL_VIOLATION, m)
     }
+    /// An [`codes::INVALID_FRAME`] error.
     pub fn invalid_frame(m: impl Into<String>) -> Self {
         Self::new(codes::INVALID_FRAME, m)
     }
+    /// A [`codes::TIMEOUT`] error.
     pub fn timeout(m: impl Into<String>) -> Self {
         Self::new(codes::TIMEOUT, m)
     }
@@ -87,7 +104,9 @@ impl ProtocolError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoSize {
+    /// Width in pixels (160–1920 by default).
     pub width: u32,
+    /// Height in pixels (160–1920 by default).
     pub height: u32,
 }
 
@@ -95,8 +114,10 @@ pub struct VideoSize {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientInfo {
+    /// The client's name (free text; empty when not sent).
     #[serde(default)]
     pub name: String,
+    /// The client's version (free text; empty when not sent).
     #[serde(default)]
     pub version: String,
 }
@@ -105,6 +126,7 @@ pub struct ClientInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CameraInfo {
+    /// The camera's label as the browser reports it (free text; empty when not sent).
     #[serde(default)]
     pub label: String,
 }
@@ -119,17 +141,34 @@ pub struct CameraInfo {
 pub enum ClientMessage {
     /// First message, exactly once.
     Start {
+        /// The pixel size every frame will have.
         video: VideoSize,
+        /// Who the capture client says it is.
         client: ClientInfo,
+        /// The camera in use, when the client names it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         camera: Option<CameraInfo>,
     },
     /// The face fits the oval (sent after the server's `FACE_IN_OVAL` guidance).
-    FaceInOval { t: f64 },
+    FaceInOval {
+        /// When the client saw the guidance, ms on the client clock.
+        t: f64,
+    },
     /// Colour `seq` was painted full-screen at client time `t`.
-    ColorDisplayed { seq: u32, rgb: [u8; 3], t: f64 },
+    ColorDisplayed {
+        /// The colour's index in the sequence (0, 1, …), as received in `color`.
+        seq: u32,
+        /// The colour as received, RGB 0–255.
+        rgb: [u8; 3],
+        /// When it was painted (the first animation frame after setting it), ms on the
+        /// client clock; never before the previous colour's `t`.
+        t: f64,
+    },
     /// The client stopped capturing (after `stop`).
-    End { t: f64 },
+    End {
+        /// When capture stopped, ms on the client clock.
+        t: f64,
+    },
 }
 
 impl ClientMessage {
@@ -150,9 +189,13 @@ impl ClientMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Oval {
+    /// x of the oval's centre, video pixels (randomised per session).
     pub center_x: f32,
+    /// y of the oval's centre, video pixels (randomised per session).
     pub center_y: f32,
+    /// Width of the oval, video pixels.
     pub width: f32,
+    /// Height of the oval, video pixels (≈ 1.618 × width).
     pub height: f32,
 }
 
@@ -172,9 +215,13 @@ pub struct FaceFit {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FaceBox {
+    /// x of the box's left edge, video pixels.
     pub left: f32,
+    /// y of the box's top edge, video pixels.
     pub top: f32,
+    /// Box width, video pixels.
     pub width: f32,
+    /// Box height, video pixels.
     pub height: f32,
 }
 
@@ -193,12 +240,19 @@ impl From<honnin_engine::geometry::Rect> for FaceBox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum GuidanceCode {
+    /// No face is visible.
     NoFace,
+    /// More than one face of similar size is visible.
     MultipleFaces,
+    /// The face is too small for the oval.
     MoveCloser,
+    /// The face is too large for the oval.
     TooClose,
+    /// The face is off the oval's centre.
     CenterFace,
+    /// The face fits but has not yet fitted on enough consecutive detections (default 3).
     HoldStill,
+    /// The face fits: the client answers with `faceInOval`.
     FaceInOval,
 }
 
@@ -239,35 +293,56 @@ pub enum OutcomeStatus {
 pub enum ServerMessage {
     /// The answer to `start`.
     Challenge {
+        /// The challenge this session runs.
         challenge_type: ChallengeKind,
+        /// The video size, echoed from `start`.
         video: VideoSize,
+        /// The oval the face must fill, video pixels.
         oval: Oval,
+        /// When the face counts as fitting the oval.
         face_fit: FaceFit,
+        /// Time allowed to fit the oval, ms (default 8000).
         oval_fit_timeout_ms: u64,
+        /// How many `color` messages will come (0 without the light challenge; default 8).
         color_count: u32,
+        /// The frame rate the client must at least send, frames per second (default 10).
         min_frame_rate: f32,
     },
+    /// Advice while the face is fitted into the oval, sent when it changes (oval phase only).
     Guidance {
+        /// What the user should do.
         code: GuidanceCode,
+        /// The code's English text ([`GuidanceCode::message`]).
         message: String,
+        /// The face the server sees, video pixels; `None` when it sees none.
         face: Option<FaceBox>,
     },
     /// One colour of the sequence.
     Color {
+        /// The colour's index in the sequence (0, 1, …).
         seq: u32,
+        /// The colour to paint full-screen, RGB, each channel 0 or 255.
         rgb: [u8; 3],
+        /// How long the server keeps this colour current, ms (default 350–600).
         duration_ms: u32,
     },
     /// Capture is over: stop sending frames and send `end`.
     Stop,
     /// The analysis is done; the socket closes after it.
     Complete {
+        /// Whether the session could be analysed; never the decision.
         status: OutcomeStatus,
+        /// Why the session `FAILED` (a reason or error code); absent when it succeeded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// A fatal protocol error; the socket closes after it.
-    Error { code: String, message: String },
+    Error {
+        /// The stable error code, one of [`codes`].
+        code: String,
+        /// What went wrong, in English.
+        message: String,
+    },
 }
 
 impl ServerMessage {

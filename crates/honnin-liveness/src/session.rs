@@ -41,6 +41,7 @@ pub struct SessionSettings {
     pub color_count: u32,
     /// Shortest and longest colour duration, ms (default 350 and 600).
     pub color_min_ms: u32,
+    /// The longest colour duration, ms (default 600).
     pub color_max_ms: u32,
     /// Capture after the fit without the light challenge (default 1.5 s).
     pub movement_capture: Duration,
@@ -57,12 +58,14 @@ pub struct SessionSettings {
     /// Accepted video sizes: each side in `[min_video_side, max_video_side]`
     /// (default 160–1920).
     pub min_video_side: u32,
+    /// The longest accepted side of the video, pixels (default 1920).
     pub max_video_side: u32,
     /// Frames kept (JPEG + face) for the final analysis and result images (default 40;
     /// older ones are thinned out evenly).
     pub max_stored_frames: usize,
     /// Consecutive fitting detections before `FACE_IN_OVAL` (default 3).
     pub fit_detections: u32,
+    /// The decision thresholds of the final analysis (default [`Thresholds::default`]).
     pub thresholds: Thresholds,
 }
 
@@ -198,6 +201,7 @@ impl LiveSession {
         }
     }
 
+    /// The settings this session runs with.
     pub fn settings(&self) -> &SessionSettings {
         &self.settings
     }

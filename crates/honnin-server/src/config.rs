@@ -107,6 +107,8 @@ impl Default for Background {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Demo {
+    /// Serve the demo pages and their key-less routes (default false: every `/demo/`
+    /// path answers 404).
     pub enabled: bool,
 }
 
@@ -131,10 +133,16 @@ pub struct ServerConfig {
     pub master_key_file: String,
     /// Folder with the model files; empty means the built-in search (see the engine).
     pub model_dir: String,
+    /// Request and connection limits (`[limits]`).
     pub limits: Limits,
+    /// Intervals of the background work (`[background]`).
     pub background: Background,
+    /// The service's own configuration (`[service]`: match thresholds, admission,
+    /// liveness, verification and webhook policy; honnin-core's `ServiceConfig`).
     pub service: ServiceConfig,
+    /// The demo pages (`[demo]`), off by default.
     pub demo: Demo,
+    /// Who may read `/metrics`, and where (`[metrics]`).
     pub metrics: Metrics,
 }
 

@@ -20,8 +20,13 @@ pub struct ErrorBody {
 /// An error on its way to the client.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status: the one `ERROR_CODES` gives `code` (500 for a code outside it).
     pub status: StatusCode,
+    /// The stable code, one of [`honnin_core::error::ERROR_CODES`] (e.g.
+    /// `InvalidParameter`); the body's `code`.
     pub code: &'static str,
+    /// What went wrong, for people; the body's `message`. For a 500 only "internal
+    /// error; the server log has details".
     pub message: String,
     /// Seconds, for 429.
     pub retry_after: Option<u64>,
@@ -39,10 +44,12 @@ impl ApiError {
         }
     }
 
+    /// 400 `InvalidParameter` with `message`.
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::new("InvalidParameter", message)
     }
 
+    /// 413 `PayloadTooLarge` (a body over `limits.max_body_bytes`) with `message`.
     pub fn too_large(message: impl Into<String>) -> Self {
         ApiError::new("PayloadTooLarge", message)
     }
@@ -97,4 +104,5 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The result of a handler: its answer, or an [`ApiError`] rendered as the error body.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -28,6 +28,8 @@ pub struct KeyLimiter {
 }
 
 impl KeyLimiter {
+    /// Buckets of `burst` requests per key, refilled at `per_second` requests per second
+    /// (each at least 1).
     pub fn new(per_second: u32, burst: u32) -> Self {
         let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -63,6 +65,10 @@ pub struct AuthGuard {
 }
 
 impl AuthGuard {
+    /// A budget of `burst` failed authentications per client address, refilled at
+    /// `per_second` per second (each at least 1). `client_ip_header` names the header a
+    /// trusted proxy puts the client's address in (empty or not a header name: the
+    /// connection's peer address).
     pub fn new(per_second: u32, burst: u32, client_ip_header: &str) -> Self {
         let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);

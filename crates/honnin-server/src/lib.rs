@@ -18,6 +18,8 @@
 //! Start a server with [`serve`]: it passes the client's address to the failed-
 //! authentication limit and opens the separate metrics listener when configured.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod delivery;
 pub mod error;
@@ -44,14 +46,23 @@ use extract::{AuthGuard, KeyLimiter};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The service: every operation of the API is one call on it.
     pub service: Arc<Service>,
+    /// The per-API-key rate limit (`limits.rate_limit_per_second`, `rate_limit_burst`).
     pub limiter: Arc<KeyLimiter>,
+    /// The failed-authentication limit per client address (`limits.failed_auth_*`,
+    /// `limits.client_ip_header`).
     pub auth_guard: Arc<AuthGuard>,
+    /// The handle of the process-wide Prometheus recorder ([`prometheus_handle`]), rendered
+    /// by `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The server's configuration.
     pub config: Arc<ServerConfig>,
 }
 
 impl AppState {
+    /// State for `service` under `config`: the key and address limiters from
+    /// `config.limits`, and the process-wide Prometheus handle.
     pub fn new(service: Arc<Service>, config: ServerConfig) -> AppState {
         AppState {
             service,

@@ -35,8 +35,14 @@ use crate::extract::budget_key;
 /// Connection limits (from `limits.*`).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
+    /// A connection without a complete request head within this time is closed
+    /// (`limits.header_read_timeout_secs`, default 10 s).
     pub header_read_timeout: Duration,
+    /// Open connections in all; past it new ones are closed at once
+    /// (`limits.max_connections`, default 4096).
     pub max_connections: usize,
+    /// Open connections per client address (IPv6: per /64); past it that client's new
+    /// ones are closed at once (`limits.max_connections_per_client`, default 256).
     pub max_connections_per_client: usize,
 }
 

@@ -24,10 +24,15 @@ use crate::{Backend, Result, Store};
 pub struct DeletedCollection {
     /// The deleted collection's identity (its vault key was `collection:<uid>`).
     pub collection_uid: String,
+    /// Faces deleted.
     pub faces: u64,
+    /// Users deleted.
     pub users: u64,
+    /// Verifications of the collection deleted.
     pub verifications: u64,
+    /// Liveness sessions of those verifications deleted.
     pub liveness_sessions: u64,
+    /// Webhook outbox rows about the collection deleted (sent or not).
     pub deliveries: u64,
     /// Keys bound to the collection, now revoked.
     pub revoked: Revocation,
@@ -38,8 +43,11 @@ pub struct DeletedCollection {
 pub struct DeletedUser {
     /// Faces deleted (or, with `keep_faces`, detached).
     pub face_ids: Vec<String>,
+    /// Verifications of the user's `externalUserId` in the collection deleted.
     pub verifications: u64,
+    /// Liveness sessions of those verifications deleted.
     pub liveness_sessions: u64,
+    /// Webhook outbox rows about the user deleted (sent or not).
     pub deliveries: u64,
 }
 

@@ -8,6 +8,7 @@ use crate::*;
 impl Store {
     // ------------------------------------------------------------------ collections
 
+    /// Inserts a collection. `Conflict` if a collection of that name exists.
     pub async fn insert_collection(&self, c: &CollectionRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO collections (collection_id, collection_uid, face_model, wrapped_key, created_ms) \
@@ -39,6 +40,7 @@ impl Store {
         })
     }
 
+    /// The collection named `id`, if it exists.
     pub async fn get_collection(&self, id: &str) -> Result<Option<CollectionRow>> {
         let r = sqlx::query("SELECT * FROM collections WHERE collection_id = $1")
             .bind(id)
@@ -112,6 +114,7 @@ impl Store {
         self.erase_checkpoint().await
     }
 
+    /// How many faces the collection `collection` holds (0 for an unknown collection).
     pub async fn count_faces(&self, collection: &str) -> Result<i64> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM faces WHERE collection_id = $1")
             .bind(collection)
@@ -120,6 +123,7 @@ impl Store {
         Ok(r.try_get("n")?)
     }
 
+    /// How many users the collection `collection` holds (0 for an unknown collection).
     pub async fn count_users(&self, collection: &str) -> Result<i64> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE collection_id = $1")
             .bind(collection)
@@ -322,6 +326,8 @@ impl Store {
 
     // ------------------------------------------------------------------ users
 
+    /// Inserts a user. `NotFound` if its collection does not exist, `Conflict` if the
+    /// user exists already.
     pub async fn insert_user(&self, u: &UserRow) -> Result<()> {
         let exists = self.get_collection(&u.collection_id).await?;
         if exists.is_none() {
@@ -343,6 +349,7 @@ impl Store {
         Ok(())
     }
 
+    /// The user `user` of the collection `collection`, if it exists.
     pub async fn get_user(&self, collection: &str, user: &str) -> Result<Option<UserRow>> {
         let r = sqlx::query("SELECT * FROM users WHERE collection_id = $1 AND user_id = $2")
             .bind(collection)
@@ -359,6 +366,7 @@ impl Store {
         .transpose()
     }
 
+    /// Users of a collection in id order after `after` (exclusive), at most `limit`.
     pub async fn list_users(
         &self,
         collection: &str,

@@ -14,11 +14,19 @@ use crate::{KeyRow, Result, Store};
 /// What revoking keys did (see the module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Revocation {
+    /// Keys revoked (active before; already revoked ones are not counted).
     pub keys: u64,
+    /// Their CREATED or IN_PROGRESS liveness sessions, now FAILED with `cancelled_ms` set
+    /// and images and templates dropped.
     pub sessions_cancelled: u64,
+    /// Their verifications still awaiting the document or liveness, now `cancelled` with
+    /// templates and images dropped.
     pub verifications_cancelled: u64,
+    /// Their webhooks, now disabled (`disabled_ms` set).
     pub webhooks_disabled: u64,
+    /// Pending deliveries to those webhooks, now failed.
     pub deliveries_failed: u64,
+    /// Their transient faces, deleted.
     pub transient_deleted: u64,
 }
 
@@ -109,6 +117,7 @@ pub(crate) async fn revoke_in(
 }
 
 impl Store {
+    /// Stores a new API key. `Conflict` if its `key_id` exists.
     pub async fn insert_key(&self, k: &KeyRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_keys (key_id, secret_hash, role, collection_id, name, created_ms, \
@@ -127,6 +136,7 @@ impl Store {
         Ok(())
     }
 
+    /// The key `key_id`, if it exists (active or revoked).
     pub async fn get_key(&self, key_id: &str) -> Result<Option<KeyRow>> {
         let r = sqlx::query("SELECT * FROM api_keys WHERE key_id = $1")
             .bind(key_id)

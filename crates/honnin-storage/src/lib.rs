@@ -14,6 +14,8 @@
 //! a tombstone so other processes drop it from their in-memory index; deleting a
 //! collection deletes its wrapped data key, its faces and users in one transaction.
 
+#![warn(missing_docs)]
+
 mod erasure;
 mod gallery;
 mod keys;
@@ -46,12 +48,20 @@ use thiserror::Error;
 /// password ([`RedactedUrl`]).
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// A row with that key exists already (a unique constraint); the text names it,
+    /// e.g. `collection <id>`. An expected outcome.
     #[error("already exists: {0}")]
     Conflict(String),
+    /// A row the operation needs is missing (e.g. the collection faces are inserted
+    /// into); the text names it. An expected outcome.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The database failed (connection, query, migration, a vanished row): the
+    /// driver's message, with the URL's secrets scrubbed. An operational failure.
     #[error("database error: {0}")]
     Database(String),
+    /// The URL's scheme is neither `sqlite:` nor `postgres:`/`postgresql:` (shown
+    /// redacted).
     #[error("unsupported database URL `{0}` (expected sqlite://… or postgres://…)")]
     BadUrl(RedactedUrl),
     /// A column holds a value no code writes (a status of a newer version, a damaged row).
@@ -84,16 +94,20 @@ pub(crate) fn db_error(e: sqlx::Error, url: &RedactedUrl) -> StoreError {
     }
 }
 
+/// The result of every storage operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// SQLite (`sqlite:` URLs): one file plus its WAL, the embedded default.
     Sqlite,
+    /// PostgreSQL (`postgres:` or `postgresql:` URLs), shared by several servers.
     Postgres,
 }
 
 impl Backend {
+    /// The backend's name as logged and reported: `"sqlite"` or `"postgres"`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
@@ -105,12 +119,20 @@ impl Backend {
 /// An API key as stored: only a hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRow {
+    /// The key's public id: 16 lowercase hex digits, the `<id>` of its bearer token
+    /// `hn_<id>_<secret>`. Primary key.
     pub key_id: String,
+    /// SHA-256 of the token's secret (32 bytes); the secret itself is never stored.
     pub secret_hash: Vec<u8>,
+    /// The key's role: `admin`, `enroller` or `recognizer` (honnin-core's `Role`).
     pub role: String,
+    /// The collection (by name) the key is limited to; `None`: any collection.
     pub collection_id: Option<String>,
+    /// A label given by whoever made the key (printable text, not unique).
     pub name: String,
+    /// When the key was made, epoch milliseconds.
     pub created_ms: i64,
+    /// When the key was revoked, epoch milliseconds; `None` while it is active.
     pub revoked_ms: Option<i64>,
     /// The internal identity (`collection_uid`) of the collection the key is limited
     /// to. `None` with a `collection_id`: bound on first use (the collection did not
@@ -121,63 +143,90 @@ pub struct KeyRow {
 /// A collection. Its data key is in the [`KeyVault`] under `collection:<uid>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectionRow {
+    /// The collection's name, chosen by the caller and unique among live collections.
+    /// Primary key.
     pub collection_id: String,
     /// Internal identity: a re-created collection of the same name gets a new one.
     pub collection_uid: String,
+    /// The template model its faces were made with (the engine's `template_model()`);
+    /// templates of another model cannot be compared with them.
     pub face_model: String,
     /// Legacy: the wrapped data key of databases made before the vault (emptied once
     /// the key has moved to the vault). Empty for new collections.
     pub wrapped_key: Vec<u8>,
+    /// When the collection was made, epoch milliseconds.
     pub created_ms: i64,
 }
 
 /// An indexed face: metadata in the clear, the template sealed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceRow {
+    /// The face's id (a UUID made by honnin-core), unique across collections.
     pub face_id: String,
+    /// The collection (by name) the face belongs to.
     pub collection_id: String,
+    /// The user of the collection the face is associated with, if any.
     pub user_id: Option<String>,
+    /// The caller's own label for the source image, if given.
     pub external_image_id: Option<String>,
+    /// The id (a UUID) given to the source image; faces indexed from one image share it.
     pub image_id: String,
     /// JSON of the face's non-biometric details (box, confidence, quality).
     pub details: String,
     /// The sealed template.
     pub template: Vec<u8>,
+    /// When the face was indexed, epoch milliseconds.
     pub created_ms: i64,
+    /// When the row was last written (indexed, or its user changed), epoch milliseconds;
+    /// other servers sync faces written since their last pass by it.
     pub updated_ms: i64,
 }
 
 /// A user (a person with several faces) of a collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
+    /// The collection (by name) the user belongs to.
     pub collection_id: String,
+    /// The caller's id for the user, unique within the collection.
     pub user_id: String,
+    /// When the user was made, epoch milliseconds.
     pub created_ms: i64,
 }
 
 /// A transient face ID: a sealed template that expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransientRow {
+    /// The transient face id (a UUID) returned by detect.
     pub face_id: String,
+    /// The id of the API key that made it; only that key may use it.
     pub owner_key: String,
+    /// The template, sealed (AES-256-GCM) with the service's transient data key.
     pub template: Vec<u8>,
+    /// JSON of the face's non-biometric details (box, confidence, quality).
     pub details: String,
+    /// When it was made, epoch milliseconds.
     pub created_ms: i64,
+    /// When it expires, epoch milliseconds: unusable from then on, deleted by the sweep.
     pub expires_ms: i64,
 }
 
 /// A deleted face, kept briefly so other processes drop it from their index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
+    /// The deleted face's id.
     pub face_id: String,
+    /// The collection (by name) it was deleted from.
     pub collection_id: String,
+    /// When it was deleted, epoch milliseconds.
     pub deleted_ms: i64,
 }
 
 /// A Face Liveness session (see `migrations/*/0002_liveness.sql`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LivenessRow {
+    /// The session's id (a UUID). Primary key.
     pub session_id: String,
+    /// The id of the API key that created the session.
     pub owner_key: String,
     /// SHA-256 of the client token.
     pub token_hash: Vec<u8>,
@@ -193,11 +242,18 @@ pub struct LivenessRow {
     pub result: Option<String>,
     /// Sealed reference and audit images, until read or `images_until_ms`.
     pub images: Option<Vec<u8>>,
+    /// When the session was created, epoch milliseconds.
     pub created_ms: i64,
+    /// The deadline to finish the stream, epoch milliseconds; unfinished by then it is
+    /// EXPIRED.
     pub expires_ms: i64,
+    /// When its stream started (IN_PROGRESS), epoch milliseconds.
     pub started_ms: Option<i64>,
+    /// When it finished (or was cancelled), epoch milliseconds.
     pub finished_ms: Option<i64>,
+    /// Until when unread `images` are kept, epoch milliseconds.
     pub images_until_ms: Option<i64>,
+    /// When the whole row is deleted, epoch milliseconds.
     pub retain_until_ms: i64,
     /// Set when the session was cancelled (its API key was revoked).
     pub cancelled_ms: Option<i64>,
@@ -428,6 +484,7 @@ impl Store {
         })
     }
 
+    /// Which database is behind the store.
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -438,6 +495,8 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the pools (the main database's and, if separate, the vault's); waits
+    /// for connections in use to be returned.
     pub async fn close(&self) {
         if self.vault_separate {
             self.vault.close().await;
@@ -447,6 +506,7 @@ impl Store {
 
     // ------------------------------------------------------------------ meta
 
+    /// The metadata value stored under `key` (table `meta`), if any.
     pub async fn get_meta(&self, key: &str) -> Result<Option<String>> {
         let r = sqlx::query("SELECT value FROM meta WHERE key = $1")
             .bind(key)

@@ -9,6 +9,7 @@ use crate::*;
 impl Store {
     // ------------------------------------------------------------------ transient faces
 
+    /// Inserts transient faces in one transaction; when it returns Ok they are durable.
     pub async fn insert_transient(&self, rows: &[TransientRow]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for t in rows {
@@ -76,6 +77,7 @@ impl Store {
 
     // ------------------------------------------------------------------ liveness sessions
 
+    /// Inserts a liveness session. `Conflict` if its `session_id` exists.
     pub async fn insert_liveness(&self, r: &LivenessRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO liveness_sessions (session_id, owner_key, token_hash, device_id, settings, \
@@ -110,6 +112,8 @@ impl Store {
         Ok(())
     }
 
+    /// The liveness session `id`, if it exists (whatever its status). `Corrupt` if its
+    /// status column holds an unknown value.
     pub async fn get_liveness(&self, id: &str) -> Result<Option<LivenessRow>> {
         let r = sqlx::query("SELECT * FROM liveness_sessions WHERE session_id = $1")
             .bind(id)

@@ -28,6 +28,7 @@ pub struct RedactedUrl {
 }
 
 impl RedactedUrl {
+    /// Wraps `url` as given (any text: it is checked only when connecting).
     pub fn new(url: impl Into<String>) -> Self {
         RedactedUrl { url: url.into() }
     }

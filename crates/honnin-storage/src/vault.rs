@@ -32,7 +32,9 @@ pub struct KeyVault {
 /// One stored key reference and when it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultEntry {
+    /// The key's reference, e.g. `collection:<uid>` or `service:transient`.
     pub key_ref: String,
+    /// When the wrapped key was stored, epoch milliseconds.
     pub created_ms: i64,
 }
 
@@ -92,6 +94,8 @@ impl KeyVault {
             .ok_or_else(|| StoreError::Database(format!("vault key {key_ref} vanished")))
     }
 
+    /// The wrapped data key stored under `key_ref`, if any (wrapped by honnin-core with
+    /// the master key; opaque bytes here).
     pub async fn get(&self, key_ref: &str) -> Result<Option<Vec<u8>>> {
         let r = sqlx::query("SELECT wrapped FROM data_keys WHERE key_ref = $1")
             .bind(key_ref)
@@ -146,6 +150,9 @@ impl KeyVault {
         }
     }
 
+    /// Closes the vault's pool, waiting for connections in use to be returned. A vault
+    /// inside the main PostgreSQL database shares its pool: [`crate::Store::close`] then
+    /// leaves it to the main pool's close.
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -15,12 +15,18 @@ use crate::{Result, Store, StoreError};
 /// One identity verification. Templates and images are sealed by honnin-core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationRow {
+    /// The verification's id (a UUID). Primary key.
     pub verification_id: String,
+    /// The id of the API key that started it; events go to that key's webhooks.
     pub owner_key: String,
+    /// The collection (by name) the person is checked against and enrolled in.
     pub collection_id: String,
+    /// The caller's id for the person: the user id in the collection.
     pub external_user_id: String,
     /// The effective policy as JSON (owned by honnin-core).
     pub policy: String,
+    /// The id of the liveness session made for it (its live face is compared with the
+    /// document).
     pub liveness_session_id: String,
     /// awaiting_document | awaiting_liveness | processing | approved | rejected |
     /// needs_review | expired
@@ -33,11 +39,19 @@ pub struct VerificationRow {
     pub decision: Option<String>,
     /// Sealed images kept by policy, until `images_until_ms`.
     pub images: Option<Vec<u8>>,
+    /// Until when kept `images` stay, epoch milliseconds.
     pub images_until_ms: Option<i64>,
+    /// When it was started, epoch milliseconds.
     pub created_ms: i64,
+    /// When its status last changed, epoch milliseconds (a `processing` row older than
+    /// the stale limit is requeued by this).
     pub updated_ms: i64,
+    /// The deadline for the client's steps, epoch milliseconds; still waiting by then, it
+    /// is decided as `expired`.
     pub expires_ms: i64,
+    /// When it was decided (or cancelled), epoch milliseconds.
     pub decided_ms: Option<i64>,
+    /// When the row (with its decision record) is deleted, epoch milliseconds.
     pub retain_until_ms: i64,
 }
 
@@ -55,13 +69,18 @@ pub struct VerificationSweep {
 /// A webhook registered by an API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookRow {
+    /// The webhook's id (a UUID). Primary key.
     pub webhook_id: String,
+    /// The id of the API key that registered it: it receives that key's events only.
     pub owner_key: String,
+    /// Where events are POSTed: `https://` (`http://` only where the operator allows it),
+    /// checked by the egress policy at registration and on every delivery.
     pub url: String,
     /// Sealed HMAC secret.
     pub secret: Vec<u8>,
     /// Event names as JSON array.
     pub events: String,
+    /// When it was registered, epoch milliseconds.
     pub created_ms: i64,
     /// Set when the webhook's key was revoked: no more deliveries.
     pub disabled_ms: Option<i64>,
@@ -74,21 +93,35 @@ pub struct WebhookRow {
 /// One delivery of one event to one webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRow {
+    /// The delivery's id (a UUID). Primary key.
     pub delivery_id: String,
+    /// The webhook it goes to.
     pub webhook_id: String,
+    /// The event's name, e.g. `verification.completed`.
     pub event: String,
+    /// The event body as JSON text, sent as is (and signed) on every attempt.
     pub body: String,
+    /// Attempts made so far (0 when queued).
     pub attempts: i64,
+    /// When the delivery is due (first or next attempt), epoch milliseconds.
     pub next_attempt_ms: i64,
+    /// While set and in the future, the delivery is claimed by one server (epoch
+    /// milliseconds); past it, another server may claim it again.
     pub lease_until_ms: Option<i64>,
+    /// When it was delivered (a 2xx answer), epoch milliseconds.
     pub delivered_ms: Option<i64>,
+    /// When it was given up (out of attempts, or its webhook disabled), epoch milliseconds.
     pub failed_ms: Option<i64>,
+    /// Why the last attempt failed (status or transport error); `None` after success.
     pub last_error: Option<String>,
+    /// When it was queued, epoch milliseconds.
     pub created_ms: i64,
     /// What the event is about, so erasing a collection, a user or a verification
     /// erases its events too.
     pub collection_id: Option<String>,
+    /// The user (of `collection_id`) the event is about, if any.
     pub user_id: Option<String>,
+    /// The verification the event is about, if any.
     pub verification_id: Option<String>,
 }
 
@@ -98,9 +131,13 @@ pub struct DeliveryRow {
 /// backlog never starves another's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimLimits {
+    /// The current time, epoch milliseconds: deliveries due at or before it are claimed.
     pub now_ms: i64,
+    /// The lease the claimed deliveries get, epoch milliseconds.
     pub lease_until_ms: i64,
+    /// At most this many deliveries in one claim.
     pub limit: i64,
+    /// At most this many per owning key in one claim (values below 1 count as 1).
     pub per_owner: i64,
 }
 
@@ -162,6 +199,7 @@ fn delivery_from_row(r: &AnyRow) -> Result<DeliveryRow> {
 impl Store {
     // ------------------------------------------------------------------ verifications
 
+    /// Inserts a verification. `Conflict` if its `verification_id` exists.
     pub async fn insert_verification(&self, v: &VerificationRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO verifications (verification_id, owner_key, collection_id, \
@@ -198,6 +236,8 @@ impl Store {
         Ok(())
     }
 
+    /// The verification `id`, if it exists. `Corrupt` if its status column holds an
+    /// unknown value.
     pub async fn get_verification(&self, id: &str) -> Result<Option<VerificationRow>> {
         let r = sqlx::query("SELECT * FROM verifications WHERE verification_id = $1")
             .bind(id)
@@ -390,6 +430,7 @@ impl Store {
 
     // ------------------------------------------------------------------ webhooks
 
+    /// Registers a webhook. `Conflict` if its `webhook_id` exists.
     pub async fn insert_webhook(&self, w: &WebhookRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO webhooks (webhook_id, owner_key, url, secret, events, created_ms, \
@@ -416,6 +457,7 @@ impl Store {
         Ok(())
     }
 
+    /// The webhook `id`, if it exists (disabled or not).
     pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRow>> {
         let r = sqlx::query("SELECT * FROM webhooks WHERE webhook_id = $1")
             .bind(id)
@@ -658,12 +700,18 @@ impl Store {
 /// The end of one delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome<'a> {
+    /// The endpoint accepted it (a 2xx answer): done.
     Delivered,
+    /// It failed; try again at `next_attempt_ms`.
     Retry {
+        /// When to try again, epoch milliseconds.
         next_attempt_ms: i64,
+        /// Why this attempt failed (kept as `last_error`).
         error: &'a str,
     },
+    /// It failed and is given up (out of attempts): no more tries.
     Failed {
+        /// Why the last attempt failed (kept as `last_error`).
         error: &'a str,
     },
 }

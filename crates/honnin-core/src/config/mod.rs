@@ -65,12 +65,25 @@ impl Default for ServiceConfig {
 }
 
 /// Bounds on request parameters (Rekognition's where they exist).
+///
+/// Shortest transient face ID lifetime (`faceIdTimeToLive`), seconds: 60, Azure Face's
+/// minimum; the default of [`ServiceConfig::face_id_ttl_min_secs`].
 pub const FACE_ID_TTL_MIN: u64 = 60;
+/// Longest transient face ID lifetime a caller may ask for (`faceIdTimeToLive`), seconds:
+/// 24 h, Azure Face's maximum.
 pub const FACE_ID_TTL_MAX: u64 = 86_400;
+/// Most matches one face search returns (`maxResults` 1–4096, Rekognition's
+/// SearchFaces `MaxFaces` range); also the most index hits aggregated per user in a
+/// user search or an identify.
 pub const MAX_SEARCH_RESULTS: usize = 4_096;
+/// Most face ids one delete takes (Rekognition's DeleteFaces: 1–4096).
 pub const MAX_DELETE_FACES: usize = 4_096;
+/// Most face ids one associate or disassociate takes (Rekognition's AssociateFaces:
+/// 1–100).
 pub const MAX_ASSOCIATE_FACES: usize = 100;
+/// Most transient face IDs one group takes (2–1000, Azure Face's Group limit).
 pub const MAX_GROUP_FACES: usize = 1_000;
+/// Most transient face IDs one identify takes (1–10, Azure Face's Identify limit).
 pub const MAX_IDENTIFY_FACES: usize = 10;
 /// `maxUsers` of a user search: 1–500 (Rekognition's SearchUsers range), default 10.
 pub const MAX_USERS: usize = 500;

@@ -103,12 +103,17 @@ impl Default for VerificationPolicy {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyOverrides {
+    /// Overrides [`VerificationPolicy::document_match_fmr`]; a false-match rate in (0, 1).
     pub document_match_fmr: Option<f64>,
     /// At least `documentMatchFmr`.
     pub document_review_fmr: Option<f64>,
+    /// Overrides [`VerificationPolicy::liveness_threshold`]; liveness confidence 0–100.
     pub liveness_threshold: Option<f32>,
+    /// Overrides [`VerificationPolicy::duplicate_match_fmr`]; a false-match rate in (0, 1).
     pub duplicate_match_fmr: Option<f64>,
+    /// Overrides [`VerificationPolicy::duplicates_block`].
     pub duplicates_block: Option<bool>,
+    /// Overrides [`VerificationPolicy::enrol_on_success`].
     pub enrol_on_success: Option<bool>,
     /// 20–1000 pixels. A service that prefers a retake to a harder match sets 70: a
     /// smaller portrait is then refused (400 `DocumentPortraitUnusable`, the
@@ -116,6 +121,7 @@ pub struct PolicyOverrides {
     pub min_document_face_px: Option<f32>,
     /// 0–2592000 (30 days).
     pub keep_images_secs: Option<u64>,
+    /// Overrides [`VerificationPolicy::review_low_quality_mismatch`].
     pub review_low_quality_mismatch: Option<bool>,
 }
 impl VerificationPolicy {

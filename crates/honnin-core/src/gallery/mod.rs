@@ -1,6 +1,6 @@
 //! The gallery: collections, their faces and users, and 1:N search.
 //!
-//! Every operation on a collection passes [`Service::authorize`] (role, collection
+//! Every operation on a collection passes [`Context::authorize`](crate::context::Context::authorize) (role, collection
 //! scope, the collection's identity); listings page with opaque tokens
 //! ([`crate::paging`]); face ids are accepted in any UUID spelling and used in their
 //! canonical one ([`crate::validate`]).
@@ -109,6 +109,8 @@ impl Gallery<'_> {
         })
     }
 
+    /// A collection's counts, template space and creation time. Errors: `ResourceNotFound`,
+    /// `AccessDenied` outside the key's scope.
     pub async fn describe_collection(&self, p: &Principal, id: &str) -> Result<CollectionInfo> {
         self.authorize(p, Action::Recognize, id).await?;
         let row = self.store().get_collection(id).await?.ok_or_else(|| {
@@ -352,6 +354,8 @@ impl Gallery<'_> {
             .collect())
     }
 
+    /// One page of a collection's faces in face-id order (`max` 1–4096, default 100),
+    /// only `user`'s with `user`; `token` is the previous page's opaque `nextToken`.
     pub async fn list_faces(
         &self,
         p: &Principal,
@@ -384,6 +388,10 @@ impl Gallery<'_> {
         })
     }
 
+    /// Deletes 1–[`MAX_DELETE_FACES`](crate::config::MAX_DELETE_FACES) faces (ids in any UUID
+    /// spelling) from storage and the index; other processes drop them on their next sync
+    /// (tombstones). Ids that are malformed or not in the collection are reported, not
+    /// errors.
     pub async fn delete_faces(
         &self,
         p: &Principal,

@@ -16,6 +16,8 @@ use crate::paging::{self, page_limit};
 use crate::validate::{self, check_user_id};
 
 impl Gallery<'_> {
+    /// Creates a user (an id of the caller's, 1–128 characters of `[A-Za-z0-9_.:-]`) with no
+    /// faces. Errors: `ResourceAlreadyExists`, `ResourceNotFound` for the collection.
     pub async fn create_user(
         &self,
         p: &Principal,
@@ -80,6 +82,8 @@ impl Gallery<'_> {
         Ok(())
     }
 
+    /// One page of a collection's users in id order (`max` 1–500, default 100); `token` is
+    /// the previous page's opaque `nextToken`.
     pub async fn list_users(
         &self,
         p: &Principal,
@@ -230,6 +234,8 @@ impl Gallery<'_> {
         })
     }
 
+    /// Detaches 1–[`MAX_ASSOCIATE_FACES`](crate::config::MAX_ASSOCIATE_FACES) faces from a
+    /// user; they stay indexed. Faces not found or of another user are reported, not errors.
     pub async fn disassociate_faces(
         &self,
         p: &Principal,

@@ -68,16 +68,20 @@ pub struct DecisionStep {
     /// The step's score: liveness confidence or similarity, 0–100.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
+    /// The threshold the score was held to: liveness confidence or similarity, 0–100.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f32>,
     /// For similarity thresholds: the false-match rate the threshold corresponds to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold_info: Option<ThresholdInfo>,
+    /// Stable codes of why the step went as it did (e.g. `NoDocumentPortrait`,
+    /// `DuplicateIdentity`); empty when it passed without remark.
     pub reasons: Vec<String>,
     /// Step-specific facts (matched users, the enrolled face id…).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub details: Option<serde_json::Value>,
+    /// When the step ran, RFC 3339 UTC.
     pub at: String,
 }
 
@@ -90,9 +94,14 @@ pub struct DecisionRecord {
     pub outcome: Outcome,
     /// Stable codes of why (empty when approved).
     pub reasons: Vec<String>,
+    /// Every step in order (document, liveness, document match, duplicate search,
+    /// enrolment), skipped ones included.
     pub steps: Vec<DecisionStep>,
+    /// The policy the decision applied.
     pub policy: VerificationPolicy,
+    /// The models the scores came from.
     pub models: ModelVersions,
+    /// When the decision was made, RFC 3339 UTC.
     pub decided_at: String,
 }
 
@@ -103,7 +112,9 @@ pub struct DecisionRecord {
 pub struct ModelVersions {
     /// Template space (recognizers) of every similarity.
     pub face_model: String,
+    /// The passive presentation-attack model's file (e.g. `fr_liveness.onnx`).
     pub liveness_model: String,
+    /// The honnin release (crate version) that decided.
     pub honnin_version: String,
 }
 

@@ -14,13 +14,17 @@ use crate::error::{CoreError, Result};
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DocumentPortrait {
+    /// The portrait's box as ratios 0–1 of the document image.
     pub bounding_box: RatioBox,
     /// Longer side of the face box, pixels.
     pub face_size_px: f32,
+    /// Detector confidence, 0–100.
     pub confidence: f32,
+    /// Quality level of the portrait (`low`, `medium`, `high`).
     pub quality_for_recognition: QualityLevel,
     /// Faces found on the document in all (the main portrait and smaller ghost images).
     pub faces_found: usize,
+    /// When the document was received, RFC 3339 UTC.
     pub received_at: String,
     /// Accepted, but worth a better photo: `DocumentPortraitSmall` (below the policy's
     /// `smallDocumentFacePx`, where the false-non-match rate about doubles). A client

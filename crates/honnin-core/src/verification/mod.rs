@@ -12,16 +12,17 @@
 //!
 //! The liveness session is created with the verification (its client token goes to the
 //! browser); its stream is refused until the document is in. When the stream ends,
-//! [`Service::complete_liveness_stream`] keeps the live face's sealed template for the
-//! verification and runs [`Service::process_verification`]; the background task also
+//! [`crate::Service::complete_liveness_stream`] keeps the live face's sealed template for
+//! the verification and runs [`Verifications::process_verification`]; the background task also
 //! picks up any verification whose liveness ended while its server was busy or gone.
 //!
 //! Privacy: only templates are kept (sealed with the transient key) and only until the
 //! decision; the decision record holds scores, thresholds and reasons. Images are kept
 //! only when the policy asks, for `keepImagesSecs`, and the sweeper deletes them.
 //!
-//! Modules: [`policy`] (what a verification requires), [`document`] (the document
-//! step's rules), [`decision`] (one function per step of the decision and the record);
+//! Modules: `document` (the document step's rules), `decision` (one function per step
+//! of the decision and the record); what a verification requires is its policy,
+//! [`crate::config::verification`];
 //! this file holds the flow: creating a verification, its document step, its status and
 //! running the decision once liveness has ended.
 
@@ -56,10 +57,16 @@ use honnin_storage::VerificationRow;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewVerification {
+    /// The collection the person is searched for duplicates in and enrolled into; the
+    /// caller's key must be an enroller (or admin) of it.
     pub collection_id: String,
+    /// The caller's id for the person (1–128 characters of `[A-Za-z0-9_.:-]`): the user
+    /// enrolled on approval; a match to another user is a duplicate.
     pub external_user_id: String,
+    /// Overrides of the configured policy for this verification only (absent: none).
     #[serde(default)]
     pub policy: PolicyOverrides,
+    /// The capturing device's id, passed to the liveness session (per-device limits).
     #[serde(default)]
     pub device_correlation_id: Option<String>,
 }
@@ -69,13 +76,18 @@ pub struct NewVerification {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedVerification {
+    /// The verification's id, a UUID.
     pub verification_id: String,
     /// `awaiting_document`.
     pub status: VerificationState,
+    /// The liveness session the browser runs once the document is in.
     pub liveness_session_id: String,
     /// Valid for the liveness session only; give it to the capture client.
     pub client_token: String,
+    /// When the verification expires unless its liveness step has ended, RFC 3339 UTC
+    /// (the liveness session's own expiry).
     pub expires_at: String,
+    /// The policy in force: the configured one with the request's overrides applied.
     pub policy: VerificationPolicy,
 }
 /// `GET /v1/verifications/{id}`.
@@ -83,19 +95,29 @@ pub struct CreatedVerification {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerificationStatus {
+    /// The verification's id, a canonical UUID.
     pub verification_id: String,
     /// Where it stands; once decided, the decision's outcome (`cancelled`: its API key
     /// was revoked before the decision).
     pub status: VerificationState,
+    /// The collection of the duplicate search and the enrolment.
     pub collection_id: String,
+    /// The caller's id for the person.
     pub external_user_id: String,
+    /// The verification's liveness session.
     pub liveness_session_id: String,
+    /// When the verification was created, RFC 3339 UTC.
     pub created_at: String,
+    /// When its status last changed, RFC 3339 UTC.
     pub updated_at: String,
+    /// When an unfinished verification expires, RFC 3339 UTC.
     pub expires_at: String,
+    /// The policy in force for this verification.
     pub policy: VerificationPolicy,
+    /// What the document step kept of the portrait, once the document is in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<DocumentPortrait>,
+    /// The decision record, once decided (or cancelled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<DecisionRecord>,
     /// Only with a policy that keeps images, until they are deleted.
@@ -107,13 +129,20 @@ pub struct VerificationStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationEvent {
+    /// The event type: `verification.completed`.
     pub event: String,
+    /// A UUID unique to this event: deliveries are at-least-once, so receivers
+    /// deduplicate on it.
     pub event_id: String,
+    /// The verification decided.
     pub verification_id: String,
+    /// The verification's collection.
     pub collection_id: String,
+    /// The caller's id for the person.
     pub external_user_id: String,
     /// The decision's outcome.
     pub status: Outcome,
+    /// The full decision record (no images, no templates).
     pub decision: DecisionRecord,
 }
 fn not_found(id: &str) -> CoreError {
@@ -150,7 +179,7 @@ impl Verifications<'_> {
     ) -> Result<CreatedVerification> {
         check_user_id(&req.external_user_id).map_err(|_| {
             CoreError::InvalidParameter(
-                "externalUserId must be 1–128 characters of [A-Za-z0-9_.-]".into(),
+                "externalUserId must be 1–128 characters of [A-Za-z0-9_.:-]".into(),
             )
         })?;
         // The collection must exist (enrolment and the duplicate search need it).

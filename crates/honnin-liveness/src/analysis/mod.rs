@@ -52,20 +52,31 @@ pub struct Thresholds {
     /// `light_null_margin` above the chance level of the session's own frames (the 95th
     /// percentile of its correlation with random sequences of the same timing).
     pub light_min_correlation: f64,
+    /// How far above the chance level (null p95) the correlation must be (default 0.1).
     pub light_null_margin: f64,
+    /// Score scale of `lightCorrelation`, correlation units (default 0.08).
     pub light_correlation_scale: f64,
+    /// Largest background-to-face response ratio ([`crate::outcome::LightSignal::background_ratio`])
+    /// of a face lit by the screen; at or above it the light is uniform (`UniformLightResponse`;
+    /// default 0.5).
     pub light_max_background_ratio: f64,
+    /// Score scale of `lightLocality`, ratio units (default 0.08).
     pub light_background_scale: f64,
     /// Accepted response lag window (ms): a camera filming a face lit by the screen
     /// answers within a frame or two; a stream rendered after seeing the colour is late.
+    /// This is the earliest accepted lag (default −100).
     pub light_min_lag_ms: f64,
+    /// Latest accepted response lag after `colorDisplayed`, ms (default 250; earliest:
+    /// `light_min_lag_ms`, default −100).
     pub light_max_lag_ms: f64,
+    /// Score scale of `lightLag` at either end of the window, ms (default 30).
     pub light_lag_scale_ms: f64,
     /// Fewest frames inside the colour sequence for the light analysis.
     pub light_min_frames: usize,
     /// Colour echo (server send → `colorDisplayed` received) above which the client
     /// is suspiciously slow.
     pub max_color_echo_ms: f64,
+    /// Score scale of `colorEcho`, ms (default 150).
     pub color_echo_scale_ms: f64,
     /// Identity: the false-match rate whose similarity threshold all pairs must reach.
     /// Default 1e-3 (similarity 50): with the table fitted on LFW and CFP this is the raw
@@ -75,25 +86,39 @@ pub struct Thresholds {
     /// would reject live sessions up to the old 70 (docs/liveness.md §2.4). With the
     /// fr_feature + SFace default, 1e-3 is that model's own similarity 50.
     pub identity_fmr: f64,
+    /// Score scale of `identity`, similarity points (0–100 scale; default 4).
     pub identity_scale: f64,
+    /// Frames spread over the session whose templates are compared pairwise (default 5, at
+    /// least 2; the reference frame is added when not among them).
     pub identity_frames: usize,
     /// Movement: the face must grow by this factor into the oval.
     pub min_growth: f64,
+    /// Score scale of `approachMovement`, growth-factor units (default 0.05).
     pub growth_scale: f64,
+    /// Largest share of detections after the fit without a face, 0–1 (default 0.5;
+    /// pass/fail, `FaceLost`).
     pub max_face_lost_fraction: f64,
+    /// Largest share of detections with a second face of similar size, 0–1 (default 0.3;
+    /// pass/fail, `MultipleFaces`).
     pub max_multiple_faces_fraction: f64,
     /// Stream: interval standard deviation below which timestamps are synthetic.
     pub synthetic_interval_std_ms: f64,
+    /// Score scale of `timestampJitter`, ms (default 0.05).
     pub synthetic_scale_ms: f64,
     /// Intervals needed before the regularity test applies.
     pub synthetic_min_intervals: usize,
+    /// Largest coefficient of variation (std / mean) of the frame intervals (default 0.8).
     pub max_interval_cv: f64,
+    /// Longest accepted interval between two frames, ms (default 1000).
     pub max_gap_ms: f64,
     /// Frames whose luma grid differs from the previous one by less than this (mean
     /// absolute difference, levels) are static.
     pub static_difference_levels: f64,
+    /// Largest share of static frames among consecutive pairs, 0–1 (default 0.3).
     pub max_static_fraction: f64,
+    /// Score scale of `staticFrames`, fraction units (default 0.05).
     pub static_scale: f64,
+    /// Fewest accepted frames for a reliable analysis (default 15; pass/fail, `TooFewFrames`).
     pub min_frames: usize,
     /// Lowest effective frame rate (fps).
     pub min_fps: f64,

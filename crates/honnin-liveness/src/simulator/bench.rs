@@ -27,15 +27,22 @@ impl Default for BenchOptions {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Timing {
+    /// Number of measurements.
     pub samples: usize,
+    /// Mean, ms (0 without samples).
     pub mean: f64,
+    /// Median, ms.
     pub p50: f64,
+    /// 95th percentile, ms.
     pub p95: f64,
+    /// 99th percentile, ms.
     pub p99: f64,
+    /// Largest measurement, ms.
     pub max: f64,
 }
 
 impl Timing {
+    /// The quantiles of the measurements `v` (ms); all zero when `v` is empty.
     pub fn of(v: &[f64]) -> Timing {
         let q = |p| crate::math::quantile(v, p).unwrap_or(0.0);
         Timing {
@@ -53,25 +60,41 @@ impl Timing {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSummary {
+    /// The scenario's name ([`Scenario::name`]).
     pub scenario: &'static str,
+    /// The face source the frames were built from.
     pub source: String,
+    /// The simulated client's seed (reproduces the session).
     pub seed: u64,
+    /// The session's fused confidence, 0–100.
     pub confidence: f32,
+    /// The verdict: `live`, `spoof` or `uncertain`.
     pub decision: crate::Decision,
+    /// The failing signals' reason codes, weakest first.
     pub reasons: Vec<String>,
+    /// The protocol error code when the session failed with one.
     pub error: Option<String>,
+    /// Frames the simulated client sent.
     pub frames: u32,
+    /// Length of the session on the simulated clock, ms.
     pub simulated_ms: f64,
+    /// Wall time of [`crate::LiveSession::finish`], ms.
     pub finish_ms: f64,
     /// Key measurements (NaN when absent): median PAD score, face correlation with
     /// the colours, the chance level of that correlation (null p95), background ratio,
     /// response lag, minimum identity similarity, timestamp jitter.
     pub pad: f64,
+    /// Face correlation with the displayed colours (NaN without the light challenge).
     pub light_correlation: f64,
+    /// Chance level of that correlation: the 95th percentile over random sequences.
     pub light_null_p95: f64,
+    /// Background response over the face model's prediction ([`crate::outcome::LightSignal::background_ratio`]).
     pub background_ratio: f64,
+    /// Delay of the face's colour response after `colorDisplayed`, ms.
     pub lag_ms: f64,
+    /// Lowest pairwise similarity (0–100) among the compared frames.
     pub identity: f64,
+    /// Standard deviation of the frame intervals, ms.
     pub jitter_ms: f64,
 }
 
@@ -79,11 +102,15 @@ pub struct SessionSummary {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScenarioSummary {
+    /// The scenario's name ([`Scenario::name`]).
     pub scenario: &'static str,
+    /// Sessions run for it.
     pub sessions: usize,
     /// Sessions decided `live`.
     pub live: usize,
+    /// Lowest confidence among them, 0–100.
     pub min_confidence: f32,
+    /// Highest confidence among them, 0–100.
     pub max_confidence: f32,
 }
 
@@ -91,6 +118,7 @@ pub struct ScenarioSummary {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchReport {
+    /// The confidence at or above which a session is `live` ([`crate::LIVE_THRESHOLD`]).
     pub live_threshold: f32,
     /// Rayon threads `finish` could use.
     pub threads: usize,
@@ -102,7 +130,9 @@ pub struct BenchReport {
     pub sessions_per_core_at_15_fps: f64,
     /// Wall time of `finish` (the verdict after `end`).
     pub finish_ms: Timing,
+    /// Per scenario, in [`Scenario::ALL`] order (scenarios not run are left out).
     pub scenarios: Vec<ScenarioSummary>,
+    /// Every session, in the order they ran.
     pub sessions: Vec<SessionSummary>,
 }
 

@@ -64,6 +64,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// Every scenario: the live one first, then the six attacks.
     pub const ALL: [Scenario; 7] = [
         Scenario::Live,
         Scenario::StaticPhoto,
@@ -73,6 +74,7 @@ impl Scenario {
         Scenario::FaceSwap,
         Scenario::RegularTimestamps,
     ];
+    /// The kebab-case name used in reports (`"live"`, `"static-photo"`, …).
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Live => "live",
@@ -84,6 +86,8 @@ impl Scenario {
             Scenario::RegularTimestamps => "regular-timestamps",
         }
     }
+    /// Whether the scenario is a presentation or injection attack (every one but
+    /// [`Scenario::Live`]).
     pub fn is_attack(self) -> bool {
         self != Scenario::Live
     }
@@ -115,18 +119,25 @@ pub enum Tamper {
 /// Why a simulation could not run (never a liveness verdict).
 #[derive(Debug, Error)]
 pub enum SimError {
+    /// A file or folder of the face sources could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The path that could not be read.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The engine failed (decoding a source image, detection, templates).
     #[error("{0}")]
     Engine(#[from] honnin_engine::EngineError),
+    /// No image of the named face source has a detectable face.
     #[error("no face found in {0}")]
     NoFace(String),
+    /// A simulated frame could not be built or JPEG-encoded; the text says why.
     #[error("JPEG encoding failed: {0}")]
     Encode(String),
+    /// A face source, a NUAA series or the list of live sources has no images.
     #[error("the source has no images")]
     Empty,
 }
@@ -134,13 +145,17 @@ pub enum SimError {
 /// How the simulated client behaves. [`SimConfig::new`] gives the realistic defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
+    /// What the client does (a live face or an attack).
     pub scenario: Scenario,
     /// The client's own randomness (jitter, noise, reflection gain, start position).
     pub client_seed: u64,
+    /// The announced video size, pixels (default 640×480).
     pub video: VideoSize,
+    /// Frame rate, frames per second of simulated time (default 15).
     pub fps: f64,
     /// Uniform timestamp jitter, ± ms.
     pub jitter_ms: f64,
+    /// JPEG quality of the frames, 1–100 (default 85).
     pub jpeg_quality: u8,
     /// Face size at the start, as a fraction of its size in the oval.
     pub start_scale: f32,
@@ -164,10 +179,13 @@ pub struct SimConfig {
     pub network_ms: f64,
     /// Stop the simulation after this much simulated time (ms).
     pub max_ms: f64,
+    /// Protocol misbehaviour to inject; `None` for a well-behaved client (the default).
     pub tamper: Option<Tamper>,
 }
 
 impl SimConfig {
+    /// The realistic defaults for `scenario`: 640×480 at 15 fps, ±3 ms jitter, JPEG quality
+    /// 85, a 1.2-s approach from 0.6× the fitted size, 25-ms network delay, no tampering.
     pub fn new(scenario: Scenario, client_seed: u64) -> Self {
         Self {
             scenario,
@@ -200,7 +218,12 @@ pub enum LogEvent {
     /// A text message the server received.
     ToServer(ClientMessage),
     /// A frame the server received (client timestamp, bytes).
-    Frame { t: f64, bytes: usize },
+    Frame {
+        /// The frame's capture timestamp, ms on the simulated client clock.
+        t: f64,
+        /// The frame's size in bytes (header and JPEG).
+        bytes: usize,
+    },
     /// A message the server sent.
     ToClient(ServerMessage),
     /// The session returned this fatal error.
@@ -210,18 +233,26 @@ pub enum LogEvent {
 /// One log line: server time (ms since the simulation start) and the event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogEntry {
+    /// Server time of the event, ms since the simulation start.
     pub at_ms: f64,
+    /// What crossed the network.
     pub event: LogEvent,
 }
 
 /// The result of one simulated session.
 #[derive(Debug, Clone)]
 pub struct SimRun {
+    /// The scenario that ran.
     pub scenario: Scenario,
+    /// The name of the face source the frames were built from.
     pub source: String,
+    /// What [`LiveSession::finish`] returned.
     pub outcome: LivenessOutcome,
+    /// The fatal protocol error the session returned, if any.
     pub error: Option<ProtocolError>,
+    /// Every message and frame that crossed the simulated network, in order.
     pub log: Vec<LogEntry>,
+    /// Frames the client sent.
     pub frames_sent: u32,
     /// Wall time of each `on_frame` call (ms).
     pub frame_costs_ms: Vec<f64>,

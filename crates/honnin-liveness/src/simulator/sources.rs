@@ -6,14 +6,18 @@ use super::*;
 /// One image of a face source with its detected face box.
 #[derive(Debug, Clone)]
 pub struct SourceFrame {
+    /// The decoded image, upright.
     pub image: RgbImage,
+    /// The largest detected face's box, pixels of `image`.
     pub face: Rect,
 }
 
 /// Images of one person (one image, or consecutive video frames).
 #[derive(Debug, Clone)]
 pub struct FaceSource {
+    /// A name for reports, e.g. `nuaa-live-0001`.
     pub name: String,
+    /// The images with a detected face, in capture order (at least one).
     pub frames: Vec<SourceFrame>,
 }
 
@@ -119,6 +123,13 @@ pub struct StandardSources {
 }
 
 impl StandardSources {
+    /// Loads every source from the data folder `data` (see [`data_dir`]): NUAA live
+    /// subjects 0001–0009 (odd), `spoof-samples/live.jpg`, NUAA print 0002,
+    /// `spoof-samples/tablet-replay.jpg` and 24 frames of NUAA live 0004.
+    ///
+    /// Errors: [`SimError::Io`] or [`SimError::Empty`] when a file or series is missing,
+    /// [`SimError::NoFace`] when a source has no detectable face, [`SimError::Engine`] when
+    /// an image cannot be decoded.
     pub fn load(engine: &Engine, data: &Path) -> Result<StandardSources, SimError> {
         let mut live = Vec::new();
         for subject in ["0001", "0003", "0005", "0007", "0009"] {

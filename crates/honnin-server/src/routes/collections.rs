@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, ImageInput, Input, Path, Query};
 use crate::AppState;
 
+/// The body of `POST /v1/collections`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCollectionRequest {
@@ -33,10 +34,12 @@ pub struct Page {
     pub next_token: Option<String>,
 }
 
+/// Paging of `GET /v1/collections/{collectionId}/faces`, optionally one user's faces.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FacePage {
+    /// Page size (1–4096; default 1000).
     #[param(minimum = 1, maximum = 4096)]
     pub max_results: Option<u32>,
     /// The `nextToken` of the previous page: opaque, valid 24 h, for the same listing
@@ -136,9 +139,11 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The body of `POST /v1/collections/{collectionId}/faces`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IndexFacesRequest {
+    /// The image to index faces from.
     pub image: ImageInput,
     /// Your id for the image, returned with each face (1–255 of `[a-zA-Z0-9_.:-]`).
     pub external_image_id: Option<String>,
@@ -213,6 +218,7 @@ pub async fn list_faces(
     ))
 }
 
+/// The body of `DELETE /v1/collections/{collectionId}/faces`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteFacesRequest {
@@ -245,6 +251,8 @@ pub async fn delete_faces(
     ))
 }
 
+/// The body of `POST /v1/collections/{collectionId}/search`: the probe and how close a
+/// match must be.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchFacesRequest {

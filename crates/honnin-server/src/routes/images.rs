@@ -10,9 +10,11 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, ImageInput, Input};
 use crate::AppState;
 
+/// The body of `POST /v1/detect`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DetectRequest {
+    /// The image to detect faces in.
     pub image: ImageInput,
     /// At most this many faces, largest first (1–100, default 100).
     #[schema(minimum = 1, maximum = 100)]
@@ -49,10 +51,13 @@ pub async fn detect(
     ))
 }
 
+/// The body of `POST /v1/compare`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompareRequest {
+    /// The image whose largest face is compared.
     pub source_image: ImageInput,
+    /// The image each of whose faces is compared with the source face.
     pub target_image: ImageInput,
     /// Similarity (0–100) at which a face matches; default: the threshold for FMR 1e-5.
     #[schema(minimum = 0, maximum = 100)]

@@ -11,9 +11,13 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, Input, Path};
 use crate::AppState;
 
+/// The body of `POST /v1/keys`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateKeyRequest {
+    /// What the key may do: `admin` (everything, key management included), `enroller`
+    /// (collections, faces, users, verifications, webhooks, and recognition) or
+    /// `recognizer` (recognition only).
     pub role: Role,
     /// Limit the key to this collection.
     pub collection_id: Option<String>,

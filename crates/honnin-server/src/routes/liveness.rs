@@ -47,18 +47,23 @@ impl From<Challenge> for ChallengeKind {
     }
 }
 
+/// How a liveness session runs.
 #[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LivenessSettings {
     /// How many audit images (frames besides the reference image) to return, 0–4 (default 0).
     #[schema(minimum = 0, maximum = 4)]
     pub audit_images_limit: Option<u8>,
+    /// The challenge to run (default `FaceMovementAndLightChallenge`).
     pub challenge: Option<Challenge>,
 }
 
+/// The body of `POST /v1/liveness/sessions` (`{}` is a valid body: default settings,
+/// no reference image).
 #[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateLivenessSessionRequest {
+    /// How the session runs (default: no audit images, the movement-and-light challenge).
     #[serde(default)]
     pub settings: LivenessSettings,
     /// Liveness-with-verify: compare the live face with the largest face of this image.
@@ -77,6 +82,8 @@ pub fn stream_path(session_id: &str) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LivenessSessionCreated {
+    /// The core's answer (`sessionId`, `clientToken`, `expiresAt`), flattened into this
+    /// object.
     #[serde(flatten)]
     pub session: CreatedLivenessSession,
     /// Where the client opens its WebSocket (add `?token=<clientToken>`).
@@ -175,6 +182,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The query of the stream route: `?token=<clientToken>` (a browser's WebSocket cannot
+/// send an `Authorization` header).
 #[derive(Debug, Deserialize)]
 pub struct StreamQuery {
     token: Option<String>,
@@ -500,6 +509,7 @@ pub async fn demo_page() -> Response {
     serve_asset("/demo/liveness")
 }
 
+/// The body of `POST /demo/api/liveness-sessions`, all optional (an empty body is `{}`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DemoCreate {

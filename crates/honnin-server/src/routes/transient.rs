@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, Input};
 use crate::AppState;
 
+/// The body of `POST /v1/verify`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
@@ -20,6 +21,7 @@ pub struct VerifyRequest {
     pub face_id2: Option<String>,
     /// …or with the user `userId` of collection `collectionId`.
     pub collection_id: Option<String>,
+    /// The user of `collectionId` to compare with (give both or neither).
     pub user_id: Option<String>,
     /// Similarity (0–100) for `isIdentical`; default: the threshold for FMR 1e-5.
     #[schema(minimum = 0, maximum = 100)]
@@ -61,11 +63,13 @@ pub async fn verify(
     ))
 }
 
+/// The body of `POST /v1/identify`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentifyRequest {
     /// 1–10 transient face IDs.
     pub face_ids: Vec<String>,
+    /// The collection whose users are the candidates.
     pub collection_id: String,
     /// Candidates per face (1–100, default 10).
     #[schema(minimum = 1, maximum = 100)]
@@ -104,6 +108,7 @@ pub async fn identify(
     ))
 }
 
+/// The body of `POST /v1/find-similar`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FindSimilarRequest {
@@ -158,6 +163,7 @@ pub async fn find_similar(
     ))
 }
 
+/// The body of `POST /v1/group`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupRequest {

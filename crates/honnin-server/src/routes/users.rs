@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, ImageInput, Input, Path, Query};
 use crate::AppState;
 
+/// The body of `POST /v1/collections/{collectionId}/users`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUserRequest {
@@ -68,6 +69,7 @@ pub async fn list(
     ))
 }
 
+/// The query of `DELETE /v1/collections/{collectionId}/users/{userId}`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteUserQuery {
@@ -101,6 +103,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The body of `POST /v1/collections/{collectionId}/users/{userId}/faces`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssociateFacesRequest {
@@ -137,6 +140,7 @@ pub async fn associate(
     ))
 }
 
+/// The body of `DELETE /v1/collections/{collectionId}/users/{userId}/faces`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DisassociateFacesRequest {
@@ -169,6 +173,8 @@ pub async fn disassociate(
     ))
 }
 
+/// The body of `POST /v1/collections/{collectionId}/search-users`: the probe and how
+/// close a user must be.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchUsersRequest {

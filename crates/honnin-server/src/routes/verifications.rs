@@ -19,6 +19,8 @@ use crate::AppState;
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationCreated {
+    /// The core's answer (`verificationId`, `status`, `livenessSessionId`,
+    /// `clientToken`, `expiresAt`, `policy`), flattened into this object.
     #[serde(flatten)]
     pub verification: CreatedVerification,
     /// Where the capture client opens the liveness session's WebSocket (add
@@ -60,6 +62,7 @@ pub async fn create(
     ))
 }
 
+/// The body of `PUT /v1/verifications/{verificationId}/document`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DocumentRequest {
@@ -159,6 +162,7 @@ pub async fn demo_page() -> Response {
     super::liveness::serve_asset(honnin_web::VERIFY_DEMO_PATH)
 }
 
+/// The body of `POST /demo/api/verifications`, all optional (an empty body is `{}`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DemoCreate {

@@ -30,6 +30,7 @@ pub async fn create(
     Ok(Json(s.service.webhooks().create_webhook(&p, r).await?))
 }
 
+/// The query of `GET /v1/webhooks`.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

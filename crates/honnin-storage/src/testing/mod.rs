@@ -119,6 +119,8 @@ pub async fn rows_mentioning(s: &Store, needles: &[&str], skip: &[&str]) -> Vec<
 
 /// A throw-away PostgreSQL database for one test run.
 pub struct TestDatabase {
+    /// The database's URL (`postgres://…/honnin_test_<label>_<pid>_<nanos>`), for
+    /// [`Store::open`].
     pub url: String,
     admin_url: String,
     name: String,
