@@ -22,8 +22,14 @@ use crate::metrics::OperatingPoint;
 /// One set's operating points (from [`crate::metrics::evaluate`]) at the targets.
 #[derive(Debug, Clone)]
 pub struct SetPoints<'a> {
+    /// The set's name, for reports (e.g. `lfw`, `cfp`).
     pub name: &'a str,
+    /// Impostor pairs the set's `points` were measured on: decides which targets the set
+    /// can measure (`target · impostor_pairs ≥ min_expected`); the set with the most is the
+    /// reference for extrapolation.
     pub impostor_pairs: u64,
+    /// The set's operating points at the targets (matched by `target_fmr` to a relative
+    /// 10⁻⁶).
     pub points: &'a [OperatingPoint],
 }
 
@@ -31,6 +37,7 @@ pub struct SetPoints<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FittedAnchor {
+    /// The target FMR of this anchor, a fraction 0–1 (e.g. 1e-4).
     pub fmr: f64,
     /// The raw score threshold: the highest over the sets.
     pub score: f32,

@@ -5,18 +5,29 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+/// Why a dataset file or folder could not be read.
 #[derive(Debug, Error)]
 pub enum DatasetError {
+    /// The file or folder could not be read (missing, unreadable, or for text files not
+    /// UTF-8).
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder, as displayed.
         path: String,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file was read, but its content does not follow the format.
     #[error("{path}:{line}: {message}")]
     Parse {
+        /// The file, as displayed.
         path: String,
+        /// 1-based line number; 0 when the file as a whole is wrong (e.g. an LFW pair count
+        /// other than the header's); in dlib XML, the 1-based number of the tag (`<`)
+        /// instead.
         line: usize,
+        /// What is wrong, in words.
         message: String,
     },
 }
@@ -31,12 +42,18 @@ fn read(path: &Path) -> Result<String, DatasetError> {
 /// One LFW image: the person and the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LfwImage {
+    /// The person's folder name (`Aaron_Eckhart`): LFW's identity.
     pub person: String,
+    /// The image number, `NNNN` of `<Name>_NNNN.jpg` (from 1 in LFW).
     pub number: u32,
+    /// The image file.
     pub path: PathBuf,
 }
 
 /// Every image of an LFW folder (`<root>/<Name>/<Name>_NNNN.jpg`), sorted by person then number.
+///
+/// # Errors
+/// [`DatasetError::Io`] when `root` or a person's folder cannot be listed.
 pub fn lfw_images(root: &Path) -> Result<Vec<LfwImage>, DatasetError> {
     let io = |source| DatasetError::Io {
         path: root.display().to_string(),
@@ -72,7 +89,9 @@ pub fn lfw_images(root: &Path) -> Result<Vec<LfwImage>, DatasetError> {
 /// Pose folder of a CFP image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CfpPose {
+    /// An image of the person's `frontal` folder.
     Frontal,
+    /// An image of the person's `profile` folder (about 90° yaw).
     Profile,
 }
 
@@ -81,11 +100,16 @@ pub enum CfpPose {
 pub struct CfpImage {
     /// The person's folder name (`001`…).
     pub person: String,
+    /// The pose folder the image came from.
     pub pose: CfpPose,
+    /// The image file (`.jpg`, `.jpeg` or `.png`, any case).
     pub path: PathBuf,
 }
 
 /// Every image of a CFP folder, sorted by person, pose (frontal first), then file.
+///
+/// # Errors
+/// [`DatasetError::Io`] when `root` or a pose folder cannot be listed.
 pub fn cfp_images(root: &Path) -> Result<Vec<CfpImage>, DatasetError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
@@ -136,14 +160,25 @@ pub fn lfw_path(root: &Path, person: &str, n: u32) -> PathBuf {
 /// One pair of the LFW protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LfwPair {
+    /// First image: (person, image number), the file given by [`lfw_path`].
     pub a: (String, u32),
+    /// Second image: (person, image number).
     pub b: (String, u32),
+    /// True for a genuine (same-person) pair, false for an impostor pair.
     pub same: bool,
+    /// The 0-based fold (0 .. folds; LFW's `pairs.txt` has 10 folds of 300 + 300 pairs).
     pub fold: usize,
 }
 
 /// Parses LFW `pairs.txt`: a header `folds n`, then per fold `n` same-person lines
 /// `name i j` and `n` different-person lines `name1 i name2 j`.
+///
+/// Returns the number of folds and the pairs in file order (2 · folds · n of them).
+///
+/// # Errors
+/// [`DatasetError::Io`] when the file cannot be read; [`DatasetError::Parse`] for a
+/// bad header, a line of other than 3 or 4 fields, a non-numeric image number, or a
+/// pair count other than 2 · folds · n.
 pub fn lfw_pairs(path: &Path) -> Result<(usize, Vec<LfwPair>), DatasetError> {
     let text = read(path)?;
     let perr = |line: usize, message: &str| DatasetError::Parse {
@@ -205,13 +240,20 @@ pub fn lfw_pairs(path: &Path) -> Result<(usize, Vec<LfwPair>), DatasetError> {
 /// One line of a generic pair list: `path_a<TAB>path_b<TAB>same|diff`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedPair {
+    /// First image, resolved against the list's folder.
     pub a: PathBuf,
+    /// Second image, resolved against the list's folder.
     pub b: PathBuf,
+    /// True for `same` (genuine pair), false for `diff` (impostor pair).
     pub same: bool,
 }
 
 /// Parses a pair list; relative paths are resolved against the list's folder.
 /// Empty lines and lines starting with `#` are skipped.
+///
+/// # Errors
+/// [`DatasetError::Io`] when the file cannot be read; [`DatasetError::Parse`] for a line
+/// without exactly three tab-separated fields or with a third other than `same`/`diff`.
 pub fn pair_list(path: &Path) -> Result<Vec<ListedPair>, DatasetError> {
     let text = read(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -252,16 +294,22 @@ pub fn pair_list(path: &Path) -> Result<Vec<ListedPair>, DatasetError> {
 /// An annotated face box.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GtBox {
+    /// Left edge, in pixels from the image's left.
     pub left: f32,
+    /// Top edge, in pixels from the image's top.
     pub top: f32,
+    /// Width in pixels.
     pub width: f32,
+    /// Height in pixels.
     pub height: f32,
 }
 
 /// An image with its annotated faces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnotatedImage {
+    /// The image file, resolved against the XML file's folder.
     pub path: PathBuf,
+    /// Its annotated faces, in file order (boxes marked `ignore='1'` dropped).
     pub boxes: Vec<GtBox>,
 }
 
@@ -279,6 +327,11 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 
 /// Parses dlib's imglab XML (`<image file=...><box top left width height/>...`).
 /// Boxes marked `ignore='1'` are dropped.
+///
+/// # Errors
+/// [`DatasetError::Io`] when the file cannot be read; [`DatasetError::Parse`] for an
+/// `image` without `file`, a `box` without numeric `left`/`top`/`width`/`height`, or a
+/// `box` before any `image`.
 pub fn dlib_boxes(path: &Path) -> Result<Vec<AnnotatedImage>, DatasetError> {
     let text = read(path)?;
     let base = path.parent().unwrap_or(Path::new("."));

@@ -22,18 +22,22 @@ fn iou(a: &GtBox, b: &GtBox) -> f32 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DetectionCounts {
+    /// Annotated (ground-truth) faces.
     pub annotated: usize,
+    /// Faces the detector found.
     pub detected: usize,
     /// Annotated faces matched by a detection.
     pub matched: usize,
 }
 
 impl DetectionCounts {
+    /// Adds another image's counts to these (to total a set).
     pub fn add(&mut self, o: DetectionCounts) {
         self.annotated += o.annotated;
         self.detected += o.detected;
         self.matched += o.matched;
     }
+    /// Recall: matched / annotated, 0–1 (1 when nothing is annotated).
     pub fn recall(&self) -> f64 {
         if self.annotated == 0 {
             1.0
@@ -41,6 +45,7 @@ impl DetectionCounts {
             self.matched as f64 / self.annotated as f64
         }
     }
+    /// Precision: matched / detected, 0–1 (1 when nothing was detected).
     pub fn precision(&self) -> f64 {
         if self.detected == 0 {
             1.0

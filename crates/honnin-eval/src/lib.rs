@@ -8,6 +8,8 @@
 //! plots ([`plot`]). The `honnin eval` commands feed it scores. [`data`] finds the
 //! evaluation data folder for every test, benchmark and tool.
 
+#![warn(missing_docs)]
+
 pub mod calibration;
 pub mod data;
 pub mod datasets;

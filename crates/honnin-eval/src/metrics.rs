@@ -42,23 +42,28 @@ fn bin(score: f32) -> usize {
 }
 
 impl ScoreHistogram {
+    /// An empty histogram ([`BINS`] counters of 8 bytes: 8 MiB).
     pub fn new() -> Self {
         Self {
             counts: vec![0; BINS],
             total: 0,
         }
     }
+    /// Counts one score; scores outside [−1, 1] go to the end bins, a non-finite score
+    /// counts as −1.
     #[inline]
     pub fn add(&mut self, score: f32) {
         self.counts[bin(score)] += 1;
         self.total += 1;
     }
+    /// Adds `other`'s counts to these.
     pub fn merge(&mut self, other: &ScoreHistogram) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
         }
         self.total += other.total;
     }
+    /// Number of scores counted.
     pub fn total(&self) -> u64 {
         self.total
     }
@@ -79,6 +84,8 @@ impl ScoreHistogram {
 /// Genuine scores with the identity each pair belongs to.
 #[derive(Debug, Clone, Default)]
 pub struct GenuineScores {
+    /// One (score, identity) per genuine pair: the raw score (cosine, −1–1) and an id
+    /// shared by all pairs of the same person.
     pub scores: Vec<(f32, u32)>,
 }
 
@@ -86,11 +93,16 @@ pub struct GenuineScores {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperatingPoint {
+    /// The FMR asked for, a fraction 0–1.
     pub target_fmr: f64,
     /// Raw score threshold (a bin edge).
     pub threshold: f32,
+    /// The FMR measured at `threshold` (impostors ≥ threshold / impostors), 0–1, ≤
+    /// `target_fmr`.
     pub measured_fmr: f64,
+    /// Impostor pairs scoring ≥ `threshold` (the count behind `measured_fmr`).
     pub impostors_at_or_above: u64,
+    /// FNMR at `threshold`, pooled over genuine pairs, a fraction 0–1.
     pub fnmr: f64,
     /// FNMR averaged over identities (each person weighs the same).
     pub fnmr_identity_weighted: f64,
@@ -102,8 +114,11 @@ pub struct OperatingPoint {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RocPoint {
+    /// Raw score threshold (a bin edge, −1–1).
     pub threshold: f32,
+    /// FMR at the threshold, a fraction 0–1.
     pub fmr: f64,
+    /// FNMR at the threshold, a fraction 0–1.
     pub fnmr: f64,
 }
 
@@ -111,13 +126,22 @@ pub struct RocPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairReport {
+    /// Genuine (same-person) pairs scored.
     pub genuine_pairs: u64,
+    /// Impostor (different-person) pairs scored.
     pub impostor_pairs: u64,
+    /// Distinct identities among the genuine pairs.
     pub identities: usize,
+    /// Area under the ROC curve, 0–1: P(genuine > impostor) + ½ P(both in one bin).
     pub auc: f64,
+    /// Equal error rate, a fraction 0–1: the mean of FMR and FNMR where they cross.
     pub eer: f64,
+    /// Raw score threshold of the EER: the lowest bin edge where FMR ≤ FNMR.
     pub eer_threshold: f32,
+    /// One row per target FMR, in the order asked.
     pub operating_points: Vec<OperatingPoint>,
+    /// The ROC/DET curve: up to 201 points at log-spaced FMRs from 1 down to
+    /// max(1/impostors, 10⁻⁹), repeats dropped, threshold increasing.
     pub roc: Vec<RocPoint>,
 }
 
@@ -251,10 +275,15 @@ pub fn evaluate(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KFoldReport {
+    /// Folds evaluated (those holding at least one pair).
     pub folds: usize,
+    /// Accuracy of each evaluated fold (correct pairs / pairs), 0–1.
     pub fold_accuracies: Vec<f64>,
+    /// The raw score threshold applied to each evaluated fold (fitted on the other folds).
     pub fold_thresholds: Vec<f32>,
+    /// Mean of `fold_accuracies`, 0–1.
     pub mean_accuracy: f64,
+    /// Population standard deviation (÷ n) of `fold_accuracies`.
     pub std_accuracy: f64,
 }
 

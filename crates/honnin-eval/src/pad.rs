@@ -21,8 +21,13 @@ use crate::plot::{LogLogPlot, Series};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PadPoint {
+    /// Liveness score threshold: a sample is accepted as live at score ≥ it (fr_liveness
+    /// scores are 0–1).
     pub threshold: f32,
+    /// APCER: attacks accepted / attacks, a fraction 0–1 (0 without attacks).
     pub apcer: f64,
+    /// BPCER: bona fide (live) samples rejected / live samples, a fraction 0–1 (0 without
+    /// live samples).
     pub bpcer: f64,
     /// Attacks with score ≥ threshold.
     pub attacks_accepted: usize,
@@ -34,7 +39,10 @@ pub struct PadPoint {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BpcerAtApcer {
+    /// The APCER the threshold must keep to, a fraction 0–1 (0.01 for BPCER100).
     pub target_apcer: f64,
+    /// APCER/BPCER at the lowest threshold with APCER ≤ `target_apcer` (threshold +∞ when
+    /// no seen score gives it).
     #[serde(flatten)]
     pub point: PadPoint,
     /// True when the target allows fewer than one accepted attack in this set
@@ -47,17 +55,23 @@ pub struct BpcerAtApcer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PadReport {
+    /// Live (bona fide) samples evaluated.
     pub live: usize,
+    /// Attack samples evaluated.
     pub attacks: usize,
     /// At the threshold the evaluation was asked about.
     pub at_threshold: PadPoint,
+    /// Equal error rate, a fraction 0–1: the mean of APCER and BPCER at the threshold where
+    /// they are closest.
     pub eer: f64,
+    /// Liveness score threshold of the EER (a score seen, or just above the highest).
     pub eer_threshold: f32,
     /// The EER's APCER and BPCER hold for every threshold in
     /// (`eer_threshold_above`, `eer_threshold`]: the next lower score seen (None: none).
     pub eer_threshold_above: Option<f32>,
     /// APCER and BPCER at `eer_threshold` (their mean is the EER).
     pub eer_point: PadPoint,
+    /// BPCER at each target APCER asked for, in that order (by default [`TARGET_APCERS`]).
     pub bpcer_at_apcer: Vec<BpcerAtApcer>,
     /// APCER/BPCER at a fixed grid of thresholds (to choose an operating point).
     pub sweep: Vec<PadPoint>,

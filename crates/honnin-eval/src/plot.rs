@@ -6,6 +6,7 @@
 /// One curve.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// Legend label.
     pub name: String,
     /// (x, y) points; non-positive values are skipped on log axes.
     pub points: Vec<(f64, f64)>,
@@ -14,11 +15,17 @@ pub struct Series {
 /// A plot with log10 axes over `x_range` × `y_range`.
 #[derive(Debug, Clone)]
 pub struct LogLogPlot {
+    /// Title above the plot.
     pub title: String,
+    /// Label of the horizontal (x) axis.
     pub x_label: String,
+    /// Label of the vertical (y) axis.
     pub y_label: String,
+    /// (min, max) of the x axis, both > 0; points outside are drawn at its edge.
     pub x_range: (f64, f64),
+    /// (min, max) of the y axis, both > 0; points outside are drawn at its edge.
     pub y_range: (f64, f64),
+    /// The curves, coloured in turn from six of matplotlib's tab10 colours.
     pub series: Vec<Series>,
     /// Vertical reference lines (x value, label), e.g. operating points.
     pub markers: Vec<(f64, String)>,
@@ -35,6 +42,9 @@ fn esc(s: &str) -> String {
 }
 
 impl LogLogPlot {
+    /// The plot as a standalone 720 × 520 px SVG document: title, a grid line per decade,
+    /// one polyline per series, legend on the right, markers as dashed vertical lines
+    /// (those at x ≤ 0 skipped).
     pub fn to_svg(&self) -> String {
         let (w, h) = (720.0, 520.0);
         let (ml, mr, mt, mb) = (80.0, 200.0, 40.0, 60.0);
