@@ -59,14 +59,25 @@ pub fn load_image(engine: &Engine, path: &Path) -> Result<DecodedImage> {
 
 /// Prints an error chain; an engine error anywhere in it contributes its stable code.
 pub fn print_error(e: &anyhow::Error) {
-    let code = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<EngineError>().map(|e| e.code()));
-    let msg = e
-        .chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ");
+    print_chain(e.chain());
+}
+
+/// [`print_error`] for an error of the evaluation library.
+pub fn print_eval_error(e: &honnin_accuracy::Error) {
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(s) = chain.last().and_then(|c| c.source()) {
+        chain.push(s);
+    }
+    print_chain(chain.into_iter());
+}
+
+fn print_chain<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)> + Clone) {
+    let code = chain.clone().find_map(|c| {
+        c.downcast_ref::<EngineError>()
+            .map(|e| e.code())
+            .or_else(|| c.downcast_ref::<honnin_accuracy::Error>()?.engine_code())
+    });
+    let msg = chain.map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
     match code {
         Some(code) => eprintln!("error[{code}]: {msg}"),
         None => eprintln!("error: {msg}"),
@@ -87,6 +98,36 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     );
     pb.set_message(what.to_string());
     pb
+}
+
+/// Progress bars on stderr for the evaluation library's long loops (each stage is a
+/// [`progress`] bar, cleared when it ends; failed items are printed above it).
+pub struct Bars;
+
+impl honnin_accuracy::Progress for Bars {
+    fn stage(&self, len: u64, what: &str) -> Box<dyn honnin_accuracy::Stage + '_> {
+        Box::new(Bar(progress(len, what)))
+    }
+    fn note(&self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+struct Bar(ProgressBar);
+
+impl honnin_accuracy::Stage for Bar {
+    fn inc(&self) {
+        self.0.inc(1);
+    }
+    fn failed(&self, error: &honnin_accuracy::Error) {
+        self.0.suspend(|| print_eval_error(error));
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// Writes pretty JSON to a file, creating parent folders.

@@ -193,10 +193,10 @@ fn paths(code: &str) -> Vec<String> {
 /// The module `path` (as written in module `from`) names, resolved against `modules`.
 fn resolve(from: &ModPath, path: &str, modules: &BTreeSet<ModPath>) -> Option<ModPath> {
     let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-    let (mut base, rest): (ModPath, &[&str]) = match segs.first()? {
-        &"crate" => (Vec::new(), &segs[1..]),
-        &"self" => (from.clone(), &segs[1..]),
-        &"super" => {
+    let (mut base, rest): (ModPath, &[&str]) = match *segs.first()? {
+        "crate" => (Vec::new(), &segs[1..]),
+        "self" => (from.clone(), &segs[1..]),
+        "super" => {
             let mut b = from.clone();
             let mut k = 0;
             while segs.get(k) == Some(&"super") {

@@ -248,7 +248,7 @@ fn startup(
         let store = Store::open(&url).await?;
         let master = DataKey::generate();
         let svc = Service::open(ServiceConfig::default(), engine.clone(), store.clone(), master.clone()).await?;
-        svc.create_collection(&Principal::system(), "bench").await?;
+        svc.gallery().create_collection(&Principal::system(), "bench").await?;
         let row = store.get_collection("bench").await?.context("collection row")?;
         let key = DataKey::unwrap(&row.wrapped_key, &master, "bench")?;
         drop(svc);

@@ -1,15 +1,14 @@
-//! `honnin eval …`: accuracy on real data. Every report records the command that
-//! produced it and is written as JSON (plus an SVG DET plot for recognition).
+//! `honnin eval …`: accuracy on real data. The runs are `honnin_accuracy`'s; these
+//! modules parse the arguments, write the reports and print. Every report records the
+//! command that produced it and is written as JSON (plus an SVG DET plot for
+//! recognition).
 
 mod calibrate;
 mod detection;
 mod document;
-mod document_render;
-mod explain;
 mod lfw;
 mod pad;
 mod pairs;
-mod scoring;
 
 use std::path::PathBuf;
 

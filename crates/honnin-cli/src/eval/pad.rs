@@ -2,19 +2,20 @@
 //! versus attack images or videos, in ISO/IEC 30107-3 terms (APCER, BPCER, EER,
 //! BPCER at APCER 5 / 1 / 0.1 %), with a DET plot and a JSON report.
 //!
-//! Every sample goes through the path the service takes: decode, detect the largest
-//! face, score it with [`PadModel::live_score`] on the full frame. Samples without a
-//! face (or that cannot be decoded) are counted and listed, never dropped silently.
-//! Videos are split into frames by the `ffmpeg` binary (an evaluation-time tool only).
+//! Every sample goes through the path the service takes (`honnin_accuracy::pad`:
+//! decode, detect the largest face, [`PadModel::live_score`] on the full frame).
+//! Samples without a face (or that cannot be decoded) are counted and listed, never
+//! dropped silently. Videos are split into frames here by the `ffmpeg` binary (an
+//! evaluation-time tool only).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use honnin_accuracy::pad::{counts, per_video, score_images, scores, Outcome, Sample};
 use honnin_engine::pad::{PadModel, PAD_HARD_EVIDENCE_BELOW, PAD_THRESHOLD};
 use honnin_engine::{DetectOptions, Engine};
 use honnin_eval::pad::{det_plot, evaluate, PadReport, TARGET_APCERS};
-use rayon::prelude::*;
 use serde_json::json;
 
 use crate::common;
@@ -51,21 +52,6 @@ pub struct PadEvalArgs {
     pub plot: Option<PathBuf>,
 }
 
-/// One scored (or unscorable) sample.
-struct Sample {
-    /// The file, or `video#frame` for a video frame.
-    name: String,
-    /// The video a frame came from.
-    source: Option<PathBuf>,
-    outcome: Outcome,
-}
-
-enum Outcome {
-    Score(f32),
-    NoFace,
-    Error(String),
-}
-
 pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
     let threshold = args.threshold.unwrap_or(PAD_THRESHOLD);
     if !(0.0..=1.0).contains(&threshold) {
@@ -92,19 +78,11 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
             if files.is_empty() {
                 bail!("no .jpg/.png images under the --{label} inputs {inputs:?}");
             }
-            score_images(&engine, &pad, &opts, &files, label)
+            score_images(&engine, &pad, &opts, &files, label, &common::Bars)
         };
         sides.push(samples);
     }
     let (live, attack) = (&sides[0], &sides[1]);
-    let scores = |s: &[Sample]| -> Vec<f32> {
-        s.iter()
-            .filter_map(|x| match x.outcome {
-                Outcome::Score(v) => Some(v),
-                _ => None,
-            })
-            .collect()
-    };
     let (live_scores, attack_scores) = (scores(live), scores(attack));
     if live_scores.is_empty() || attack_scores.is_empty() {
         bail!(
@@ -169,48 +147,7 @@ pub fn run(eargs: &EngineArgs, args: PadEvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn score_one(engine: &Engine, pad: &PadModel, opts: &DetectOptions, path: &Path) -> Outcome {
-    let img = match common::load_image(engine, path) {
-        Ok(i) => i,
-        Err(e) => return Outcome::Error(format!("{e:#}")),
-    };
-    let faces = match engine.detect(&img, opts) {
-        Ok(f) => f,
-        Err(e) => return Outcome::Error(format!("{e:#}")),
-    };
-    let Some(face) = faces.first() else {
-        return Outcome::NoFace;
-    };
-    match pad.live_score(&img.rgb, &face.bounding_box_pixels) {
-        Ok(s) => Outcome::Score(s),
-        Err(e) => Outcome::Error(format!("{}: {e}", e.code())),
-    }
-}
-
-fn score_images(
-    engine: &Engine,
-    pad: &PadModel,
-    opts: &DetectOptions,
-    files: &[PathBuf],
-    label: &str,
-) -> Vec<Sample> {
-    let pb = common::progress(files.len() as u64, label);
-    let out = files
-        .par_iter()
-        .map(|p| {
-            let outcome = score_one(engine, pad, opts, p);
-            pb.inc(1);
-            Sample {
-                name: p.display().to_string(),
-                source: None,
-                outcome,
-            }
-        })
-        .collect();
-    pb.finish_and_clear();
-    out
-}
-
+/// Scores the frames of every video among `inputs` (taken at `fps`; 0 = every frame).
 fn score_videos(
     engine: &Engine,
     pad: &PadModel,
@@ -238,6 +175,7 @@ fn score_videos(
             opts,
             &frames,
             &format!("{label} {}/{}", k + 1, videos.len()),
+            &common::Bars,
         );
         samples.extend(scored.into_iter().enumerate().map(|(i, s)| Sample {
             name: format!("{}#{}", v.display(), i + 1),
@@ -247,18 +185,6 @@ fn score_videos(
         eprintln!("{label}: {name}: {} frames", frames.len());
     }
     Ok(samples)
-}
-
-fn counts(s: &[Sample]) -> serde_json::Value {
-    let scored = s
-        .iter()
-        .filter(|x| matches!(x.outcome, Outcome::Score(_)))
-        .count();
-    let no_face = s
-        .iter()
-        .filter(|x| matches!(x.outcome, Outcome::NoFace))
-        .count();
-    json!({ "samples": s.len(), "scored": scored, "noFace": no_face, "errors": s.len() - scored - no_face })
 }
 
 fn sample_rows(s: &[Sample]) -> Vec<serde_json::Value> {
@@ -271,43 +197,13 @@ fn sample_rows(s: &[Sample]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Per video: frames scored, mean live score, share of frames accepted as live.
-fn per_video(s: &[Sample], threshold: f32) -> Vec<serde_json::Value> {
-    let mut sources: Vec<&PathBuf> = s.iter().filter_map(|x| x.source.as_ref()).collect();
-    sources.dedup();
-    sources
-        .into_iter()
-        .map(|src| {
-            let frames: Vec<&Sample> = s
-                .iter()
-                .filter(|x| x.source.as_ref() == Some(src))
-                .collect();
-            let sc: Vec<f32> = frames
-                .iter()
-                .filter_map(|x| match x.outcome {
-                    Outcome::Score(v) => Some(v),
-                    _ => None,
-                })
-                .collect();
-            let n = sc.len().max(1) as f64;
-            let mean = sc.iter().map(|&v| v as f64).sum::<f64>() / n;
-            let accepted = sc.iter().filter(|&&v| v >= threshold).count();
-            json!({
-                "video": src, "frames": frames.len(), "scored": sc.len(),
-                "meanLiveScore": mean, "acceptedAsLive": accepted,
-                "acceptedShare": accepted as f64 / n,
-            })
-        })
-        .collect()
-}
-
 fn print_summary(r: &PadReport, live: &[Sample], attack: &[Sample], video: bool) {
     let unit = if video { "frames" } else { "images" };
     for (label, s) in [("live", live), ("attack", attack)] {
         let c = counts(s);
         println!(
             "{label:>6}: {} {unit}, {} scored, {} without a face, {} errors",
-            c["samples"], c["scored"], c["noFace"], c["errors"]
+            c.samples, c.scored, c.no_face, c.errors
         );
         for x in s.iter().filter(|x| !matches!(x.outcome, Outcome::Score(_))) {
             match &x.outcome {

@@ -1,21 +1,21 @@
 //! `honnin eval pairs --list FILE`: pair metrics for any dataset described as lines
 //! `path_a<TAB>path_b<TAB>same|diff` (relative paths are relative to the list), or LFW's
-//! `pairs.txt`. `--explain SIM` gives every failure at a similarity a cause.
+//! `pairs.txt` (the run is `honnin_accuracy::pairs`). `--explain SIM` gives every
+//! failure at a similarity a cause, printed here as tables.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
+use honnin_accuracy::calibrate;
+use honnin_accuracy::explain::{CauseRow, RetakeSummary};
+use honnin_accuracy::pairs::{self, read_pairs};
+use honnin_accuracy::scoring::Selection;
 use honnin_engine::NonMatchLimits;
-use honnin_eval::datasets::{lfw_pairs, lfw_path, pair_list, ListedPair};
-use honnin_eval::metrics::{evaluate, GenuineScores, ScoreHistogram};
+use honnin_eval::metrics::evaluate;
 use honnin_eval::plot::{LogLogPlot, Series};
 use serde_json::json;
 
-use super::calibrate;
-use super::explain;
-use super::scoring::{self, Selection};
 use crate::common;
 use crate::EngineArgs;
 
@@ -46,41 +46,12 @@ pub struct PairsArgs {
     #[arg(long)]
     pub write_calibration: Option<PathBuf>,
     /// Give every false non-match below this similarity, and every false match at or
-    /// above it, a cause (pose, small face, blur, …; see `eval/explain.rs`), pooled and
+    /// above it, a cause (pose, small face, blur, …; see `honnin_accuracy::explain`), pooled and
     /// identity-weighted, with examples; and measure the engine's retake rule at that
     /// similarity (genuine non-matches turned into "retake", and the impostors also
     /// asked to retake).
     #[arg(long)]
     pub explain: Option<f32>,
-}
-
-/// A `path_a<TAB>path_b<TAB>same|diff` list, or LFW's `pairs.txt` (then the images are
-/// looked up in `lfw-deepfunneled/` beside it).
-fn read_pairs(list: &std::path::Path) -> Result<Vec<ListedPair>> {
-    let first = std::fs::read_to_string(list)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", list.display()))?
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    let numbers: Vec<&str> = first.split_whitespace().collect();
-    if numbers.len() == 2 && numbers.iter().all(|n| n.parse::<u32>().is_ok()) {
-        let dir = list.parent().unwrap_or(std::path::Path::new("."));
-        let root = [dir.join("lfw-deepfunneled"), dir.to_path_buf()]
-            .into_iter()
-            .find(|d| d.is_dir())
-            .ok_or_else(|| anyhow::anyhow!("{}: no LFW image folder beside it", list.display()))?;
-        let (_, pairs) = lfw_pairs(list)?;
-        return Ok(pairs
-            .into_iter()
-            .map(|p| ListedPair {
-                a: lfw_path(&root, &p.a.0, p.a.1),
-                b: lfw_path(&root, &p.b.0, p.b.1),
-                same: p.same,
-            })
-            .collect());
-    }
-    Ok(pair_list(list)?)
 }
 
 fn parse_floor(s: &str) -> Result<(f64, f64), String> {
@@ -108,59 +79,18 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
     }
     let engine = common::engine(eargs, false)?;
     let opts = common::detect_options(eargs);
-    let mut paths: Vec<PathBuf> = Vec::new();
-    let mut index: HashMap<PathBuf, usize> = HashMap::new();
-    for p in &pairs {
-        for x in [&p.a, &p.b] {
-            if !index.contains_key(x) {
-                index.insert(x.clone(), paths.len());
-                paths.push(x.clone());
-            }
-        }
-    }
     let sel = match args.face {
         Face::Largest => Selection::Largest,
         Face::Central => Selection::Central,
     };
-    let set = scoring::compute(&engine, &paths, &opts, sel);
-    let dims = scoring::part_dims(&engine);
-    let weights = scoring::calibrated_weights(&engine);
-    // Identity for identity-weighted FNMR: the folder of the first image of a pair.
-    let mut ids: HashMap<PathBuf, u32> = HashMap::new();
-    let mut gen = GenuineScores::default();
-    let mut imp = ScoreHistogram::new();
-    let mut parts = vec![0f32; dims.len()];
-    let mut missing = 0;
-    let mut pair_scores: Vec<f32> = Vec::with_capacity(pairs.len());
-    let mut pair_ids: Vec<u32> = Vec::with_capacity(pairs.len());
-    for p in &pairs {
-        let s = match (&set.vectors[index[&p.a]], &set.vectors[index[&p.b]]) {
-            (Some(a), Some(b)) => {
-                scoring::part_cosines(a, b, &dims, &mut parts);
-                scoring::fuse(&parts, &weights)
-            }
-            _ => {
-                missing += 1;
-                -1.0
-            }
-        };
-        let folder = p.a.parent().map(|d| d.to_path_buf()).unwrap_or_default();
-        let n = ids.len() as u32;
-        let id = *ids.entry(folder).or_insert(n);
-        pair_scores.push(s);
-        pair_ids.push(id);
-        if p.same {
-            gen.scores.push((s, id));
-        } else {
-            imp.add(s);
-        }
-    }
+    let run = pairs::run(&engine, &opts, &pairs, sel, &common::Bars);
+    let (paths, set, missing) = (&run.paths, &run.templates, run.missing);
     let mut targets = vec![1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
     targets.extend(args.max_fnmr.iter().map(|f| f.0));
     targets.extend(calibrate::anchor_fmrs());
     targets.sort_by(|a, b| b.total_cmp(a));
     targets.dedup_by(|a, b| (*a - *b).abs() <= *b * 1e-9);
-    let report = evaluate(&gen, &imp, &targets);
+    let report = evaluate(&run.scores.genuine, &run.scores.impostors, &targets);
     // Operating points shown: the usual decades and the floors asked for (the other
     // targets only feed --write-calibration).
     let shown = |f: f64| {
@@ -169,50 +99,27 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             .chain(args.max_fnmr.iter().map(|m| &m.0))
             .any(|g| (g - f).abs() <= g * 1e-6)
     };
-    let scores = calibrate::Scores {
-        genuine: gen,
-        impostors: imp,
-    };
-    let checks = engine.calibration().map(|c| calibrate::check(c, &scores));
+    let checks = engine
+        .calibration()
+        .map(|c| calibrate::check(c, &run.scores));
     let explained = match (args.explain, engine.calibration()) {
         (Some(sim), Some(cal)) => {
-            let t = cal.score_for_similarity(sim);
-            let facts = explain::facts(&engine, &paths, &opts, sel);
-            let has: Vec<bool> = set.vectors.iter().map(Option::is_some).collect();
             let names = |i: usize| {
                 let p = &paths[i];
                 let base = args.list.parent().unwrap_or(std::path::Path::new(""));
                 p.strip_prefix(base).unwrap_or(p).display().to_string()
             };
-            let mut rows = Vec::new();
-            for same in [true, false] {
-                let mut per_id: std::collections::BTreeMap<u32, usize> = Default::default();
-                let mut failures = Vec::new();
-                for (k, p) in pairs.iter().enumerate().filter(|(_, p)| p.same == same) {
-                    *per_id.entry(pair_ids[k]).or_default() += 1;
-                    let s = pair_scores[k];
-                    if (same && s < t) || (!same && s >= t) {
-                        failures.push(explain::Failure {
-                            a: index[&p.a],
-                            b: index[&p.b],
-                            score: s,
-                            identity: pair_ids[k],
-                        });
-                    }
-                }
-                rows.push(explain::breakdown(&failures, &facts, &has, &per_id, &names));
-            }
-            let retake = explain::RetakeSummary::tally(
-                pairs
-                    .iter()
-                    .enumerate()
-                    .map(|(k, p)| (index[&p.a], index[&p.b], p.same, pair_scores[k])),
-                t,
-                cal.score_for_similarity(NonMatchLimits::default().min_similarity),
-                &facts,
-                &has,
-            );
-            Some((sim, t, rows, retake))
+            Some(pairs::explain(
+                &engine,
+                cal,
+                &opts,
+                sel,
+                &pairs,
+                &run,
+                sim,
+                &names,
+                &common::Bars,
+            ))
         }
         (Some(_), None) => bail!("--explain needs a calibrated engine"),
         (None, _) => None,
@@ -242,10 +149,10 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
                 "lowEvidence": p.low_evidence,
             })).collect::<Vec<_>>(),
             "calibrationCheck": checks,
-            "explained": explained.as_ref().map(|(sim, t, rows, retake)| json!({
-                "similarity": sim, "score": t,
-                "falseNonMatches": rows[0], "falseMatches": rows[1],
-                "retake": retake,
+            "explained": explained.as_ref().map(|e| json!({
+                "similarity": e.similarity, "score": e.score,
+                "falseNonMatches": e.false_non_matches, "falseMatches": e.false_matches,
+                "retake": e.retake,
             })),
         }),
     )?;
@@ -288,23 +195,24 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             }
         );
     }
-    if let Some((sim, t, rows, retake)) = &explained {
-        explain::print(
+    if let Some(e) = &explained {
+        let (sim, t) = (e.similarity, e.score);
+        print_causes(
             &format!("genuine pairs below similarity {sim} (score {t:.3}), by cause:"),
-            &rows[0],
+            &e.false_non_matches,
             "FNMR",
         );
-        explain::print(
+        print_causes(
             &format!("impostor pairs at or above similarity {sim}, by cause:"),
-            &rows[1],
+            &e.false_matches,
             "FMR",
         );
-        retake.print(*sim);
+        print_retake(&e.retake, sim);
     }
     let mut failures = Vec::new();
     if let Some(checks) = &checks {
         println!("  the calibration's thresholds here (measured FMR against the stated one):");
-        calibrate::print_checks("", checks);
+        super::calibrate::print_checks("", checks);
         if let Some(max) = args.max_fmr_ratio {
             for v in calibrate::violations(checks, max) {
                 failures.push(format!(
@@ -340,6 +248,7 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
             &engine,
             &report,
             format!("pairs of {}", args.list.display()),
+            common::command_line(),
         )?;
         let path = calibrate::calibration_path(&engine, path);
         common::write_json(&path, &cal)?;
@@ -350,4 +259,47 @@ pub fn run(eargs: &EngineArgs, args: PairsArgs) -> Result<()> {
         bail!("floors missed:\n  {}", failures.join("\n  "));
     }
     Ok(())
+}
+
+/// Prints a cause breakdown as a table.
+fn print_causes(title: &str, rows: &[CauseRow], rate: &str) {
+    println!("  {title}");
+    for r in rows {
+        println!(
+            "    {:<14} {:>6} pairs ({:>5.1} % of them) = {:.2} points of {rate} (id-weighted {:.2}); e.g. {}",
+            r.cause,
+            r.pairs,
+            r.share_of_failures * 100.0,
+            r.rate_part * 100.0,
+            r.identity_weighted_rate_part * 100.0,
+            r.examples.first().map(String::as_str).unwrap_or("")
+        );
+    }
+}
+
+/// Prints what the retake rule does at similarity `sim`.
+fn print_retake(s: &RetakeSummary, sim: f32) {
+    let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
+    println!(
+        "  retake rule at similarity {sim} (non-matches from similarity {} up): {} of {} genuine non-matches ({:.1} %) become \"retake\"; \
+         FNMR as a confident \"different person\" {:.2} % (was {:.2} %), retake {:.2} % of genuine pairs",
+        NonMatchLimits::default().min_similarity,
+        s.genuine_retake,
+        s.genuine_below,
+        pct(s.genuine_retake, s.genuine_below),
+        pct(s.genuine_below - s.genuine_retake, s.genuine_pairs),
+        pct(s.genuine_below, s.genuine_pairs),
+        pct(s.genuine_retake, s.genuine_pairs),
+    );
+    println!(
+        "    by first reason: {}; cost: {:.2} % of impostor pairs ({} of {}) get \"retake\" instead of \"different person\" (none is accepted)",
+        s.genuine_retake_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        pct(s.impostor_retake, s.impostor_pairs),
+        s.impostor_retake,
+        s.impostor_pairs,
+    );
 }

@@ -1,17 +1,15 @@
 //! Shared machinery of the recognition evaluations: templates for many images (in
-//! parallel, with a progress bar and an optional cache), per-recognizer cosines,
-//! fused scores for candidate fusion weights, and all-pairs accumulation.
+//! parallel, with an optional [`cache`](crate::cache)), per-recognizer cosines, fused
+//! scores for candidate fusion weights, and all-pairs accumulation.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use honnin_engine::template::dot;
-use honnin_engine::{DetectOptions, Engine, Face};
+use honnin_engine::{DecodedImage, DetectOptions, Engine, Face};
 use honnin_eval::metrics::{GenuineScores, ScoreHistogram};
 use rayon::prelude::*;
 
-use crate::common;
+use crate::{cache, load_image, Progress, Result};
 
 /// Which face of an image is "the" face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +20,8 @@ pub enum Selection {
     Largest,
 }
 
+/// The index in `faces` (largest first, as the engine returns them) of the face `sel`
+/// picks in a `w` × `h` image; `None` when there is no face.
 pub fn pick(faces: &[Face], w: u32, h: u32, sel: Selection) -> Option<usize> {
     match sel {
         Selection::Largest => (!faces.is_empty()).then_some(0),
@@ -41,23 +41,39 @@ pub fn pick(faces: &[Face], w: u32, h: u32, sel: Selection) -> Option<usize> {
 /// The template vectors (concatenated recognizer parts) of a list of images; `None`
 /// where no face was found or the image failed.
 pub struct TemplateSet {
+    /// The engine's template model (`Engine::template_model`).
     pub model: String,
+    /// One entry per image, in the order of the paths given.
     pub vectors: Vec<Option<Vec<f32>>>,
     /// Images where the first detection pass found nothing and the relaxed retry did.
     pub relaxed_detections: usize,
 }
 
 impl TemplateSet {
+    /// Images without a template.
     pub fn failures(&self) -> usize {
         self.vectors.iter().filter(|v| v.is_none()).count()
     }
+
+    /// The images `idx` (in that order) as a set of their own (no relaxed count).
+    pub fn subset(&self, idx: &[usize]) -> TemplateSet {
+        TemplateSet {
+            model: self.model.clone(),
+            vectors: idx.iter().map(|&i| self.vectors[i].clone()).collect(),
+            relaxed_detections: 0,
+        }
+    }
 }
 
-/// The faces of an image; when the first pass finds none, a second pass with a lower
-/// score threshold and half the minimum face size (`true`: the retry found them).
+/// The faces of an image; when the first pass finds none, a second pass with score
+/// threshold 0.3 and half the minimum face size (at least 8 px) (`true`: the retry
+/// found them).
+///
+/// # Errors
+/// The engine's detection error.
 pub fn detect_with_retry(
     engine: &Engine,
-    img: &honnin_engine::DecodedImage,
+    img: &DecodedImage,
     opts: &DetectOptions,
 ) -> Result<(Vec<Face>, bool)> {
     let faces = engine.detect(img, opts)?;
@@ -76,19 +92,21 @@ pub fn detect_with_retry(
 
 /// Computes one template per image (the selected face). A failed first pass is
 /// retried with a lower score threshold and smaller minimum face, which is counted.
+/// An image that fails is reported to `progress` and has no template.
 pub fn compute(
     engine: &Engine,
     paths: &[PathBuf],
     opts: &DetectOptions,
     sel: Selection,
+    progress: &dyn Progress,
 ) -> TemplateSet {
-    let pb = common::progress(paths.len() as u64, "embedding");
+    let pb = progress.stage(paths.len() as u64, "embedding");
     let relaxed = std::sync::atomic::AtomicUsize::new(0);
     let vectors = paths
         .par_iter()
         .map(|p| {
             let r = (|| -> Result<Option<Vec<f32>>> {
-                let img = common::load_image(engine, p)?;
+                let img = load_image(engine, p)?;
                 let (faces, was_relaxed) = detect_with_retry(engine, &img, opts)?;
                 if was_relaxed {
                     relaxed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -102,17 +120,17 @@ pub fn compute(
                         .vector,
                 ))
             })();
-            pb.inc(1);
+            pb.inc();
             match r {
                 Ok(v) => v,
                 Err(e) => {
-                    pb.suspend(|| common::print_error(&e));
+                    pb.failed(&e);
                     None
                 }
             }
         })
         .collect();
-    pb.finish_and_clear();
+    drop(pb);
     TemplateSet {
         model: engine.template_model().to_string(),
         vectors,
@@ -122,22 +140,29 @@ pub fn compute(
 
 /// [`compute`], or the templates stored in `cache` when it holds templates of as many
 /// images made the same way (then `cache` is written after computing).
+///
+/// # Errors
+/// The cache file cannot be written.
 pub fn load_or_compute(
     engine: &Engine,
     paths: &[PathBuf],
     opts: &DetectOptions,
     sel: Selection,
     cache: Option<&Path>,
+    progress: &dyn Progress,
 ) -> Result<TemplateSet> {
     let key = cache_key(engine, opts, sel);
-    if let Some(mut set) = cache.and_then(|c| load_cache(c, &key, paths.len())) {
-        eprintln!("templates loaded from cache");
-        set.model = engine.template_model().to_string();
-        return Ok(set);
+    if let Some((vectors, relaxed)) = cache.and_then(|c| cache::load(c, &key, paths.len())) {
+        progress.note("templates loaded from cache");
+        return Ok(TemplateSet {
+            model: engine.template_model().to_string(),
+            vectors,
+            relaxed_detections: relaxed,
+        });
     }
-    let set = compute(engine, paths, opts, sel);
+    let set = compute(engine, paths, opts, sel, progress);
     if let Some(c) = cache {
-        save_cache(c, &key, &set)?;
+        cache::save(c, &key, &set.vectors, set.relaxed_detections)?;
     }
     Ok(set)
 }
@@ -177,83 +202,37 @@ pub fn calibrated_weights(engine: &Engine) -> Vec<f32> {
     normalise(&w)
 }
 
-const CACHE_MAGIC: &[u8; 8] = b"HNTCACH1";
-
-/// Loads a template cache if it was stored under `key` and holds `n` images.
-fn load_cache(path: &Path, key: &str, n: usize) -> Option<TemplateSet> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
-    let mut r = &buf[..];
-    let mut take = |k: usize| -> Option<&[u8]> {
-        if r.len() < k {
-            return None;
-        }
-        let (a, b) = r.split_at(k);
-        r = b;
-        Some(a)
-    };
-    if take(8)? != CACHE_MAGIC {
-        return None;
-    }
-    let mlen = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    if std::str::from_utf8(take(mlen)?).ok()? != key {
-        return None;
-    }
-    let count = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
-    let relaxed = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
-    if count != n {
-        return None;
-    }
-    let mut vectors = Vec::with_capacity(n);
-    for _ in 0..n {
-        let d = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        if d == 0 {
-            vectors.push(None);
-            continue;
-        }
-        let raw = take(4 * d)?;
-        vectors.push(Some(
-            raw.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ));
-    }
-    Some(TemplateSet {
-        model: key.to_string(),
-        vectors,
-        relaxed_detections: relaxed,
-    })
+/// How the engine fuses its recognizers' cosines: part dimensions and weights.
+pub struct Fusion {
+    /// Each part's dimension ([`part_dims`]).
+    pub dims: Vec<usize>,
+    /// Each part's weight, summing to 1.
+    pub weights: Vec<f32>,
 }
 
-fn save_cache(path: &Path, key: &str, set: &TemplateSet) -> Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).ok();
+impl Fusion {
+    /// The engine's parts with the calibration's weights ([`calibrated_weights`]).
+    pub fn of(engine: &Engine) -> Fusion {
+        Fusion {
+            dims: part_dims(engine),
+            weights: calibrated_weights(engine),
+        }
     }
-    let mut w = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
-    );
-    w.write_all(CACHE_MAGIC)?;
-    w.write_all(&(key.len() as u32).to_le_bytes())?;
-    w.write_all(key.as_bytes())?;
-    w.write_all(&(set.vectors.len() as u64).to_le_bytes())?;
-    w.write_all(&(set.relaxed_detections as u64).to_le_bytes())?;
-    for v in &set.vectors {
-        match v {
-            None => w.write_all(&0u32.to_le_bytes())?,
-            Some(v) => {
-                w.write_all(&(v.len() as u32).to_le_bytes())?;
-                for x in v {
-                    w.write_all(&x.to_le_bytes())?;
-                }
+
+    /// The fused score of two template vectors; −1 (the worst score) when either is
+    /// missing. `parts` is scratch space of one float per part.
+    pub fn score(&self, a: Option<&[f32]>, b: Option<&[f32]>, parts: &mut [f32]) -> f32 {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                part_cosines(a, b, &self.dims, parts);
+                fuse(parts, &self.weights)
             }
+            _ => -1.0,
         }
     }
-    w.flush()?;
-    Ok(())
 }
 
-/// Cosines of each recognizer part of two template vectors.
+/// Cosines of each recognizer part of two template vectors (`out`: one per part).
 #[inline]
 pub fn part_cosines(a: &[f32], b: &[f32], dims: &[usize], out: &mut [f32]) {
     let mut off = 0;
@@ -263,7 +242,8 @@ pub fn part_cosines(a: &[f32], b: &[f32], dims: &[usize], out: &mut [f32]) {
     }
 }
 
-/// Fused score for normalised `weights` (one per part).
+/// Fused score for normalised `weights` (one per part): the weighted sum of cosines,
+/// in [−1, 1].
 #[inline]
 pub fn fuse(parts: &[f32], weights: &[f32]) -> f32 {
     parts.iter().zip(weights).map(|(c, w)| c * w).sum()
@@ -275,12 +255,16 @@ pub fn normalise(w: &[f32]) -> Vec<f32> {
     w.iter().map(|x| x / s).collect()
 }
 
-/// The result of scoring every pair of a template set under several fusion weightings.
+/// The result of scoring every pair of a template set under several fusion weightings
+/// (one entry per weighting, in the order given).
 pub struct AllPairs {
+    /// Genuine scores with the pair's identity.
     pub genuine: Vec<GenuineScores>,
+    /// Impostor score histograms.
     pub impostors: Vec<ScoreHistogram>,
-    /// Pairs skipped because one side has no template.
+    /// Genuine pairs where one side has no template (scored −1).
     pub skipped_genuine: u64,
+    /// Impostor pairs where one side has no template (scored −1).
     pub skipped_impostor: u64,
 }
 
@@ -292,10 +276,11 @@ pub fn all_pairs(
     identity: &[u32],
     dims: &[usize],
     weightings: &[Vec<f32>],
+    progress: &dyn Progress,
 ) -> AllPairs {
     let n = set.vectors.len();
     let threads = rayon::current_num_threads().max(1);
-    let pb = common::progress(n as u64, "all pairs");
+    let pb = progress.stage(n as u64, "all pairs");
     let results: Vec<(Vec<GenuineScores>, Vec<ScoreHistogram>, u64, u64)> =
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
@@ -345,7 +330,7 @@ pub fn all_pairs(
                                     }
                                 }
                             }
-                            pb.inc(1);
+                            pb.inc();
                             i += threads;
                         }
                         (gen, imp, sg, si)
@@ -357,7 +342,7 @@ pub fn all_pairs(
                 .map(|h| h.join().expect("scoring thread panicked"))
                 .collect()
         });
-    pb.finish_and_clear();
+    drop(pb);
     let mut out = AllPairs {
         genuine: weightings
             .iter()
@@ -376,4 +361,32 @@ pub fn all_pairs(
         out.skipped_impostor += si;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoProgress;
+
+    #[test]
+    fn all_pairs_scores_missing_templates_as_the_worst_and_counts_them() {
+        let set = TemplateSet {
+            model: "m".into(),
+            vectors: vec![Some(vec![1.0, 0.0]), Some(vec![1.0, 0.0]), None],
+            relaxed_detections: 0,
+        };
+        let ap = all_pairs(&set, &[0, 0, 1], &[2], &[vec![1.0]], &NoProgress);
+        assert_eq!(ap.genuine[0].scores, vec![(1.0, 0)]);
+        assert_eq!(ap.impostors[0].total(), 2);
+        assert_eq!((ap.skipped_genuine, ap.skipped_impostor), (0, 2));
+    }
+
+    #[test]
+    fn fusion_weights_are_normalised_and_applied_per_part() {
+        assert_eq!(normalise(&[1.0, 3.0]), vec![0.25, 0.75]);
+        let mut parts = [0.0; 2];
+        part_cosines(&[1.0, 0.0, 1.0], &[1.0, 0.0, -1.0], &[2, 1], &mut parts);
+        assert_eq!(parts, [1.0, -1.0]);
+        assert_eq!(fuse(&parts, &[0.25, 0.75]), -0.5);
+    }
 }

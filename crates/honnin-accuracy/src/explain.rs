@@ -1,6 +1,7 @@
 //! Why pairs fail: each false non-match (a genuine pair below the threshold) and each
 //! false match (an impostor pair at or above it) gets one cause, from the faces the
-//! engine saw in the two images (`honnin eval pairs --explain SIM`).
+//! engine saw in the two images (`honnin eval pairs --explain SIM`; the CLI prints the
+//! tables).
 //!
 //! Causes are checked in this order and the first that applies is reported (the limits
 //! are coarse rules of thumb for a 112-px recognizer chip and a five-landmark pose fit
@@ -28,25 +29,31 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Result;
 use honnin_engine::quality::{Pose, QualityInputs};
 use honnin_engine::{DetectOptions, Engine, Face, NonMatchLimits, RetakeReason};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::scoring::{self, Selection};
-use crate::common;
+use crate::scoring::{self, Selection};
+use crate::{load_image, Progress, Result};
 
 /// What the engine saw in one image (the selected face).
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {
+    /// A face was found (and picked).
     pub has_face: bool,
+    /// Face size, pixels (`Face::face_size`).
     pub size: f32,
+    /// Yaw, degrees.
     pub yaw: f32,
+    /// Pitch, degrees.
     pub pitch: f32,
+    /// Sharpness 0–100 on the aligned chip.
     pub sharpness: f32,
+    /// Brightness 0–100 on the aligned chip.
     pub brightness: f32,
+    /// Detector confidence 0–100.
     pub confidence: f32,
     /// Other faces at least half the selected face's size.
     pub rivals: usize,
@@ -138,15 +145,22 @@ pub fn quality_reasons(a: &Facts, b: &Facts) -> Vec<RetakeReason> {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RetakeSummary {
+    /// Genuine pairs.
     pub genuine_pairs: usize,
+    /// Genuine pairs below the threshold (non-matches).
     pub genuine_below: usize,
+    /// Genuine non-matches the rule turns into "retake".
     pub genuine_retake: usize,
+    /// Impostor pairs.
     pub impostor_pairs: usize,
+    /// Impostor pairs below the threshold.
     pub impostor_below: usize,
+    /// Impostor non-matches the rule also asks to retake.
     pub impostor_retake: usize,
     /// Genuine pairs below the threshold with both templates (a pair without a
     /// template is answered with an error, not a decision).
     pub genuine_below_with_templates: usize,
+    /// Genuine retakes by their first reason (`RetakeReason::as_str`).
     pub genuine_retake_by_reason: BTreeMap<&'static str, usize>,
 }
 
@@ -194,47 +208,23 @@ impl RetakeSummary {
         }
         s
     }
-
-    pub fn print(&self, sim: f32) {
-        let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
-        println!(
-            "  retake rule at similarity {sim} (non-matches from similarity {} up): {} of {} genuine non-matches ({:.1} %) become \"retake\"; \
-             FNMR as a confident \"different person\" {:.2} % (was {:.2} %), retake {:.2} % of genuine pairs",
-            NonMatchLimits::default().min_similarity,
-            self.genuine_retake,
-            self.genuine_below,
-            pct(self.genuine_retake, self.genuine_below),
-            pct(self.genuine_below - self.genuine_retake, self.genuine_pairs),
-            pct(self.genuine_below, self.genuine_pairs),
-            pct(self.genuine_retake, self.genuine_pairs),
-        );
-        println!(
-            "    by first reason: {}; cost: {:.2} % of impostor pairs ({} of {}) get \"retake\" instead of \"different person\" (none is accepted)",
-            self.genuine_retake_by_reason
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            pct(self.impostor_retake, self.impostor_pairs),
-            self.impostor_retake,
-            self.impostor_pairs,
-        );
-    }
 }
 
-/// The facts of each image, computed in parallel (one detection per image).
+/// The facts of each image, computed in parallel (one detection per image, with the
+/// relaxed retry of the scoring run); an image that fails has no face.
 pub fn facts(
     engine: &Engine,
     paths: &[PathBuf],
     opts: &DetectOptions,
     sel: Selection,
+    progress: &dyn Progress,
 ) -> Vec<Facts> {
-    let pb = common::progress(paths.len() as u64, "explaining");
+    let pb = progress.stage(paths.len() as u64, "explaining");
     let out = paths
         .par_iter()
         .map(|p| {
             let r = (|| -> Result<Facts> {
-                let img = common::load_image(engine, p)?;
+                let img = load_image(engine, p)?;
                 // The same detection as the scoring run (with its relaxed retry).
                 let (faces, _) = scoring::detect_with_retry(engine, &img, opts)?;
                 let Some(i) = scoring::pick(&faces, img.width(), img.height(), sel) else {
@@ -256,18 +246,21 @@ pub fn facts(
                         .count(),
                 })
             })();
-            pb.inc(1);
+            pb.inc();
             r.unwrap_or(Facts::NONE)
         })
         .collect();
-    pb.finish_and_clear();
+    drop(pb);
     out
 }
 
 /// One failing pair.
 pub struct Failure {
+    /// Index of the first image.
     pub a: usize,
+    /// Index of the second image.
     pub b: usize,
+    /// The pair's fused score.
     pub score: f32,
     /// The identity the pair is counted for (genuine: the person; impostor: the first).
     pub identity: u32,
@@ -278,13 +271,17 @@ pub struct Failure {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CauseRow {
+    /// One of [`CAUSES`].
     pub cause: &'static str,
+    /// Failing pairs with this cause.
     pub pairs: usize,
+    /// Their share of all failing pairs, 0–1.
     pub share_of_failures: f64,
     /// Pooled: failing pairs with this cause / all pairs of the kind.
     pub rate_part: f64,
     /// Mean over identities of (this identity's failing pairs with this cause / its pairs).
     pub identity_weighted_rate_part: f64,
+    /// Up to five failing pairs, `a ~ b (score)`.
     pub examples: Vec<String>,
 }
 
@@ -336,22 +333,6 @@ pub fn breakdown(
             })
         })
         .collect()
-}
-
-/// Prints a breakdown as a table.
-pub fn print(title: &str, rows: &[CauseRow], rate: &str) {
-    println!("  {title}");
-    for r in rows {
-        println!(
-            "    {:<14} {:>6} pairs ({:>5.1} % of them) = {:.2} points of {rate} (id-weighted {:.2}); e.g. {}",
-            r.cause,
-            r.pairs,
-            r.share_of_failures * 100.0,
-            r.rate_part * 100.0,
-            r.identity_weighted_rate_part * 100.0,
-            r.examples.first().map(String::as_str).unwrap_or("")
-        );
-    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ use rand::{Rng, SeedableRng};
 /// How a document is rendered: the ranges each parameter is drawn from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentStyle {
+    /// The style's name (`--styles`).
     pub name: &'static str,
+    /// What it imitates, in words (for the report).
     pub about: &'static str,
     /// Face size on the final image (the detector's box, longer side), pixels.
     pub face_px: (f32, f32),
@@ -34,7 +36,7 @@ pub struct DocumentStyle {
     pub jpeg_quality: (u8, u8),
     /// Blur of the print, sigma in portrait pixels at 120 px face size.
     pub print_blur: (f32, f32),
-    /// Probability of a glare spot.
+    /// Probability of a glare spot, 0–1.
     pub glare_probability: f64,
 }
 
@@ -69,6 +71,7 @@ pub const STYLES: [DocumentStyle; 3] = [
     },
 ];
 
+/// The style of [`STYLES`] called `name`.
 pub fn style(name: &str) -> Option<&'static DocumentStyle> {
     STYLES.iter().find(|s| s.name == name)
 }
@@ -77,15 +80,21 @@ pub fn style(name: &str) -> Option<&'static DocumentStyle> {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RenderParams {
+    /// Face size drawn for the final image, pixels.
     pub target_face_px: f32,
+    /// Rotation of the card, degrees.
     pub rotation_deg: f32,
+    /// A glare spot was added.
     pub glare: bool,
+    /// The glare spot lies on the portrait.
     pub glare_on_face: bool,
+    /// JPEG quality of the capture, 0–100.
     pub jpeg_quality: u8,
 }
 
 /// Renders `face` (an LFW-like photo with the face roughly centred and `face_px_in_src`
-/// pixels large) as an ID card photographed with a phone; returns the JPEG bytes.
+/// pixels large) as an ID card photographed with a phone; returns the JPEG bytes and
+/// what was drawn. The same `seed` gives the same bytes.
 pub fn render(
     face: &RgbImage,
     face_px_in_src: f32,
