@@ -10,7 +10,7 @@
 //! On SQLite every connection runs with `secure_delete` (deleted content is zeroed) and
 //! each erasure ends with a `wal_checkpoint(TRUNCATE)`, so neither the database file nor
 //! its write-ahead log holds the erased bytes afterwards (tested by reading the raw files:
-//! `crates/honnin-server/tests/security.rs`). PostgreSQL has no equivalent: deleted rows
+//! `crates/honnin-server/tests/security/erasure.rs`). PostgreSQL has no equivalent: deleted rows
 //! stay in dead tuples until vacuumed and in WAL segments until recycled; there, erasure
 //! rests on the data key leaving the vault (see `docs/security.md`).
 

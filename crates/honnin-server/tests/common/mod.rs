@@ -3,10 +3,21 @@
 //! `HONNIN_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/postgres`;
 //! skipped with a message when it is unreachable, unless `HONNIN_REQUIRE_POSTGRES` is
 //! set, as in CI), and small request helpers. All traffic stays on 127.0.0.1.
+//!
+//! Two ways to get a server: `Server::start` (its own server and database, for a test
+//! that changes the configuration or needs the whole server to itself), or `both!`
+//! (tests/api/main.rs) / `on_shared`: the binary's shared server of each backend,
+//! started once on the binary's runtime, where tests keep apart by unique names
+//! (`unique`) and their own keys. `fixtures` holds the domain set-ups (cards,
+//! verifications, liveness streams) small tests build their state with.
 #![allow(dead_code)]
 
+pub mod fixtures;
+
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use honnin_core::crypto::DataKey;
@@ -57,7 +68,8 @@ pub struct Server {
     pub http: reqwest::Client,
     pub service: Arc<Service>,
     pub dir: tempfile::TempDir,
-    pg: Option<TestDatabase>,
+    pub backend: Backend,
+    pg: Mutex<Option<TestDatabase>>,
 }
 
 impl Server {
@@ -84,7 +96,7 @@ impl Server {
         cfg.service.webhooks.allowed_networks = vec!["127.0.0.0/8".into()];
         // The suite sends hundreds of unauthenticated requests on purpose (every route
         // without a key); the failed-authentication limit has its own tests
-        // (tests/security.rs).
+        // (tests/security/access.rs).
         cfg.limits.failed_auth_per_second = 10_000;
         cfg.limits.failed_auth_burst = 10_000;
         tweak(&mut cfg);
@@ -122,12 +134,13 @@ impl Server {
             http: reqwest::Client::new(),
             service,
             dir,
-            pg,
+            backend,
+            pg: Mutex::new(pg),
         })
     }
 
     pub async fn stop(self) {
-        if let Some(pg) = self.pg {
+        if let Some(pg) = self.pg.into_inner().unwrap() {
             self.service.store().close().await;
             pg.drop().await;
         }
@@ -274,4 +287,112 @@ impl Server {
             .unwrap_or_else(|| panic!("no face indexed from {fixture_name}: {v}"))
             .to_string()
     }
+}
+
+// ---------------------------------------------------------------- the shared servers
+
+/// The runtime every shared-server test of a binary runs on: the shared servers, their
+/// database pools and HTTP clients live on it, so no test's runtime ends under them.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("a test runtime")
+    })
+}
+
+static SHARED_SQLITE: tokio::sync::OnceCell<Option<Server>> = tokio::sync::OnceCell::const_new();
+static SHARED_POSTGRES: tokio::sync::OnceCell<Option<Server>> = tokio::sync::OnceCell::const_new();
+
+/// The binary's shared server of `backend` (default configuration), started by the
+/// first test that asks; `None` when the backend is unavailable (PostgreSQL skipped).
+/// Must be called on `runtime()`.
+pub async fn shared(backend: Backend) -> Option<&'static Server> {
+    let cell = match backend {
+        Backend::Sqlite => &SHARED_SQLITE,
+        Backend::Postgres => &SHARED_POSTGRES,
+    };
+    cell.get_or_init(|| async move {
+        clean_up_at_exit();
+        Server::start(backend, |_| {}).await
+    })
+    .await
+    .as_ref()
+}
+
+/// Runs one test on the binary's shared server of `backend` (what `both!` expands to).
+pub fn on_shared<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(&'static Server) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    runtime().block_on(async move {
+        match shared(backend).await {
+            Some(s) => test(s).await,
+            None => eprintln!("SKIPPED: {backend:?} unavailable"),
+        }
+    })
+}
+
+/// State built once per shared server and only read by the tests that share it (a
+/// test that changes state builds its own): one cell per backend.
+pub type PerBackend<T> = [tokio::sync::OnceCell<T>; 2];
+
+/// The state of `cells` for `s`'s backend, built by `init` for the first test that asks.
+pub async fn per_backend<T, Fut>(
+    cells: &'static PerBackend<T>,
+    s: &Server,
+    init: impl FnOnce() -> Fut,
+) -> &'static T
+where
+    Fut: Future<Output = T>,
+{
+    cells[s.backend as usize].get_or_init(init).await
+}
+
+/// A name no other test of this process uses (`prefix-<n>`): collections, users and
+/// devices on a shared server.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Statics are never dropped: the shared servers' PostgreSQL databases and SQLite
+/// folders are removed when the process exits (`atexit`, on a thread of its own with
+/// its own runtime, since the test harness has finished with everything else).
+fn clean_up_at_exit() {
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> std::os::raw::c_int;
+    }
+    extern "C" fn clean_up() {
+        let servers: Vec<&'static Server> = [&SHARED_SQLITE, &SHARED_POSTGRES]
+            .into_iter()
+            .filter_map(|c| c.get().and_then(Option::as_ref))
+            .collect();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            for s in servers {
+                let pg = s.pg.lock().ok().and_then(|mut pg| pg.take());
+                if let Some(pg) = pg {
+                    rt.block_on(pg.drop());
+                }
+                let _ = std::fs::remove_dir_all(s.dir.path());
+            }
+        })
+        .join();
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `atexit` is the C library's; `clean_up` never unwinds across it (it
+    // catches nothing but does all its work on a joined thread).
+    ONCE.call_once(|| unsafe {
+        atexit(clean_up);
+    });
 }
