@@ -4,8 +4,8 @@
 //! A session is a row in storage (`liveness_sessions`), so any server of a deployment
 //! can create it, stream it or answer for it. The stream itself (a WebSocket in
 //! `honnin-server`) drives a sans-IO [`honnin_liveness::LiveSession`]; this module only
-//! opens it ([`LivenessSessions::open_stream`]) and records its outcome
-//! ([`LivenessSessions::complete_stream`]); [`crate::Service`] joins those to the
+//! opens it (`LivenessSessions::open_stream`) and records its outcome
+//! (`LivenessSessions::complete_stream`); [`crate::Service`] joins those to the
 //! verification a session belongs to.
 //!
 //! Privacy: the client token is stored as its SHA-256; the reference template (for
@@ -413,7 +413,7 @@ impl LivenessSessions<'_> {
     /// its error is returned as is ([`crate::Service::open_liveness_stream`] checks
     /// there that a verification's session may stream). Errors: SessionNotFound,
     /// InvalidClientToken, SessionCancelled, SessionExpired, SessionAlreadyStarted.
-    pub async fn open_stream<F, Fut>(
+    pub(crate) async fn open_stream<F, Fut>(
         &self,
         id: &str,
         token: &str,
@@ -494,7 +494,7 @@ impl LivenessSessions<'_> {
     /// reference image) the match; a verification's session also keeps the live face's
     /// sealed template. Returns what the results API will show and the id of the
     /// verification the session belongs to, if any (for the caller to decide it).
-    pub async fn complete_stream(
+    pub(crate) async fn complete_stream(
         &self,
         t: &LivenessTicket,
         outcome: LivenessOutcome,
@@ -565,8 +565,8 @@ impl LivenessSessions<'_> {
 
     /// Ends a stream that could not run to its end (protocol error, client gone).
     /// Returns the results and the session's verification id, as
-    /// [`LivenessSessions::complete_stream`] does.
-    pub async fn fail_stream(
+    /// `LivenessSessions::complete_stream` does.
+    pub(crate) async fn fail_stream(
         &self,
         t: &LivenessTicket,
         code: &str,

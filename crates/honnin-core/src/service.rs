@@ -13,7 +13,9 @@
 //! | [`Service::webhooks`] | [`Webhooks`] | webhooks, events and their delivery |
 //! | [`Service::keys`] | [`Keys`] | API keys and authentication |
 //!
-//! What spans two domains lives here and nowhere below: a liveness stream that belongs to
+//! A domain may use a lower one (a verification creates its liveness session, enrols
+//! through the gallery, emits its event through the webhooks); what would make two
+//! domains call each other lives here instead: a liveness stream that belongs to
 //! a verification ([`Service::open_liveness_stream`], [`Service::complete_liveness_stream`],
 //! [`Service::fail_liveness_stream`]), and the time limits of all of them
 //! ([`Service::sweep_once`]). `Service` derefs to the [`Context`] (engine, store,
@@ -141,7 +143,7 @@ impl Service {
             .await
     }
 
-    /// Records a finished stream (see [`LivenessSessions::complete_stream`]) and then
+    /// Records a finished stream (results, sealed images, the reference match) and then
     /// decides the verification it belongs to, if any.
     pub async fn complete_liveness_stream(
         &self,

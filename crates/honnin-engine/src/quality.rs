@@ -334,7 +334,7 @@ pub const UNUSABLE: UnusableLimits = UnusableLimits {
 /// Limits below which a face is unusable (see [`UNUSABLE`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UnusableLimits {
-    /// Smallest face box height, pixels.
+    /// Smallest face size (the longer side of its box), pixels.
     pub min_size: f32,
     /// Largest |yaw|, degrees.
     pub max_yaw: f32,

@@ -28,8 +28,8 @@ pub struct VerificationRow {
     /// The id of the liveness session made for it (its live face is compared with the
     /// document).
     pub liveness_session_id: String,
-    /// awaiting_document | awaiting_liveness | processing | approved | rejected |
-    /// needs_review | expired
+    /// Where it stands (see [`VerificationState`]: awaiting a step, processing, or
+    /// decided, cancelled included).
     pub status: VerificationState,
     /// Sealed template of the document portrait, until the decision.
     pub document: Option<Vec<u8>>,

@@ -28,6 +28,8 @@
 //! The component never learns the decision: only the customer's backend reads it with
 //! its API key.
 
+#![warn(missing_docs)]
+
 /// One static asset: the path it is served at, its `Content-Type` and its bytes.
 #[derive(Debug)]
 pub struct Asset {

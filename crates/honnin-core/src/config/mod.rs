@@ -64,8 +64,8 @@ impl Default for ServiceConfig {
     }
 }
 
-/// Bounds on request parameters (Rekognition's where they exist).
-///
+// Bounds on request parameters (Rekognition's where they exist).
+
 /// Shortest transient face ID lifetime (`faceIdTimeToLive`), seconds: 60, Azure Face's
 /// minimum; the default of [`ServiceConfig::face_id_ttl_min_secs`].
 pub const FACE_ID_TTL_MIN: u64 = 60;
@@ -87,6 +87,14 @@ pub const MAX_GROUP_FACES: usize = 1_000;
 pub const MAX_IDENTIFY_FACES: usize = 10;
 /// `maxUsers` of a user search: 1–500 (Rekognition's SearchUsers range), default 10.
 pub const MAX_USERS: usize = 500;
+/// `maxResults` of a listing (collections, faces, users) when the caller gives none.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Largest `maxResults` of `GET /v1/collections`.
+pub const MAX_COLLECTIONS_PAGE: u32 = 1_000;
+/// Largest `maxResults` of `GET /v1/collections/{id}/faces` (Rekognition's ListFaces: 4096).
+pub const MAX_FACES_PAGE: u32 = 4_096;
+/// Largest `maxResults` of `GET /v1/collections/{id}/users` (Rekognition's ListUsers: 500).
+pub const MAX_USERS_PAGE: u32 = 500;
 /// `maxUsers` when the caller gives none.
 pub const DEFAULT_MAX_USERS: usize = 10;
 /// Faces one image may yield (detect, index, compare's target): Rekognition's 100.

@@ -19,7 +19,10 @@ use parking_lot::RwLock;
 
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
-use crate::config::{MAX_DELETE_FACES, MAX_FACES_PER_IMAGE, MAX_SEARCH_RESULTS};
+use crate::config::{
+    DEFAULT_PAGE_SIZE, MAX_COLLECTIONS_PAGE, MAX_DELETE_FACES, MAX_FACES_PAGE, MAX_FACES_PER_IMAGE,
+    MAX_SEARCH_RESULTS,
+};
 use crate::context::{domain, FaceOrigin, Loaded};
 use crate::crypto::{collection_key_ref, template_aad, DataKey};
 use crate::error::{CoreError, Result};
@@ -129,7 +132,7 @@ impl Gallery<'_> {
         token: Option<&str>,
     ) -> Result<CollectionList> {
         p.check(Action::Recognize, None)?;
-        let limit = page_limit(max, 100, 1000)?;
+        let limit = page_limit(max, DEFAULT_PAGE_SIZE, MAX_COLLECTIONS_PAGE)?;
         let scope = match &p.collection {
             None => None,
             Some(_) => match self.scope_collection(p).await? {
@@ -368,7 +371,7 @@ impl Gallery<'_> {
         if let Some(u) = user {
             check_user_id(u)?;
         }
-        let limit = page_limit(max, 100, 4096)?;
+        let limit = page_limit(max, DEFAULT_PAGE_SIZE, MAX_FACES_PAGE)?;
         let listing = format!("faces:{}:{}", c.uid, user.unwrap_or("*"));
         let now = now_ms() / 1000;
         let after = paging::open(&self.page_key, &listing, token, now)?;

@@ -8,7 +8,10 @@ use honnin_storage::UserRow;
 use super::Gallery;
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
-use crate::config::{DEFAULT_MAX_USERS, MAX_ASSOCIATE_FACES, MAX_SEARCH_RESULTS, MAX_USERS};
+use crate::config::{
+    DEFAULT_MAX_USERS, DEFAULT_PAGE_SIZE, MAX_ASSOCIATE_FACES, MAX_SEARCH_RESULTS, MAX_USERS,
+    MAX_USERS_PAGE,
+};
 use crate::error::{CoreError, Result};
 use crate::index::Hit;
 use crate::model::*;
@@ -92,7 +95,7 @@ impl Gallery<'_> {
         token: Option<&str>,
     ) -> Result<UserList> {
         let c = self.authorize(p, Action::Recognize, collection).await?;
-        let limit = page_limit(max, 100, 500)?;
+        let limit = page_limit(max, DEFAULT_PAGE_SIZE, MAX_USERS_PAGE)?;
         let listing = format!("users:{}", c.uid);
         let now = now_ms() / 1000;
         let after = paging::open(&self.page_key, &listing, token, now)?;

@@ -1,6 +1,6 @@
 //! The decision of a verification: one function per step (document, liveness, live
 //! face, document match, duplicate search, enrolment), each returning its
-//! [`DecisionStep`], and [`Service::decide`](crate::Service) combining them into the
+//! [`DecisionStep`], and `Verifications::decide` combining them into the
 //! [`DecisionRecord`].
 //!
 //! Outcome: any failed step → `rejected`; otherwise any step in review →
@@ -48,7 +48,8 @@ pub enum StepName {
 pub enum StepOutcome {
     /// It met the policy.
     Passed,
-    /// It did not: the verification is rejected (enrolment: sent to review).
+    /// It did not: the verification is rejected (enrolment: sent to review; liveness
+    /// of a session that never finished: the verification expires).
     Failed,
     /// A person should look at it.
     Review,
@@ -94,8 +95,9 @@ pub struct DecisionRecord {
     pub outcome: Outcome,
     /// Stable codes of why (empty when approved).
     pub reasons: Vec<String>,
-    /// Every step in order (document, liveness, document match, duplicate search,
-    /// enrolment), skipped ones included.
+    /// The steps run, in order (document, liveness, document match, duplicate search,
+    /// enrolment), skipped ones included; a verification that expired stops after the
+    /// step that showed it, and a cancelled one has none.
     pub steps: Vec<DecisionStep>,
     /// The policy the decision applied.
     pub policy: VerificationPolicy,

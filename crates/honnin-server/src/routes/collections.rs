@@ -21,13 +21,13 @@ pub struct CreateCollectionRequest {
     pub collection_id: String,
 }
 
-/// Paging of list routes.
+/// Paging of `GET /v1/collections`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
-    /// Page size (1–4096; default 1000 for faces, 100 otherwise).
-    #[param(minimum = 1, maximum = 4096)]
+    /// Page size (1–1000; default 100).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     pub max_results: Option<u32>,
     /// The `nextToken` of the previous page: opaque, valid 24 h, for the same listing
     /// and caller only (otherwise 400 `InvalidParameter`).
@@ -39,8 +39,8 @@ pub struct Page {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FacePage {
-    /// Page size (1–4096; default 1000).
-    #[param(minimum = 1, maximum = 4096)]
+    /// Page size (1–4096; default 100).
+    #[param(minimum = 1, maximum = 4096, default = 100)]
     pub max_results: Option<u32>,
     /// The `nextToken` of the previous page: opaque, valid 24 h, for the same listing
     /// only (otherwise 400 `InvalidParameter`).

@@ -235,8 +235,8 @@ pub async fn openapi_json() -> Response {
 )]
 struct ApiDoc;
 
-/// Whether a request body schema has an image member: such a body may also be sent as
-/// `multipart/form-data`, the image as a file part (see `extract::Input`).
+/// Whether a request body schema has an image member: the bodies of its path may also
+/// be sent as `multipart/form-data`, the image as a file part (see `extract::Input`).
 fn has_image_member(schema: Option<&RefOr<utoipa::openapi::schema::Schema>>) -> bool {
     schema
         .and_then(|s| serde_json::to_string(s).ok())
@@ -290,8 +290,30 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .iter()
         .map(|(name, schema)| (name.clone(), has_image_member(Some(schema))))
         .collect();
+    // The JSON body schema's component name, if any.
+    let body_name = |op: &Operation| -> Option<String> {
+        let json = op.request_body.as_ref()?.content.get("application/json")?;
+        let v = serde_json::to_value(&json.schema).ok()?;
+        v["$ref"].as_str()?.rsplit('/').next().map(String::from)
+    };
+    // A path where some operation takes an image accepts multipart for every body on it
+    // (e.g. `DELETE …/faces` beside `POST …/faces`).
+    let multipart_paths: std::collections::HashSet<String> = doc
+        .paths
+        .paths
+        .iter()
+        .filter(|(_, item)| {
+            [&item.get, &item.post, &item.put, &item.delete]
+                .into_iter()
+                .flatten()
+                .filter_map(body_name)
+                .any(|n| bodies.get(&n) == Some(&true))
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
     for (path, item) in doc.paths.paths.iter_mut() {
         let v1 = path.starts_with("/v1/");
+        let multipart = multipart_paths.contains(path);
         let ops: [&mut Option<Operation>; 4] = [
             &mut item.get,
             &mut item.post,
@@ -318,16 +340,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                     "503".into(),
                     error("ServiceUnavailable: the server is at capacity for image work; retry after Retry-After seconds"),
                 );
-                if let Some(body) = op.request_body.as_mut() {
+                if let Some(body) = op.request_body.as_mut().filter(|_| multipart) {
                     if let Some(json) = body.content.get("application/json").cloned() {
-                        // The body's schema is a reference to a component: look it up.
-                        let name = serde_json::to_value(&json.schema)
-                            .ok()
-                            .and_then(|v| v["$ref"].as_str().map(String::from))
-                            .and_then(|r| r.rsplit('/').next().map(String::from));
-                        if name.is_some_and(|n| bodies.get(&n) == Some(&true)) {
-                            body.content.insert("multipart/form-data".into(), json);
-                        }
+                        body.content.insert("multipart/form-data".into(), json);
                     }
                 }
             }
@@ -341,10 +356,10 @@ mod tests {
     use super::*;
 
     /// Every operation of the API is in the document (the router and the document come
-    /// from the same registrations in `api`), and exactly the bodies with an image
-    /// accept multipart.
+    /// from the same registrations in `api`), and multipart goes with the paths that take
+    /// an image.
     #[test]
-    fn every_operation_is_documented_and_multipart_goes_with_images() {
+    fn every_operation_is_documented_and_multipart_goes_with_image_paths() {
         let doc = serde_json::to_value(openapi()).expect("OpenAPI serialises");
         let paths = doc["paths"].as_object().expect("paths");
         let mut ops = Vec::new();
@@ -363,6 +378,7 @@ mod tests {
         assert_eq!(
             multipart,
             [
+                "DELETE /v1/collections/{collectionId}/faces",
                 "POST /v1/collections/{collectionId}/faces",
                 "POST /v1/collections/{collectionId}/search",
                 "POST /v1/collections/{collectionId}/search-users",
@@ -391,6 +407,34 @@ mod tests {
             "{max_users}"
         );
         assert_eq!(max_users["minimum"].as_f64(), Some(1.0), "{max_users}");
+        // Page sizes of the listings: the core's bounds and default.
+        for (path, max) in [
+            ("/v1/collections", honnin_core::config::MAX_COLLECTIONS_PAGE),
+            (
+                "/v1/collections/{collectionId}/faces",
+                honnin_core::config::MAX_FACES_PAGE,
+            ),
+            (
+                "/v1/collections/{collectionId}/users",
+                honnin_core::config::MAX_USERS_PAGE,
+            ),
+        ] {
+            let params = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .expect("parameters");
+            let p = params
+                .iter()
+                .find(|p| p["name"] == "maxResults")
+                .expect("maxResults");
+            let schema = &p["schema"];
+            assert_eq!(schema["maximum"].as_f64(), Some(max as f64), "{path}: {p}");
+            assert_eq!(schema["minimum"].as_f64(), Some(1.0), "{path}: {p}");
+            assert_eq!(
+                schema["default"].as_f64(),
+                Some(honnin_core::config::DEFAULT_PAGE_SIZE as f64),
+                "{path}: {p}"
+            );
+        }
     }
 
     /// The error body's `code` enum is the table of codes, and `docs/api.md` lists every

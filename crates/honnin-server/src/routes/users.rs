@@ -8,10 +8,22 @@ use honnin_core::model::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::collections::Page;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, ImageInput, Input, Path, Query};
 use crate::AppState;
+
+/// Paging of `GET /v1/collections/{collectionId}/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserPage {
+    /// Page size (1–500; default 100).
+    #[param(minimum = 1, maximum = 500, default = 100)]
+    pub max_results: Option<u32>,
+    /// The `nextToken` of the previous page: opaque, valid 24 h, for the same listing
+    /// and caller only (otherwise 400 `InvalidParameter`).
+    pub next_token: Option<String>,
+}
 
 /// The body of `POST /v1/collections/{collectionId}/users`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,7 +59,7 @@ pub async fn create(
 
 /// List users, paged.
 #[utoipa::path(get, path = "/v1/collections/{collectionId}/users", tag = "users",
-    params(("collectionId" = String, Path), Page),
+    params(("collectionId" = String, Path), UserPage),
     responses(
         (status = 200, description = "A page of users", body = UserList),
         (status = 400, description = "InvalidParameter", body = ErrorBody),
@@ -59,7 +71,7 @@ pub async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<String>,
-    Query(q): Query<Page>,
+    Query(q): Query<UserPage>,
 ) -> ApiResult<Json<UserList>> {
     Ok(Json(
         s.service

@@ -157,6 +157,33 @@ async fn a_document_with_two_people_is_ambiguous_and_leaves_it_waiting(s: &Serve
     assert_eq!(v["status"], "awaiting_document", "{v}");
 }
 
+/// Bad documents, one after another on the same verification, leave it waiting for a
+/// document, and it then takes the right one.
+async fn bad_documents_leave_it_waiting_and_it_then_takes_the_right_one(s: &Server) {
+    let k = kyc(s).await;
+    let (id, _, _) = start_verification(s, &k.enroller, &k.c, "alice", json!({})).await;
+    for (doc, want) in [
+        (blank_png(), "NoFaceDetected"),
+        (b"not an image".to_vec(), "InvalidImageFormat"),
+        (two_people(), "DocumentPortraitAmbiguous"),
+    ] {
+        let (st, v) = put_document(s, &k.enroller, &id, &doc).await;
+        assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, want), "{v}");
+    }
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/v1/verifications/{id}"),
+            Some(&k.enroller),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "awaiting_document", "{v}");
+    let (st, v) = put_document(s, &k.enroller, &id, &id_card(&fixture("obama.jpg"))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "awaiting_liveness", "{v}");
+}
+
 /// The card: the main portrait is found, the ghost image ignored; the verification
 /// awaits liveness.
 async fn the_card_portrait_is_found_and_its_ghost_ignored(s: &Server) {
@@ -283,6 +310,7 @@ both!(
     the_liveness_stream_is_refused_before_the_document,
     a_document_without_a_face_or_not_an_image_is_refused,
     a_document_with_two_people_is_ambiguous_and_leaves_it_waiting,
+    bad_documents_leave_it_waiting_and_it_then_takes_the_right_one,
     the_card_portrait_is_found_and_its_ghost_ignored,
     a_second_document_is_out_of_order,
     a_small_portrait_is_refused_when_the_policy_asks_for_more,
