@@ -390,6 +390,65 @@ mod tests {
         );
     }
 
+    /// The status enums are listed with their wire spellings, the ones stored and sent.
+    #[test]
+    fn the_status_enums_are_listed_as_they_are_spelled() {
+        use honnin_core::liveness::LivenessStatus;
+        use honnin_core::verification::{Outcome, StepName, StepOutcome, VerificationState};
+        use honnin_core::webhooks::DeliveryStatus;
+        fn spellings<T: serde::Serialize>(all: &[T]) -> Vec<serde_json::Value> {
+            all.iter()
+                .map(|v| serde_json::to_value(v).expect("serialises"))
+                .collect()
+        }
+        let doc = serde_json::to_value(openapi()).expect("OpenAPI serialises");
+        let schemas = &doc["components"]["schemas"];
+        for (name, want) in [
+            ("LivenessStatus", spellings(LivenessStatus::ALL)),
+            ("VerificationState", spellings(VerificationState::ALL)),
+            ("Outcome", spellings(Outcome::ALL)),
+            (
+                "StepName",
+                spellings(&[
+                    StepName::Document,
+                    StepName::Liveness,
+                    StepName::DocumentMatch,
+                    StepName::DuplicateSearch,
+                    StepName::Enrolment,
+                ]),
+            ),
+            (
+                "StepOutcome",
+                spellings(&[
+                    StepOutcome::Passed,
+                    StepOutcome::Failed,
+                    StepOutcome::Review,
+                    StepOutcome::Skipped,
+                ]),
+            ),
+            (
+                "DeliveryStatus",
+                spellings(&[
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::Delivered,
+                    DeliveryStatus::Failed,
+                ]),
+            ),
+        ] {
+            let listed = schemas[name]["enum"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(listed, want, "{name}: {}", schemas[name]);
+        }
+        assert_eq!(
+            spellings(LivenessStatus::ALL),
+            ["CREATED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "EXPIRED"]
+                .map(serde_json::Value::from)
+                .to_vec()
+        );
+    }
+
     /// The limits the OpenAPI document states are the ones the core enforces.
     #[test]
     fn the_openapi_limits_are_the_cores() {
