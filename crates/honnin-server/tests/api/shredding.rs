@@ -3,7 +3,8 @@
 
 use serde_json::json;
 
-use crate::common::{b64, fixture, unique, Server};
+use crate::common::fixtures::collection_with_face;
+use crate::common::{b64, fixture, Server};
 
 /// What the store held about a collection with one face, read before its deletion.
 struct Before {
@@ -18,20 +19,7 @@ struct Before {
 /// A collection with obama's face, a "backup" of its face rows and its wrapped data key,
 /// then the collection deleted.
 async fn deleted_collection(s: &Server) -> Before {
-    let c = unique("shred");
-    s.ok("POST", "/v1/collections", Some(json!({"collectionId": c})))
-        .await;
-    let f = s
-        .ok(
-            "POST",
-            &format!("/v1/collections/{c}/faces"),
-            Some(json!({"image": b64(&fixture("obama.jpg"))})),
-        )
-        .await;
-    let fid = f["faceRecords"][0]["face"]["faceId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (c, fid) = collection_with_face(s, "shred").await;
     let store = s.service.store();
     // A "backup" of the face rows taken before deletion.
     let backup = store

@@ -31,10 +31,10 @@ pub fn shrunk(name: &str) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A collection (unique name) with the face of obama.jpg associated to user `o`; its
-/// name.
-pub async fn collection_with_user(s: &Server) -> String {
-    let c = unique("t");
+/// A new collection (a unique name starting with `prefix`) holding the face of
+/// obama.jpg: its name and the face id.
+pub async fn collection_with_face(s: &Server, prefix: &str) -> (String, String) {
+    let c = unique(prefix);
     s.ok("POST", "/v1/collections", Some(json!({"collectionId": c})))
         .await;
     let f = s
@@ -48,6 +48,13 @@ pub async fn collection_with_user(s: &Server) -> String {
         .as_str()
         .unwrap()
         .to_string();
+    (c, fid)
+}
+
+/// A collection (unique name) with the face of obama.jpg associated to user `o`; its
+/// name.
+pub async fn collection_with_user(s: &Server) -> String {
+    let (c, fid) = collection_with_face(s, "t").await;
     s.ok(
         "POST",
         &format!("/v1/collections/{c}/users"),
