@@ -80,6 +80,8 @@ pub struct Context {
     pub(crate) transient_key: DataKey,
     /// Seals page tokens.
     pub(crate) page_key: DataKey,
+    /// Seals the private keys that sign login assertions.
+    pub(crate) login_key: DataKey,
     config: ServiceConfig,
     pub(crate) weighting: Weighting,
     pub(crate) admission: Arc<Admission>,
@@ -139,6 +141,7 @@ impl Context {
             store.delete_meta(LEGACY_TRANSIENT_KEY).await?;
         }
         let page_key = service_key(&store, &master, "page-tokens", None).await?;
+        let login_key = service_key(&store, &master, "login-signing", None).await?;
         let egress = crate::egress::EgressPolicy::new(
             config.webhooks.allow_http,
             config.webhooks.allow_public,
@@ -157,6 +160,7 @@ impl Context {
             master,
             transient_key,
             page_key,
+            login_key,
             admission: Arc::new(Admission::new(&config.admission)),
             egress,
             config,
@@ -414,9 +418,9 @@ impl Context {
         Template::from_bytes(&plain).map_err(CoreError::engine("stored template"))
     }
 
-    /// The live-face template of a finishing liveness session that belongs to a
-    /// verification, sealed with the transient key; the session's finish stores it with
-    /// the finished status and the verification's decision opens it.
+    /// The live-face template of a finishing liveness session, sealed with the
+    /// transient key; the session's finish stores it with the finished status, and a
+    /// verification's decision, a login or a profile enrolment opens it.
     pub(crate) fn seal_live_template(&self, session_id: &str, live: &Template) -> Vec<u8> {
         self.transient_key.seal(
             &live.to_bytes(),

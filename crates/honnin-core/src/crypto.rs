@@ -122,6 +122,11 @@ pub fn template_aad(collection: &str, face_id: &str) -> Vec<u8> {
     format!("face:{collection}:{face_id}").into_bytes()
 }
 
+/// Associated data binding a login profile template to its collection and id.
+pub fn profile_aad(collection: &str, template_id: &str) -> Vec<u8> {
+    format!("login-profile:{collection}:{template_id}").into_bytes()
+}
+
 /// Associated data binding a transient template to its transient face id.
 pub fn transient_aad(face_id: &str) -> Vec<u8> {
     format!("transient-face:{face_id}").into_bytes()

@@ -69,6 +69,21 @@ pub enum CoreError {
     /// The liveness session was cancelled (the API key that created it was revoked).
     #[error("{0}")]
     SessionCancelled(String),
+    /// The liveness session was already used by a login or an enrolment.
+    #[error("{0}")]
+    SessionAlreadyUsed(String),
+    /// The liveness session has not finished (a login or enrolment needs its result).
+    #[error("{0}")]
+    SessionNotFinished(String),
+    /// A live face may not be enrolled (liveness, pose, quality, several faces).
+    #[error("{0}")]
+    EnrolmentRejected(String),
+    /// The login profile holds the most templates allowed.
+    #[error("{0}")]
+    ProfileFull(String),
+    /// A login cannot hold its level over this many templates (beyond the calibration).
+    #[error("{0}")]
+    LevelBeyondCalibration(String),
     /// The client token does not belong to this liveness session.
     #[error("{0}")]
     InvalidClientToken(String),
@@ -153,6 +168,11 @@ impl CoreError {
             CoreError::SessionAlreadyStarted(_) => "SessionAlreadyStarted",
             CoreError::SessionCancelled(_) => "SessionCancelled",
             CoreError::InvalidClientToken(_) => "InvalidClientToken",
+            CoreError::SessionAlreadyUsed(_) => "SessionAlreadyUsed",
+            CoreError::SessionNotFinished(_) => "SessionNotFinished",
+            CoreError::EnrolmentRejected(_) => "EnrolmentRejected",
+            CoreError::ProfileFull(_) => "ProfileFull",
+            CoreError::LevelBeyondCalibration(_) => "LevelBeyondCalibration",
             CoreError::VerificationNotFound(_) => "VerificationNotFound",
             CoreError::VerificationExpired(_) => "VerificationExpired",
             CoreError::StepOutOfOrder(_) => "VerificationStepOutOfOrder",
@@ -219,6 +239,8 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     code("NoFaceDetected", 400, "InvalidParameterException", "an operation needs a face and the image has none"),
     code("DocumentPortraitAmbiguous", 400, "InvalidParameterException", "several faces of similar size on an ID document"),
     code("DocumentPortraitUnusable", 400, "InvalidParameterException", "the document portrait is too small, blurred, dark or turned to compare"),
+    code("EnrolmentRejected", 400, "InvalidParameterException", "a login profile enrols only a passed, fresh liveness session's frontal, high-quality face, alone in the frame"),
+    code("LevelBeyondCalibration", 400, "InvalidParameterException", "a login cannot hold its security level over this many templates (the per-comparison FMR would lie beyond the calibration): name the user, use a lower level, or a smaller profile"),
     code("Unauthenticated", 401, "UnrecognizedClientException", "missing, malformed, unknown or revoked API key"),
     code("InvalidClientToken", 401, "AccessDeniedException", "the stream's token does not belong to the liveness session"),
     code("AccessDenied", 403, "AccessDeniedException", "the key's role or collection scope does not allow it"),
@@ -230,6 +252,9 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     code("Cancelled", 408, "RequestTimeoutException", "the request was gone before its work finished (never shown: a timed-out request is answered RequestTimeout)"),
     code("ResourceAlreadyExists", 409, "ResourceAlreadyExistsException", "collection or user id taken"),
     code("SessionAlreadyStarted", 409, "InvalidParameterException", "the liveness session was already streamed (one stream per session)"),
+    code("SessionAlreadyUsed", 409, "InvalidParameterException", "the liveness session was already used by a login or an enrolment (a session is used once)"),
+    code("SessionNotFinished", 409, "InvalidParameterException", "the liveness session has not finished streaming"),
+    code("ProfileFull", 409, "LimitExceededException", "the login profile holds `login.max_templates_per_profile` templates"),
     code("VerificationStepOutOfOrder", 409, "InvalidParameterException", "a verification step sent before its turn, or a second time"),
     code("SessionExpired", 410, "SessionNotFoundException", "the liveness session's time is over"),
     code("SessionCancelled", 410, "SessionNotFoundException", "the key that created the liveness session was revoked"),

@@ -21,6 +21,7 @@ pub mod gallery;
 pub mod index;
 pub mod keys;
 pub mod liveness;
+pub mod login;
 pub mod model;
 pub mod paging;
 mod pipeline;

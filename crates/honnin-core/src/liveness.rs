@@ -200,6 +200,41 @@ fn challenge_name(c: ChallengeKind) -> String {
         .unwrap_or_else(|| format!("{c:?}"))
 }
 
+/// The live face a finished session keeps for one login or enrolment (with its
+/// template): pose and quality of the reference frame, and how often a second face was
+/// seen. No image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiveFaceDetails {
+    /// Left–right turn, degrees (−90–90).
+    pub yaw: f32,
+    /// Up–down tilt, degrees (−90–90).
+    pub pitch: f32,
+    /// In-plane rotation, degrees (−180–180).
+    pub roll: f32,
+    /// Quality for recognition (`low`, `medium`, `high`; the engine's quality gates).
+    pub quality: honnin_engine::QualityLevel,
+    /// Face size, pixels (the longer side of the box).
+    pub face_size: f32,
+    /// Share of the session's detections that saw a second face of similar size, 0–1.
+    pub multiple_faces_fraction: f64,
+}
+
+impl LiveFaceDetails {
+    /// The details of an outcome's reference face, if it has one.
+    pub fn of(outcome: &LivenessOutcome) -> Option<LiveFaceDetails> {
+        outcome.reference_face.as_ref().map(|f| LiveFaceDetails {
+            yaw: f.pose.yaw,
+            pitch: f.pose.pitch,
+            roll: f.pose.roll,
+            quality: f.quality_for_recognition,
+            face_size: f.face_size,
+            multiple_faces_fraction: outcome.signals.movement.multiple_faces_fraction,
+        })
+    }
+}
+
 pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -550,15 +585,18 @@ impl LivenessSessions<'_> {
             frames_received: outcome.frames_received,
             analysis_ms: Some(outcome.analysis_ms),
         };
-        // A verification's live face is stored with the finished status, in one
-        // statement: from that moment any server's background pass may decide it.
+        // The live face is stored with the finished status, in one statement: from
+        // that moment any server's background pass may decide a verification with it,
+        // and one login or enrolment may take it (until the images' time runs out).
         let verification = self.store().verification_of_liveness(&t.session_id).await?;
-        let live = verification
+        let live = outcome
+            .reference_template
             .as_ref()
-            .and(outcome.reference_template.as_ref())
             .map(|live| self.seal_live_template(&t.session_id, live));
+        let details = LiveFaceDetails::of(&outcome)
+            .and_then(|d| serde_json::to_string(&d).ok());
         let results = self
-            .store_result(t, results, Some(images), live.as_deref(), now)
+            .store_result(t, results, Some(images), live.as_deref(), details.as_deref(), now)
             .await?;
         Ok((results, verification))
     }
@@ -598,7 +636,9 @@ impl LivenessSessions<'_> {
             analysis_ms: None,
         };
         let verification = self.store().verification_of_liveness(&t.session_id).await?;
-        let results = self.store_result(t, results, None, None, now_ms()).await?;
+        let results = self
+            .store_result(t, results, None, None, None, now_ms())
+            .await?;
         Ok((results, verification))
     }
 
@@ -625,6 +665,7 @@ impl LivenessSessions<'_> {
         mut results: LivenessResults,
         images: Option<StoredImages>,
         live_template: Option<&[u8]>,
+        live_face: Option<&str>,
         now: i64,
     ) -> Result<LivenessResults> {
         let row = self.store().get_liveness(&t.session_id).await?;
@@ -653,6 +694,7 @@ impl LivenessSessions<'_> {
                 &json,
                 sealed.as_deref(),
                 live_template,
+                live_face,
                 now,
                 images_until,
             )

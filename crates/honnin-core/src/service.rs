@@ -37,6 +37,7 @@ use crate::error::Result;
 use crate::gallery::Gallery;
 use crate::keys::Keys;
 use crate::liveness::{LivenessResults, LivenessSessions, LivenessTicket};
+use crate::login::Logins;
 use crate::transient::TransientFaces;
 use crate::verification::Verifications;
 use crate::webhooks::Webhooks;
@@ -68,6 +69,10 @@ pub struct SweepReport {
     pub deliveries_purged: u64,
     /// Data keys left in the vault by an interrupted collection creation, deleted.
     pub orphan_keys_deleted: u64,
+    /// Login attempt records deleted at the end of their retention.
+    pub login_attempts_deleted: u64,
+    /// Assertion-signing keys deleted once no assertion they signed can be valid.
+    pub signing_keys_retired: u64,
 }
 
 /// The face service. Build one per process with [`Service::open`] and share it.
@@ -124,6 +129,11 @@ impl Service {
         Webhooks::new(&self.cx)
     }
 
+    /// Face login: enrolment profiles, login attempts, assertions.
+    pub fn logins(&self) -> Logins<'_> {
+        Logins::new(&self.cx)
+    }
+
     /// API keys and authentication.
     pub fn keys(&self) -> Keys<'_> {
         Keys::new(&self.cx)
@@ -177,7 +187,7 @@ impl Service {
     }
 
     /// Enforces every time limit (transient faces, tombstones, liveness, verifications,
-    /// finished deliveries) and removes data keys orphaned by an interrupted creation.
+    /// finished deliveries, login attempts, retired signing keys) and removes data keys orphaned by an interrupted creation.
     pub async fn sweep_once(&self) -> Result<SweepReport> {
         let now = now_ms();
         let live = self.store().sweep_liveness(now).await?;
@@ -199,6 +209,8 @@ impl Service {
                 .purge_tombstones(now - self.config().tombstone_retention_secs as i64 * 1000)
                 .await?,
             orphan_keys_deleted: self.delete_orphan_keys(now).await?,
+            login_attempts_deleted: self.store().sweep_login_attempts(now).await?,
+            signing_keys_retired: self.store().delete_retired_signing_keys(now).await?,
         };
         // Whatever was erased since the last sweep (expired data, images handed out,
         // templates dropped at a decision) leaves the files too, not only the tables:

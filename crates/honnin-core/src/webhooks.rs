@@ -41,7 +41,15 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 /// The events a webhook can subscribe to.
-pub const EVENTS: [&str; 1] = ["verification.completed"];
+pub const EVENTS: [&str; 7] = [
+    "verification.completed",
+    "login.succeeded",
+    "login.failed",
+    "login.locked",
+    "profile.enrolled",
+    "profile.updated",
+    "profile.deleted",
+];
 
 /// What an event is about, recorded with its deliveries so erasing a collection, a
 /// user or a verification erases the events about them too.

@@ -314,9 +314,12 @@ pub struct LivenessOutcome {
     /// Further frames spread over the session, for audit: at most
     /// [`crate::SessionSettings::audit_images_limit`] (0–4).
     pub audit_images: Vec<CapturedImage>,
-    /// Template of the reference face, for liveness-with-verify.
+    /// Template of the reference face, for liveness-with-verify and face login.
     #[serde(skip)]
     pub reference_template: Option<Template>,
+    /// The reference face as detected (pose, quality), for face login's enrolment gates.
+    #[serde(skip)]
+    pub reference_face: Option<honnin_engine::Face>,
     /// Frames the client sent.
     pub frames_received: u32,
     /// Wall time of [`crate::LiveSession::finish`] (ms).
@@ -336,6 +339,7 @@ impl LivenessOutcome {
             reference_image: None,
             audit_images: Vec::new(),
             reference_template: None,
+            reference_face: None,
             frames_received,
             analysis_ms: 0.0,
         }

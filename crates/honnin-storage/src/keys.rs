@@ -66,7 +66,7 @@ pub(crate) async fn revoke_in(
         r.keys += 1;
         r.sessions_cancelled += sqlx::query(&format!(
             "UPDATE liveness_sessions SET status = '{l_failed}', cancelled_ms = $1, finished_ms = $1, \
-             reference = NULL, images = NULL, live_template = NULL \
+             reference = NULL, images = NULL, live_template = NULL, live_face = NULL \
              WHERE owner_key = $2 AND status IN ('{l_created}', '{l_in_progress}')",
             l_failed = LivenessStatus::Failed, l_created = LivenessStatus::Created, l_in_progress = LivenessStatus::InProgress
         ))

@@ -19,6 +19,7 @@
 mod erasure;
 mod gallery;
 mod keys;
+mod login;
 mod sessions;
 pub mod status;
 #[cfg(feature = "testing")]
@@ -29,6 +30,9 @@ mod verification;
 
 pub use erasure::{DeletedCollection, DeletedUser};
 pub use keys::Revocation;
+pub use login::{
+    LiveFace, LiveFaceUnavailable, LockoutRow, LoginAttemptRow, ProfileTemplateRow, SigningKeyRow,
+};
 pub use status::{LivenessStatus, Outcome, UnknownStatus, VerificationState};
 pub use url::RedactedUrl;
 pub use vault::{KeyVault, VaultEntry};

@@ -200,12 +200,13 @@ impl Store {
         result: &str,
         images: Option<&[u8]>,
         live_template: Option<&[u8]>,
+        live_face: Option<&str>,
         now_ms: i64,
         images_until_ms: i64,
     ) -> Result<bool> {
         let r = sqlx::query(&format!(
             "UPDATE liveness_sessions SET status = $1, result = $2, images = $3, finished_ms = $4, \
-             images_until_ms = $5, reference = NULL, live_template = $6 \
+             images_until_ms = $5, reference = NULL, live_template = $6, live_face = $8 \
              WHERE session_id = $7 AND status = '{l_in_progress}'",
             l_in_progress = LivenessStatus::InProgress
         ))
@@ -216,6 +217,7 @@ impl Store {
         .bind(images_until_ms)
         .bind(live_template)
         .bind(id)
+        .bind(live_face)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -289,6 +291,17 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        // A live face nobody took (for a login or an enrolment) goes with the images;
+        // a verification's stays until the verification is decided.
+        sqlx::query(
+            "UPDATE liveness_sessions SET live_template = NULL, live_face = NULL \
+             WHERE (live_template IS NOT NULL OR live_face IS NOT NULL) \
+             AND images_until_ms <= $1 AND NOT EXISTS (SELECT 1 FROM verifications v \
+             WHERE v.liveness_session_id = liveness_sessions.session_id)",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         let deleted = sqlx::query("DELETE FROM liveness_sessions WHERE retain_until_ms <= $1")
             .bind(now_ms)
             .execute(&self.pool)

@@ -346,7 +346,7 @@ impl Store {
         }
         // The live face served this decision and goes with it, as the document did.
         sqlx::query(
-            "UPDATE liveness_sessions SET live_template = NULL WHERE session_id = \
+            "UPDATE liveness_sessions SET live_template = NULL, live_face = NULL WHERE session_id = \
              (SELECT liveness_session_id FROM verifications WHERE verification_id = $1)",
         )
         .bind(id)
@@ -424,6 +424,19 @@ impl Store {
             .await?;
         Ok(match row {
             Some(r) => r.try_get("live_template")?,
+            None => None,
+        })
+    }
+
+    /// A liveness session's live-face details (pose, quality; JSON owned by
+    /// honnin-core), if kept.
+    pub async fn live_face_details(&self, session_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT live_face FROM liveness_sessions WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("live_face")?,
             None => None,
         })
     }

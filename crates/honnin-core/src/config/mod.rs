@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod liveness;
+pub mod login;
 pub mod verification;
 pub mod webhooks;
 
@@ -39,6 +40,8 @@ pub struct ServiceConfig {
     pub verification: verification::VerificationConfig,
     /// Webhook delivery.
     pub webhooks: webhooks::WebhookConfig,
+    /// Face login (profiles, levels, lock-out, assertions).
+    pub login: login::LoginConfig,
     /// When a non-match is answered "retake" rather than "different person" (pose,
     /// face size, blur; see `honnin_engine::NonMatchLimits`).
     pub retake: honnin_engine::NonMatchLimits,
@@ -59,6 +62,7 @@ impl Default for ServiceConfig {
             liveness: liveness::LivenessConfig::default(),
             verification: verification::VerificationConfig::default(),
             webhooks: webhooks::WebhookConfig::default(),
+            login: login::LoginConfig::default(),
             retake: honnin_engine::NonMatchLimits::default(),
         }
     }

@@ -17,6 +17,7 @@ use super::Verifications;
 use crate::clock::{now_ms, rfc3339};
 use crate::config::verification::{stored_policy, VerificationPolicy};
 use crate::context::FaceOrigin;
+use crate::login::Logins;
 use crate::crypto::{live_template_aad, verification_aad};
 use crate::error::{CoreError, Result};
 use crate::gallery::Gallery;
@@ -497,6 +498,7 @@ impl Verifications<'_> {
                     reasons: vec![],
                     details: Some(serde_json::json!({
                         "userId": row.external_user_id, "faceId": face_id,
+                        "loginProfile": self.login_profile(row, live).await,
                     })),
                     at: now_at(),
                 },
@@ -519,6 +521,35 @@ impl Verifications<'_> {
                     reasons: vec!["EnrolmentFailed".into()],
                     review: true,
                 }
+            }
+        }
+    }
+
+    /// The enrolment's login profile template: the live face added to the person's
+    /// profile when it passes the profile's gates (`{"templateId": …}`), or why not
+    /// (`{"notAdded": …}`). A failure here does not fail the enrolment.
+    async fn login_profile(&self, row: &VerificationRow, live: &Template) -> serde_json::Value {
+        let details = match self.store().live_face_details(&row.liveness_session_id).await {
+            Ok(d) => d.and_then(|d| serde_json::from_str(&d).ok()),
+            Err(e) => return serde_json::json!({"notAdded": e.to_string()}),
+        };
+        match Logins::new(self.cx)
+            .enrol_verified(
+                &row.owner_key,
+                &row.collection_id,
+                &row.external_user_id,
+                live,
+                details.as_ref(),
+                &row.verification_id,
+            )
+            .await
+        {
+            Ok(Ok(id)) => serde_json::json!({"templateId": id}),
+            Ok(Err(why)) => serde_json::json!({"notAdded": why}),
+            Err(e) => {
+                tracing::warn!(verification = %row.verification_id, error = %e,
+                    "login profile enrolment failed");
+                serde_json::json!({"notAdded": e.code()})
             }
         }
     }

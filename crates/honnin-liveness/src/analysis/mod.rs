@@ -531,6 +531,7 @@ pub(crate) fn analyze(
         },
         reference_image,
         audit_images,
+        reference_face: reference.map(|r| rec.stored[r].face.clone()),
         reference_template,
         frames_received: rec.frames_received,
         analysis_ms: t0.elapsed().as_secs_f64() * 1e3,

@@ -7,6 +7,7 @@ pub mod collections;
 pub mod images;
 pub mod keys;
 pub mod liveness;
+pub mod login;
 pub mod transient;
 pub mod users;
 pub mod verifications;
@@ -66,6 +67,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::delete))
         .routes(routes!(webhooks::deliveries))
+        .routes(routes!(login::enrol, login::describe, login::delete))
+        .routes(routes!(login::add_template))
+        .routes(routes!(login::login, login::attempts))
+        .routes(routes!(login::unlock))
+        .routes(routes!(login::jwks))
         .route("/static/{*file}", get(liveness::static_file))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -374,7 +380,7 @@ mod tests {
         }
         ops.sort();
         multipart.sort();
-        assert_eq!(ops.len(), 38, "{ops:#?}");
+        assert_eq!(ops.len(), 46, "{ops:#?}");
         assert_eq!(
             multipart,
             [

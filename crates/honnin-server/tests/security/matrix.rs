@@ -162,6 +162,7 @@ fn targets(route: &str) -> Vec<T> {
         | "GET /healthz"
         | "GET /readyz"
         | "GET /openapi.json"
+        | "GET /.well-known/jwks.json"
         | "GET /metrics" => vec![In],
         "POST /v1/keys" | "DELETE /v1/keys/{keyId}" => vec![In, Out, Unlimited],
         "POST /v1/verify" => vec![Own, Mate, Foreign, Unl, In, Out],
@@ -205,6 +206,7 @@ fn expect(route: &str, k: K, t: T) -> u16 {
         | "GET /v1/collections"
         | "GET /healthz"
         | "GET /readyz"
+        | "GET /.well-known/jwks.json"
         | "GET /openapi.json" => 200,
         "GET /metrics" => {
             if k == K::AdminAll {
@@ -292,6 +294,27 @@ fn expect(route: &str, k: K, t: T) -> u16 {
             (true, false) => 403,
             (true, true) => 204,
         },
+        // Face login. Past the checks: an unstreamed session of the caller's (409
+        // SessionNotFinished), a user without a profile (404).
+        "PUT /v1/collections/{collectionId}/users/{userId}/profile"
+        | "POST /v1/collections/{collectionId}/users/{userId}/profile/templates" => enrol(409),
+        "DELETE /v1/collections/{collectionId}/users/{userId}/profile" => enrol(404),
+        "GET /v1/collections/{collectionId}/users/{userId}/profile" => {
+            if in_scope {
+                404
+            } else {
+                403
+            }
+        }
+        "POST /v1/collections/{collectionId}/logins" => {
+            if in_scope {
+                409
+            } else {
+                403
+            }
+        }
+        "GET /v1/collections/{collectionId}/logins"
+        | "POST /v1/collections/{collectionId}/login-unlock" => enrol(200),
         other => panic!("{other} has no rule in the matrix: add one (and to docs/security.md)"),
     }
 }
@@ -316,6 +339,7 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
         | "GET /healthz"
         | "GET /readyz"
         | "GET /openapi.json"
+        | "GET /.well-known/jwks.json"
         | "GET /metrics" => body = None,
         "POST /v1/liveness/sessions" => body = Some(json!({})),
         "POST /v1/webhooks" => body = Some(json!({"url": "http://127.0.0.1:9/hook"})),
@@ -446,6 +470,26 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
             };
             path = path.replace("{verificationId}", &id);
             body = (method == "PUT").then(|| json!({"image": b64(&blank_png())}));
+        }
+        "PUT /v1/collections/{collectionId}/users/{userId}/profile"
+        | "POST /v1/collections/{collectionId}/users/{userId}/profile/templates"
+        | "POST /v1/collections/{collectionId}/logins" => {
+            path = path.replace("{userId}", &w.fresh("p"));
+            let session = w.session_of(&key).await;
+            body = Some(if route.ends_with("/logins") {
+                json!({"livenessSessionId": session, "userId": w.fresh("p")})
+            } else {
+                json!({"livenessSessionId": session})
+            });
+        }
+        "GET /v1/collections/{collectionId}/users/{userId}/profile"
+        | "DELETE /v1/collections/{collectionId}/users/{userId}/profile" => {
+            path = path.replace("{userId}", &w.fresh("p"));
+            body = None;
+        }
+        "GET /v1/collections/{collectionId}/logins" => body = None,
+        "POST /v1/collections/{collectionId}/login-unlock" => {
+            body = Some(json!({"userId": w.fresh("p")}))
         }
         other => panic!("{other} is not in the matrix: add how to call it"),
     }

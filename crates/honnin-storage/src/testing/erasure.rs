@@ -256,7 +256,7 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
             })
             .await
             .unwrap();
-            s.finish_liveness(&sess, LivenessStatus::Succeeded, "{}", None, None, 1, 2)
+            s.finish_liveness(&sess, LivenessStatus::Succeeded, "{}", None, None, None, 1, 2)
                 .await
                 .unwrap();
             let vid = format!("verification-of-{u}");
@@ -294,6 +294,7 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
             })
             .await
             .unwrap();
+            login_rows_about(s, c, &u).await;
             s.enqueue_deliveries(&[DeliveryRow {
                 delivery_id: format!("delivery-about-{u}"),
                 webhook_id: format!("hook-{u}"),
@@ -325,6 +326,7 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
         (d.verifications, d.liveness_sessions, d.deliveries),
         (1, 1, 1)
     );
+    assert_eq!(d.login_records, 3, "profile template, attempt, lock-out");
     // Only the webhook row (the customer's, naming no one) and tombstones (a face id, for
     // other servers' indexes, purged after tombstone_retention_secs) may remain.
     let left = rows_mentioning(s, &["eve-7f3a-erase-me"], &["webhooks", "tombstones"]).await;
@@ -359,4 +361,49 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
     }
     let left = rows_mentioning(s, &["keep-me"], &[]).await;
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A login profile template, an attempt and a lock-out about user `u` of `c`.
+async fn login_rows_about(s: &Store, c: &str, u: &str) {
+    s.enrol_profile(
+        c,
+        u,
+        &[ProfileTemplateRow {
+            template_id: format!("profile-template-of-{u}"),
+            collection_id: c.into(),
+            user_id: u.into(),
+            template: format!("sealed-profile-of-{u}").into_bytes(),
+            source: "liveness".into(),
+            source_id: format!("session-of-{u}"),
+            details: "{}".into(),
+            created_ms: 1,
+        }],
+        false,
+        1,
+    )
+    .await
+    .unwrap();
+    s.insert_login_attempt(&LoginAttemptRow {
+        attempt_id: format!("login-of-{u}"),
+        owner_key: "kid1".into(),
+        collection_id: c.into(),
+        user_id: Some(u.into()),
+        client_id: None,
+        outcome: "FAILED".into(),
+        record: "{}".into(),
+        created_ms: 1,
+        retain_until_ms: i64::MAX / 4,
+    })
+    .await
+    .unwrap();
+    s.put_lockout(&LockoutRow {
+        collection_id: c.into(),
+        subject: format!("user:{u}"),
+        failures: 1,
+        lockouts: 0,
+        locked_until_ms: None,
+        updated_ms: 1,
+    })
+    .await
+    .unwrap();
 }

@@ -5,11 +5,13 @@ use crate::*;
 
 mod erasure;
 mod gallery;
+mod login;
 mod outbox;
 mod sessions;
 
 use erasure::*;
 use gallery::*;
+use login::*;
 use outbox::*;
 use sessions::*;
 
@@ -53,6 +55,10 @@ pub async fn run_suite(store: &Store) {
     claims_are_fair_and_circuits_open(store).await;
     revocation_ends_the_keys_work(store).await;
     erasure_leaves_no_row_about_the_subject(store).await;
+    login_profiles(store).await;
+    live_faces_are_taken_once(store).await;
+    login_attempts_and_lockouts(store).await;
+    signing_keys_rotate(store).await;
 }
 
 /// Every row of every table of the store (the catalogue's list, so a table added later

@@ -240,6 +240,7 @@ pub(super) async fn verifications(s: &Store) {
             "{}",
             None,
             Some(&[4, 2]),
+            None,
             13_000,
             20_000
         )

@@ -102,6 +102,7 @@ pub(super) async fn liveness(s: &Store) {
             "{}",
             None,
             None,
+            None,
             4_000,
             9_000
         )
@@ -115,6 +116,7 @@ pub(super) async fn liveness(s: &Store) {
             LivenessStatus::Succeeded,
             "{\"c\":1}",
             Some(&[1, 2, 3]),
+            None,
             None,
             4_000,
             9_000
