@@ -593,10 +593,16 @@ impl LivenessSessions<'_> {
             .reference_template
             .as_ref()
             .map(|live| self.seal_live_template(&t.session_id, live));
-        let details = LiveFaceDetails::of(&outcome)
-            .and_then(|d| serde_json::to_string(&d).ok());
+        let details = LiveFaceDetails::of(&outcome).and_then(|d| serde_json::to_string(&d).ok());
         let results = self
-            .store_result(t, results, Some(images), live.as_deref(), details.as_deref(), now)
+            .store_result(
+                t,
+                results,
+                Some(images),
+                live.as_deref(),
+                details.as_deref(),
+                now,
+            )
             .await?;
         Ok((results, verification))
     }

@@ -184,7 +184,10 @@ impl Store {
             template: r.try_get("live_template")?,
             details: r.try_get("live_face")?,
         };
-        if !matches!(face.status, LivenessStatus::Succeeded | LivenessStatus::Failed) {
+        if !matches!(
+            face.status,
+            LivenessStatus::Succeeded | LivenessStatus::Failed
+        ) {
             return Ok(Ok(face));
         }
         let n = sqlx::query(
@@ -276,21 +279,25 @@ impl Store {
         user: Option<&str>,
     ) -> Result<Vec<ProfileTemplateRow>> {
         let rows = match user {
-            Some(u) => sqlx::query(&format!(
-                "SELECT {PROFILE_COLS} FROM login_profiles WHERE collection_id = $1 \
+            Some(u) => {
+                sqlx::query(&format!(
+                    "SELECT {PROFILE_COLS} FROM login_profiles WHERE collection_id = $1 \
                  AND user_id = $2 ORDER BY created_ms, template_id"
-            ))
-            .bind(collection)
-            .bind(u)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query(&format!(
-                "SELECT {PROFILE_COLS} FROM login_profiles WHERE collection_id = $1 \
+                ))
+                .bind(collection)
+                .bind(u)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {PROFILE_COLS} FROM login_profiles WHERE collection_id = $1 \
                  ORDER BY user_id, created_ms, template_id"
-            ))
-            .bind(collection)
-            .fetch_all(&self.pool)
-            .await?,
+                ))
+                .bind(collection)
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
         rows.iter().map(profile_from_row).collect()
     }
@@ -352,23 +359,27 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<LoginAttemptRow>> {
         let rows = match user {
-            Some(u) => sqlx::query(&format!(
-                "SELECT {ATTEMPT_COLS} FROM login_attempts WHERE collection_id = $1 \
+            Some(u) => {
+                sqlx::query(&format!(
+                    "SELECT {ATTEMPT_COLS} FROM login_attempts WHERE collection_id = $1 \
                  AND user_id = $2 ORDER BY created_ms DESC, attempt_id LIMIT $3"
-            ))
-            .bind(collection)
-            .bind(u)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query(&format!(
-                "SELECT {ATTEMPT_COLS} FROM login_attempts WHERE collection_id = $1 \
+                ))
+                .bind(collection)
+                .bind(u)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ATTEMPT_COLS} FROM login_attempts WHERE collection_id = $1 \
                  ORDER BY created_ms DESC, attempt_id LIMIT $2"
-            ))
-            .bind(collection)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
+                ))
+                .bind(collection)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
         rows.iter().map(attempt_from_row).collect()
     }

@@ -178,8 +178,7 @@ pub(crate) async fn jwks(cx: &Context) -> Result<Jwks> {
     }
     rows.iter()
         .map(|r| {
-            serde_json::from_str(&r.public_jwk)
-                .map_err(CoreError::json("reading a stored JWK"))
+            serde_json::from_str(&r.public_jwk).map_err(CoreError::json("reading a stored JWK"))
         })
         .collect::<Result<Vec<Jwk>>>()
         .map(|keys| Jwks { keys })

@@ -235,7 +235,12 @@ impl Logins<'_> {
             login_id: uuid::Uuid::new_v4().to_string(),
             outcome: LoginOutcome::Failed,
             reasons: vec![],
-            mode: if req.user_id.is_some() { "verification" } else { "identification" }.into(),
+            mode: if req.user_id.is_some() {
+                "verification"
+            } else {
+                "identification"
+            }
+            .into(),
             user_id: req.user_id.clone(),
             client_id: client_id.clone(),
             level,
@@ -260,7 +265,12 @@ impl Logins<'_> {
             let row = self.store().lockout(collection, sub).await?;
             if let Some(until) = lockout::locked_until(row.as_ref(), now) {
                 attempt.reasons.push(
-                    if sub.starts_with("user:") { "UserLocked" } else { "ClientLocked" }.into(),
+                    if sub.starts_with("user:") {
+                        "UserLocked"
+                    } else {
+                        "ClientLocked"
+                    }
+                    .into(),
                 );
                 locked_until = Some(locked_until.unwrap_or(0).max(until));
             }
@@ -269,7 +279,8 @@ impl Logins<'_> {
             attempt.outcome = LoginOutcome::Locked;
             attempt.threshold = None;
             self.record(p, collection, &attempt, now).await?;
-            self.login_event(p, "login.failed", collection, &attempt).await;
+            self.login_event(p, "login.failed", collection, &attempt)
+                .await;
             return Ok(LoginResult {
                 attempt,
                 locked_until: locked_until.map(rfc3339),
@@ -359,7 +370,11 @@ impl Logins<'_> {
     }
 
     /// The threshold of an attempt at `target` against `templates` templates.
-    fn threshold(&self, target: f64, templates: u64) -> std::result::Result<AttemptThreshold, LevelError> {
+    fn threshold(
+        &self,
+        target: f64,
+        templates: u64,
+    ) -> std::result::Result<AttemptThreshold, LevelError> {
         match self.engine().calibration() {
             Some(cal) => attempt_threshold(target, templates, cal),
             // No calibration: the scale's own definition (similarity = 20 + 10·−log10 FMR),
@@ -381,7 +396,11 @@ impl Logins<'_> {
         threshold: f32,
     ) -> Result<Best> {
         let Some(live) = &s.template else {
-            return Ok(Best { user: None, similarity: None, above: 0 });
+            return Ok(Best {
+                user: None,
+                similarity: None,
+                above: 0,
+            });
         };
         let mut per_user: Vec<(String, f32)> = Vec::new();
         for r in rows {
@@ -413,7 +432,13 @@ impl Logins<'_> {
         }
     }
 
-    async fn record(&self, p: &Principal, collection: &str, a: &LoginAttempt, now: i64) -> Result<()> {
+    async fn record(
+        &self,
+        p: &Principal,
+        collection: &str,
+        a: &LoginAttempt,
+        now: i64,
+    ) -> Result<()> {
         let retention = self.config().login.attempts_retention_secs as i64 * 1000;
         self.store()
             .insert_login_attempt(&LoginAttemptRow {
@@ -436,7 +461,8 @@ impl Logins<'_> {
 
     async fn login_event(&self, p: &Principal, event: &str, collection: &str, a: &LoginAttempt) {
         let body = serde_json::json!({"event": event, "collectionId": collection, "login": a});
-        self.emit(p, event, collection, a.user_id.as_deref(), &body).await;
+        self.emit(p, event, collection, a.user_id.as_deref(), &body)
+            .await;
     }
 
     async fn locked_event(&self, p: &Principal, collection: &str, subject: &str, until: i64) {
@@ -479,7 +505,9 @@ impl Logins<'_> {
         req: &UnlockRequest,
     ) -> Result<UnlockResult> {
         if req.user_id.is_none() && req.client_id.is_none() {
-            return Err(CoreError::InvalidParameter("name a userId or a clientId to unlock".into()));
+            return Err(CoreError::InvalidParameter(
+                "name a userId or a clientId to unlock".into(),
+            ));
         }
         if let Some(u) = &req.user_id {
             check_user_id(u)?;

@@ -122,8 +122,10 @@ impl Logins<'_> {
                 self.config().login.max_session_age_secs
             )));
         }
-        let results: Option<LivenessResults> =
-            face.result.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        let results: Option<LivenessResults> = face
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok());
         let confidence = results.as_ref().and_then(|r| r.confidence).unwrap_or(0.0);
         let template = match &face.template {
             Some(sealed) => Some(self.open_transient_template(sealed, &live_template_aad(&id))?),

@@ -131,7 +131,10 @@ impl Logins<'_> {
     ) -> Result<ProfileInfo> {
         check_user_id(user)?;
         let c = self.authorize(p, Action::Enroll, collection).await?;
-        let before = self.store().profile_templates(collection, Some(user)).await?;
+        let before = self
+            .store()
+            .profile_templates(collection, Some(user))
+            .await?;
         let cfg = &self.config().login;
         if !replace && before.len() >= cfg.max_templates_per_profile {
             return Err(CoreError::ProfileFull(format!(
@@ -154,7 +157,16 @@ impl Logins<'_> {
         let details = serde_json::to_string(&s.details)
             .map_err(CoreError::json("writing the face details"))?;
         let rows = self
-            .store_templates(&c, collection, user, t, "liveness", &s.session_id, &details, replace)
+            .store_templates(
+                &c,
+                collection,
+                user,
+                t,
+                "liveness",
+                &s.session_id,
+                &details,
+                replace,
+            )
             .await?;
         let event = if before.is_empty() || replace {
             "profile.enrolled"
@@ -191,14 +203,26 @@ impl Logins<'_> {
         if !short.is_empty() {
             return Ok(Err(short.join("; ")));
         }
-        let before = self.store().profile_templates(collection, Some(user)).await?;
+        let before = self
+            .store()
+            .profile_templates(collection, Some(user))
+            .await?;
         if before.len() >= cfg.max_templates_per_profile {
             return Ok(Err("ProfileFull".into()));
         }
         let c = self.collection(collection).await?;
         let details = serde_json::to_string(&details).map_err(CoreError::json("face details"))?;
         let rows = self
-            .store_templates(&c, collection, user, live, "verification", verification_id, &details, false)
+            .store_templates(
+                &c,
+                collection,
+                user,
+                live,
+                "verification",
+                verification_id,
+                &details,
+                false,
+            )
             .await?;
         let event = if before.is_empty() {
             "profile.enrolled"
@@ -223,7 +247,10 @@ impl Logins<'_> {
     ) -> Result<ProfileInfo> {
         check_user_id(user)?;
         self.authorize(p, Action::Recognize, collection).await?;
-        let rows = self.store().profile_templates(collection, Some(user)).await?;
+        let rows = self
+            .store()
+            .profile_templates(collection, Some(user))
+            .await?;
         if rows.is_empty() {
             return Err(no_profile(user));
         }
@@ -258,7 +285,9 @@ impl Logins<'_> {
         let template_id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
         let row = ProfileTemplateRow {
-            template: c.key.seal(&t.to_bytes(), &profile_aad(&c.uid, &template_id)),
+            template: c
+                .key
+                .seal(&t.to_bytes(), &profile_aad(&c.uid, &template_id)),
             template_id,
             collection_id: collection.into(),
             user_id: user.into(),
@@ -270,7 +299,10 @@ impl Logins<'_> {
         self.store()
             .enrol_profile(collection, user, &[row], replace, now)
             .await?;
-        Ok(self.store().profile_templates(collection, Some(user)).await?)
+        Ok(self
+            .store()
+            .profile_templates(collection, Some(user))
+            .await?)
     }
 
     async fn profile_event(

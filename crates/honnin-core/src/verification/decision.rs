@@ -17,11 +17,11 @@ use super::Verifications;
 use crate::clock::{now_ms, rfc3339};
 use crate::config::verification::{stored_policy, VerificationPolicy};
 use crate::context::FaceOrigin;
-use crate::login::Logins;
 use crate::crypto::{live_template_aad, verification_aad};
 use crate::error::{CoreError, Result};
 use crate::gallery::Gallery;
 use crate::liveness::LivenessResults;
+use crate::login::Logins;
 use crate::model::{StoredDetails, ThresholdInfo};
 use honnin_storage::{FaceRow, LivenessStatus, Outcome, UserRow, VerificationRow};
 
@@ -529,7 +529,11 @@ impl Verifications<'_> {
     /// profile when it passes the profile's gates (`{"templateId": …}`), or why not
     /// (`{"notAdded": …}`). A failure here does not fail the enrolment.
     async fn login_profile(&self, row: &VerificationRow, live: &Template) -> serde_json::Value {
-        let details = match self.store().live_face_details(&row.liveness_session_id).await {
+        let details = match self
+            .store()
+            .live_face_details(&row.liveness_session_id)
+            .await
+        {
             Ok(d) => d.and_then(|d| serde_json::from_str(&d).ok()),
             Err(e) => return serde_json::json!({"notAdded": e.to_string()}),
         };

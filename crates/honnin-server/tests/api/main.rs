@@ -40,6 +40,7 @@ mod faces;
 mod limits;
 mod liveness;
 mod liveness_limits;
+mod login;
 mod shredding;
 mod transient;
 mod users;

@@ -207,13 +207,26 @@ pub async fn finish_liveness(
         .open_liveness_stream(session, token)
         .await
         .unwrap();
+    s.service
+        .complete_liveness_stream(&ticket, live_outcome(live_photo, confidence))
+        .await
+        .unwrap();
+}
+
+/// A finished session's outcome whose reference frame is `live_photo`'s largest face
+/// (its template, pose and quality, as the analysis keeps them) at `confidence`.
+pub fn live_outcome(live_photo: &[u8], confidence: f32) -> honnin_liveness::LivenessOutcome {
+    let e = engine();
+    let img = e.decode(live_photo).unwrap();
+    let faces = e.detect(&img, &Default::default()).unwrap();
     let mut outcome = honnin_liveness::LivenessOutcome::failed("unused", 60);
     outcome.status = honnin_liveness::OutcomeStatus::Succeeded;
     outcome.status_reason = None;
     outcome.reasons.clear();
     outcome.confidence = confidence;
     outcome.decision = honnin_liveness::Decision::from_confidence(confidence);
-    outcome.reference_template = Some(template_of(live_photo));
+    outcome.reference_template = Some(e.templates(&img, &faces[..1]).unwrap().remove(0));
+    outcome.reference_face = Some(faces[0].clone());
     outcome.reference_image = Some(honnin_liveness::CapturedImage {
         jpeg: live_photo.to_vec(),
         bounding_box: Default::default(),
@@ -221,10 +234,39 @@ pub async fn finish_liveness(
         height: 0,
         timestamp_ms: 0.0,
     });
+    outcome
+}
+
+/// A liveness session of `key`'s, finished with `outcome` (see [`live_outcome`]);
+/// returns its id.
+pub async fn live_session_with(
+    s: &Server,
+    key: &str,
+    outcome: honnin_liveness::LivenessOutcome,
+) -> String {
+    let v = s
+        .ok_as(
+            key,
+            "POST",
+            "/v1/liveness/sessions",
+            Some(serde_json::json!({})),
+        )
+        .await;
+    let (id, token) = (
+        v["sessionId"].as_str().unwrap().to_string(),
+        v["clientToken"].as_str().unwrap().to_string(),
+    );
+    let ticket = s.service.open_liveness_stream(&id, &token).await.unwrap();
     s.service
         .complete_liveness_stream(&ticket, outcome)
         .await
         .unwrap();
+    id
+}
+
+/// A liveness session of `key`'s whose live face is `photo`, finished at `confidence`.
+pub async fn live_session(s: &Server, key: &str, photo: &[u8], confidence: f32) -> String {
+    live_session_with(s, key, live_outcome(photo, confidence)).await
 }
 
 pub async fn start_verification(

@@ -112,7 +112,11 @@ async fn page_tokens_are_opaque_bound_and_filtered_before_paging() {
         .await;
     }
     let v = s
-        .ok("GET", "/v1/collections/mid-tenant-a/faces?maxResults=1", None)
+        .ok(
+            "GET",
+            "/v1/collections/mid-tenant-a/faces?maxResults=1",
+            None,
+        )
         .await;
     let t = v["nextToken"].as_str().unwrap().to_string();
     let first = v["faces"][0]["faceId"].as_str().unwrap();

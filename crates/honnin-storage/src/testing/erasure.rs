@@ -256,9 +256,18 @@ pub(super) async fn erasure_leaves_no_row_about_the_subject(s: &Store) {
             })
             .await
             .unwrap();
-            s.finish_liveness(&sess, LivenessStatus::Succeeded, "{}", None, None, None, 1, 2)
-                .await
-                .unwrap();
+            s.finish_liveness(
+                &sess,
+                LivenessStatus::Succeeded,
+                "{}",
+                None,
+                None,
+                None,
+                1,
+                2,
+            )
+            .await
+            .unwrap();
             let vid = format!("verification-of-{u}");
             s.insert_verification(&VerificationRow {
                 verification_id: vid.clone(),

@@ -25,7 +25,13 @@ pub(super) async fn login_profiles(s: &Store) {
     ));
     // Enrolling creates the user; adding appends; replacing starts over.
     let n = s
-        .enrol_profile("login", "ann", &[template("login", "ann", "p1", 1)], false, 1)
+        .enrol_profile(
+            "login",
+            "ann",
+            &[template("login", "ann", "p1", 1)],
+            false,
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -35,13 +41,25 @@ pub(super) async fn login_profiles(s: &Store) {
         "the user exists"
     );
     let n = s
-        .enrol_profile("login", "ann", &[template("login", "ann", "p2", 2)], false, 2)
+        .enrol_profile(
+            "login",
+            "ann",
+            &[template("login", "ann", "p2", 2)],
+            false,
+            2,
+        )
         .await
         .unwrap();
     assert_eq!(n, 2);
-    s.enrol_profile("login", "bob", &[template("login", "bob", "p3", 3)], false, 3)
-        .await
-        .unwrap();
+    s.enrol_profile(
+        "login",
+        "bob",
+        &[template("login", "bob", "p3", 3)],
+        false,
+        3,
+    )
+    .await
+    .unwrap();
     let ids = |v: Vec<ProfileTemplateRow>| v.into_iter().map(|r| r.template_id).collect::<Vec<_>>();
     assert_eq!(
         ids(s.profile_templates("login", Some("ann")).await.unwrap()),
@@ -53,7 +71,13 @@ pub(super) async fn login_profiles(s: &Store) {
     );
     assert_eq!(s.profile_counts("login").await.unwrap(), (2, 3));
     let n = s
-        .enrol_profile("login", "ann", &[template("login", "ann", "p4", 4)], true, 4)
+        .enrol_profile(
+            "login",
+            "ann",
+            &[template("login", "ann", "p4", 4)],
+            true,
+            4,
+        )
         .await
         .unwrap();
     assert_eq!(n, 1, "replaced");
@@ -63,8 +87,14 @@ pub(super) async fn login_profiles(s: &Store) {
     );
     // A template id is unique.
     assert!(matches!(
-        s.enrol_profile("login", "bob", &[template("login", "bob", "p3", 5)], false, 5)
-            .await,
+        s.enrol_profile(
+            "login",
+            "bob",
+            &[template("login", "bob", "p3", 5)],
+            false,
+            5
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.delete_profile("login", "ann").await.unwrap(), 1);
@@ -206,7 +236,11 @@ pub(super) async fn login_attempts_and_lockouts(s: &Store) {
     // Retention.
     assert_eq!(s.sweep_login_attempts(2_999).await.unwrap(), 1);
     assert_eq!(s.sweep_login_attempts(4_000).await.unwrap(), 2);
-    assert!(s.login_attempts("attempts", None, 10).await.unwrap().is_empty());
+    assert!(s
+        .login_attempts("attempts", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Lock-outs: written, replaced, cleared.
     assert_eq!(s.lockout("attempts", "user:ann").await.unwrap(), None);
@@ -238,8 +272,12 @@ pub(super) async fn signing_keys_rotate(s: &Store) {
         created_ms: created,
         retire_ms: retire,
     };
-    s.insert_signing_key(&key("k1", 1_000, 10_000)).await.unwrap();
-    s.insert_signing_key(&key("k2", 5_000, 20_000)).await.unwrap();
+    s.insert_signing_key(&key("k1", 1_000, 10_000))
+        .await
+        .unwrap();
+    s.insert_signing_key(&key("k2", 5_000, 20_000))
+        .await
+        .unwrap();
     assert!(matches!(
         s.insert_signing_key(&key("k2", 6_000, 20_000)).await,
         Err(StoreError::Conflict(_))
@@ -247,7 +285,10 @@ pub(super) async fn signing_keys_rotate(s: &Store) {
     let kids = |v: Vec<SigningKeyRow>| v.into_iter().map(|r| r.kid).collect::<Vec<_>>();
     assert_eq!(kids(s.signing_keys(9_999).await.unwrap()), ["k2", "k1"]);
     assert_eq!(kids(s.signing_keys(10_000).await.unwrap()), ["k2"]);
-    assert_eq!(s.signing_keys(0).await.unwrap()[1], key("k1", 1_000, 10_000));
+    assert_eq!(
+        s.signing_keys(0).await.unwrap()[1],
+        key("k1", 1_000, 10_000)
+    );
     assert_eq!(s.delete_retired_signing_keys(10_000).await.unwrap(), 1);
     assert_eq!(s.delete_retired_signing_keys(30_000).await.unwrap(), 1);
     assert!(s.signing_keys(0).await.unwrap().is_empty());
