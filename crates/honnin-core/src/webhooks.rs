@@ -386,6 +386,47 @@ impl Webhooks<'_> {
         body: &T,
     ) -> Result<()> {
         let hooks = self.store().list_webhooks(owner_key).await?;
+        self.enqueue(hooks, event, subject, body).await
+    }
+
+    /// Queues `event` about collection `collection` (identity `uid`) for the webhooks
+    /// that subscribe to it of the calling key `caller` and of every key that manages
+    /// the collection's enrolment data: admin and enroller keys limited to it (this
+    /// identity, or its name and not yet bound) and unlimited admin and enroller keys.
+    /// Face login events go this way: logins are made with recognizer keys, which
+    /// cannot register webhooks.
+    pub(crate) async fn emit_collection_event<T: Serialize>(
+        &self,
+        caller: &str,
+        collection: &str,
+        uid: &str,
+        event: &str,
+        subject: &EventSubject,
+        body: &T,
+    ) -> Result<()> {
+        let mut hooks = Vec::new();
+        for k in self.store().list_keys(None).await? {
+            let manages = matches!(k.role.as_str(), "admin" | "enroller")
+                && k.revoked_ms.is_none()
+                && match (&k.collection_id, &k.scope_uid) {
+                    (None, _) => true,
+                    (Some(c), Some(u)) => c == collection && u == uid,
+                    (Some(c), None) => c == collection,
+                };
+            if k.key_id == caller || manages {
+                hooks.extend(self.store().list_webhooks(&k.key_id).await?);
+            }
+        }
+        self.enqueue(hooks, event, subject, body).await
+    }
+
+    async fn enqueue<T: Serialize>(
+        &self,
+        hooks: Vec<WebhookRow>,
+        event: &str,
+        subject: &EventSubject,
+        body: &T,
+    ) -> Result<()> {
         let body =
             serde_json::to_string(body).map_err(CoreError::json("writing the event body"))?;
         let now = now_ms();

@@ -279,7 +279,7 @@ impl Logins<'_> {
             attempt.outcome = LoginOutcome::Locked;
             attempt.threshold = None;
             self.record(p, collection, &attempt, now).await?;
-            self.login_event(p, "login.failed", collection, &attempt)
+            self.login_event(p, "login.failed", &c, collection, &attempt)
                 .await;
             return Ok(LoginResult {
                 attempt,
@@ -348,7 +348,7 @@ impl Logins<'_> {
             result.assertion = Some(assertion::sign(self.cx, &claims).await?);
             result.assertion_expires_at = Some(rfc3339((now / 1000 + ttl) * 1000));
             self.record(p, collection, &result.attempt, now).await?;
-            self.login_event(p, "login.succeeded", collection, &result.attempt)
+            self.login_event(p, "login.succeeded", &c, collection, &result.attempt)
                 .await;
         } else {
             // A failure counts against the claimed user and the client.
@@ -358,12 +358,12 @@ impl Logins<'_> {
                 self.store().put_lockout(&row).await?;
                 if locked {
                     result.locked_until = row.locked_until_ms.map(rfc3339);
-                    self.locked_event(p, collection, sub, row.locked_until_ms.unwrap_or(now))
+                    self.locked_event(p, &c, collection, sub, row.locked_until_ms.unwrap_or(now))
                         .await;
                 }
             }
             self.record(p, collection, &result.attempt, now).await?;
-            self.login_event(p, "login.failed", collection, &result.attempt)
+            self.login_event(p, "login.failed", &c, collection, &result.attempt)
                 .await;
         }
         Ok(result)
@@ -459,25 +459,41 @@ impl Logins<'_> {
         Ok(())
     }
 
-    async fn login_event(&self, p: &Principal, event: &str, collection: &str, a: &LoginAttempt) {
+    async fn login_event(
+        &self,
+        p: &Principal,
+        event: &str,
+        c: &Loaded,
+        collection: &str,
+        a: &LoginAttempt,
+    ) {
         let body = serde_json::json!({"event": event, "collectionId": collection, "login": a});
-        self.emit(p, event, collection, a.user_id.as_deref(), &body)
+        self.emit(p, event, c, collection, a.user_id.as_deref(), &body)
             .await;
     }
 
-    async fn locked_event(&self, p: &Principal, collection: &str, subject: &str, until: i64) {
+    async fn locked_event(
+        &self,
+        p: &Principal,
+        c: &Loaded,
+        collection: &str,
+        subject: &str,
+        until: i64,
+    ) {
         let user = subject.strip_prefix("user:");
         let body = serde_json::json!({
             "event": "login.locked", "collectionId": collection, "subject": subject,
             "lockedUntil": rfc3339(until),
         });
-        self.emit(p, "login.locked", collection, user, &body).await;
+        self.emit(p, "login.locked", c, collection, user, &body)
+            .await;
     }
 
     async fn emit(
         &self,
         p: &Principal,
         event: &str,
+        c: &Loaded,
         collection: &str,
         user: Option<&str>,
         body: &serde_json::Value,
@@ -488,7 +504,7 @@ impl Logins<'_> {
             verification_id: None,
         };
         if let Err(e) = Webhooks::new(self.cx)
-            .emit_event(&p.key_id, event, &subject, body)
+            .emit_collection_event(&p.key_id, collection, &c.uid, event, &subject, body)
             .await
         {
             tracing::warn!(error = %e, event, "login: could not queue the event");

@@ -173,7 +173,7 @@ impl Logins<'_> {
         } else {
             "profile.updated"
         };
-        self.profile_event(&p.key_id, event, collection, user, rows.len())
+        self.profile_event(&p.key_id, event, &c, collection, user, rows.len())
             .await;
         Ok(info(collection, user, &rows))
     }
@@ -229,7 +229,7 @@ impl Logins<'_> {
         } else {
             "profile.updated"
         };
-        self.profile_event(owner_key, event, collection, user, rows.len())
+        self.profile_event(owner_key, event, &c, collection, user, rows.len())
             .await;
         Ok(Ok(rows
             .last()
@@ -261,11 +261,11 @@ impl Logins<'_> {
     /// `ResourceNotFound` when the user has no profile.
     pub async fn delete_profile(&self, p: &Principal, collection: &str, user: &str) -> Result<()> {
         check_user_id(user)?;
-        self.authorize(p, Action::Enroll, collection).await?;
+        let c = self.authorize(p, Action::Enroll, collection).await?;
         if self.store().delete_profile(collection, user).await? == 0 {
             return Err(no_profile(user));
         }
-        self.profile_event(&p.key_id, "profile.deleted", collection, user, 0)
+        self.profile_event(&p.key_id, "profile.deleted", &c, collection, user, 0)
             .await;
         Ok(())
     }
@@ -309,6 +309,7 @@ impl Logins<'_> {
         &self,
         owner_key: &str,
         event: &str,
+        c: &Loaded,
         collection: &str,
         user: &str,
         templates: usize,
@@ -323,7 +324,7 @@ impl Logins<'_> {
             verification_id: None,
         };
         if let Err(e) = Webhooks::new(self.cx)
-            .emit_event(owner_key, event, &subject, &body)
+            .emit_collection_event(owner_key, collection, &c.uid, event, &subject, &body)
             .await
         {
             tracing::warn!(error = %e, event, "login: could not queue the event");

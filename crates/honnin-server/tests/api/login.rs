@@ -5,7 +5,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::fixtures::{live_outcome, live_session, live_session_with};
+use crate::common::fixtures::{
+    id_card, kyc, live_outcome, live_session, live_session_with, step, verified,
+};
 use crate::common::{code, fixture, unique, Server};
 
 both!(
@@ -20,6 +22,7 @@ both!(
     profiles_are_added_to_reset_described_and_deleted_explicitly,
     a_level_beyond_the_calibration_is_refused_before_the_session_is_used,
     deleting_the_user_erases_the_profile_and_its_attempts,
+    an_approved_verification_adds_a_frontal_live_face_to_the_profile,
 );
 
 /// A collection with its enroller and recognizer keys.
@@ -545,4 +548,61 @@ async fn deleting_the_user_erases_the_profile_and_its_attempts(s: &Server) {
     )
     .await;
     assert!(left.is_empty(), "{left:?}");
+}
+
+async fn an_approved_verification_adds_a_frontal_live_face_to_the_profile(s: &Server) {
+    let k = kyc(s).await;
+    let v = verified(
+        s,
+        &k,
+        "kim",
+        json!({}),
+        &id_card(&fixture("obama2.jpg")),
+        95.0,
+        &fixture("obama.jpg"),
+    )
+    .await;
+    assert_eq!(v.v["status"], "approved", "{}", v.v);
+    let e = step(&v.v, "enrolment");
+    let template = e["details"]["loginProfile"]["templateId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{e}"));
+    let p = s
+        .ok_as(
+            &k.enroller,
+            "GET",
+            &format!("/v1/collections/{}/users/kim/profile", k.c),
+            None,
+        )
+        .await;
+    assert_eq!(p["templates"][0]["templateId"], template);
+    assert_eq!(p["templates"][0]["source"], "verification");
+    assert_eq!(p["templates"][0]["sourceId"], v.id.as_str());
+    // The verified person logs in afterwards.
+    let session = live_session(s, &k.rec, &fixture("obama2.jpg"), 95.0).await;
+    let r = s
+        .ok_as(
+            &k.rec,
+            "POST",
+            &format!("/v1/collections/{}/logins", k.c),
+            Some(json!({"livenessSessionId": session, "userId": "kim"})),
+        )
+        .await;
+    assert_eq!(r["outcome"], "SUCCEEDED", "{r}");
+    // A turned live face is approved, enrolled in the gallery, and not added to a
+    // login profile (the profile's gates).
+    let k = kyc(s).await;
+    let v = verified(
+        s,
+        &k,
+        "lou",
+        json!({}),
+        &id_card(&fixture("obama.jpg")),
+        95.0,
+        &fixture("obama2.jpg"),
+    )
+    .await;
+    assert_eq!(v.v["status"], "approved", "{}", v.v);
+    let why = step(&v.v, "enrolment")["details"]["loginProfile"]["notAdded"].to_string();
+    assert!(why.contains("NotFrontal"), "{why}");
 }

@@ -41,6 +41,7 @@ mod limits;
 mod liveness;
 mod liveness_limits;
 mod login;
+mod login_lifetimes;
 mod shredding;
 mod transient;
 mod users;
