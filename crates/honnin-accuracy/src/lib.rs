@@ -13,6 +13,8 @@
 //! - [`document`]: LFW photos rendered as ID documents ([`document::render`]) through
 //!   the verification's document step.
 //! - [`pad`]: the passive presentation-attack model on live and attack images.
+//! - [`login`]: face login as Windows Hello states it: FAR per attempt and FRR of the
+//!   security levels, 1:1 and 1:N, on identities that did not set the calibration.
 //!
 //! It sits above `honnin-engine`, `honnin-eval` (the engine-free metrics) and
 //! `honnin-core` (the document step); nothing but the CLI depends on it. Long loops
@@ -26,6 +28,7 @@ pub mod detection;
 pub mod document;
 pub mod explain;
 pub mod lfw;
+pub mod login;
 pub mod pad;
 pub mod pairs;
 pub mod scoring;

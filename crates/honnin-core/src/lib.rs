@@ -23,6 +23,7 @@ pub mod keys;
 pub mod liveness;
 pub mod login;
 pub mod model;
+pub mod oidc;
 pub mod paging;
 mod pipeline;
 pub mod service;

@@ -38,6 +38,7 @@ use crate::gallery::Gallery;
 use crate::keys::Keys;
 use crate::liveness::{LivenessResults, LivenessSessions, LivenessTicket};
 use crate::login::Logins;
+use crate::oidc::Oidc;
 use crate::transient::TransientFaces;
 use crate::verification::Verifications;
 use crate::webhooks::Webhooks;
@@ -73,6 +74,8 @@ pub struct SweepReport {
     pub login_attempts_deleted: u64,
     /// Assertion-signing keys deleted once no assertion they signed can be valid.
     pub signing_keys_retired: u64,
+    /// OpenID Connect grants (requests and codes) deleted once expired.
+    pub oidc_grants_deleted: u64,
 }
 
 /// The face service. Build one per process with [`Service::open`] and share it.
@@ -132,6 +135,11 @@ impl Service {
     /// Face login: enrolment profiles, login attempts, assertions.
     pub fn logins(&self) -> Logins<'_> {
         Logins::new(&self.cx)
+    }
+
+    /// The OpenID Connect provider over face login.
+    pub fn oidc(&self) -> Oidc<'_> {
+        Oidc::new(&self.cx)
     }
 
     /// API keys and authentication.
@@ -211,6 +219,7 @@ impl Service {
             orphan_keys_deleted: self.delete_orphan_keys(now).await?,
             login_attempts_deleted: self.store().sweep_login_attempts(now).await?,
             signing_keys_retired: self.store().delete_retired_signing_keys(now).await?,
+            oidc_grants_deleted: self.store().sweep_oidc_grants(now).await?,
         };
         // Whatever was erased since the last sweep (expired data, images handed out,
         // templates dropped at a decision) leaves the files too, not only the tables:

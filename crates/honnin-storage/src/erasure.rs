@@ -3,8 +3,8 @@
 //!
 //! | deleted | also deleted |
 //! |---|---|
-//! | collection | its faces, users, login profiles, login attempts and lock-outs, tombstones, verifications (with their images and templates), the liveness sessions of those verifications, webhook outbox rows about it; keys bound to it, or limited to its name and never bound, are revoked; its data key leaves the vault |
-//! | user | the user's faces (tombstoned, so other servers drop them), login profile, login attempts and lock-out, the verifications of that `externalUserId` in the collection with their liveness sessions, outbox rows about them |
+//! | collection | its faces, users, login profiles, login attempts and lock-outs, OpenID Connect clients and grants, tombstones, verifications (with their images and templates), the liveness sessions of those verifications, webhook outbox rows about it; keys bound to it, or limited to its name and never bound, are revoked; its data key leaves the vault |
+//! | user | the user's faces (tombstoned, so other servers drop them), login profile, login attempts, lock-out and OpenID Connect grants, the verifications of that `externalUserId` in the collection with their liveness sessions, outbox rows about them |
 //! | verification | its liveness session and outbox rows about it |
 //!
 //! On SQLite every connection runs with `secure_delete` (deleted content is zeroed) and
@@ -34,7 +34,8 @@ pub struct DeletedCollection {
     pub liveness_sessions: u64,
     /// Webhook outbox rows about the collection deleted (sent or not).
     pub deliveries: u64,
-    /// Login profile templates, attempts and lock-outs deleted.
+    /// Login profile templates, attempts, lock-outs, OpenID Connect clients and grants
+    /// deleted.
     pub login_records: u64,
     /// Keys bound to the collection, now revoked.
     pub revoked: Revocation,
@@ -51,7 +52,7 @@ pub struct DeletedUser {
     pub liveness_sessions: u64,
     /// Webhook outbox rows about the user deleted (sent or not).
     pub deliveries: u64,
-    /// Login profile templates, attempts and lock-outs deleted.
+    /// Login profile templates, attempts, lock-outs and OpenID Connect grants deleted.
     pub login_records: u64,
 }
 
@@ -107,6 +108,8 @@ impl Store {
             "DELETE FROM login_profiles WHERE collection_id = $1",
             "DELETE FROM login_attempts WHERE collection_id = $1",
             "DELETE FROM login_lockouts WHERE collection_id = $1",
+            "DELETE FROM oidc_grants WHERE collection_id = $1",
+            "DELETE FROM oidc_clients WHERE collection_id = $1",
         ] {
             d.login_records += exec(sql).execute(&mut *tx).await?.rows_affected();
         }
@@ -242,6 +245,10 @@ impl Store {
             (
                 "DELETE FROM login_lockouts WHERE collection_id = $1 AND subject = $2",
                 format!("user:{user}"),
+            ),
+            (
+                "DELETE FROM oidc_grants WHERE collection_id = $1 AND user_id = $2",
+                user.to_string(),
             ),
         ] {
             d.login_records += sqlx::query(sql)

@@ -20,6 +20,7 @@ mod erasure;
 mod gallery;
 mod keys;
 mod login;
+mod oidc;
 mod sessions;
 pub mod status;
 #[cfg(feature = "testing")]
@@ -33,6 +34,7 @@ pub use keys::Revocation;
 pub use login::{
     LiveFace, LiveFaceUnavailable, LockoutRow, LoginAttemptRow, ProfileTemplateRow, SigningKeyRow,
 };
+pub use oidc::{OidcClientRow, OidcGrantRow};
 pub use status::{LivenessStatus, Outcome, UnknownStatus, VerificationState};
 pub use url::RedactedUrl;
 pub use vault::{KeyVault, VaultEntry};

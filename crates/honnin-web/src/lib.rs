@@ -53,6 +53,16 @@ pub const LIVENESS_DEMO_PATH: &str = "/demo/liveness";
 /// Path of the identity-verification demo page.
 pub const VERIFY_DEMO_PATH: &str = "/demo/verify";
 
+/// The hosted login page of the OpenID Connect provider (`GET /oidc/authorize`): HTML
+/// with one placeholder, `{{CONFIG}}`, inside a `<script type="application/json">`
+/// element, which the server replaces with the page's JSON configuration
+/// (`requestId`, `sessionId`, `clientToken`, `clientName`; every `<` written `\u003c`).
+/// The page mounts the liveness component and, when the check has ended, posts the
+/// request id to `/oidc/authorize/complete`, which redirects to the application.
+pub const OIDC_LOGIN_TEMPLATE: &str = include_str!("../assets/oidc-login.html");
+/// The placeholder of [`OIDC_LOGIN_TEMPLATE`].
+pub const OIDC_LOGIN_PLACEHOLDER: &str = "{{CONFIG}}";
+
 /// Every asset, in no particular order. Paths are unique.
 pub const ASSETS: &[Asset] = &[
     Asset {
@@ -109,6 +119,16 @@ mod tests {
             // Text assets must be valid UTF-8, as their charset says.
             let _ = text(a);
         }
+    }
+
+    #[test]
+    fn the_login_page_has_its_one_placeholder_inside_a_json_script() {
+        let t = OIDC_LOGIN_TEMPLATE;
+        assert_eq!(t.matches(OIDC_LOGIN_PLACEHOLDER).count(), 1);
+        let at = t.find(OIDC_LOGIN_PLACEHOLDER).unwrap();
+        let open = t[..at].rfind("<script").unwrap();
+        assert!(t[open..at].contains("type=\"application/json\""));
+        assert!(t.contains("/oidc/authorize/complete"));
     }
 
     #[test]

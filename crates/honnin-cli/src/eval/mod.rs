@@ -7,6 +7,7 @@ mod calibrate;
 mod detection;
 mod document;
 mod lfw;
+mod login;
 mod pad;
 mod pairs;
 
@@ -31,6 +32,9 @@ pub enum EvalCommand {
     /// Document ↔ selfie: LFW first photos rendered as ID documents, through the
     /// verification's document step; FNMR/FMR at the document-match thresholds.
     Document(document::DocumentArgs),
+    /// Face login as Windows Hello states it: FAR per attempt and FRR of the security
+    /// levels, 1:1 and 1:N, on the identities that did not set the calibration.
+    Login(login::LoginArgs),
     /// Presentation-attack detection (fr_liveness): APCER/BPCER, EER on live vs attack images or videos.
     Pad(pad::PadEvalArgs),
 }
@@ -43,6 +47,7 @@ pub fn run(engine: &EngineArgs, cmd: EvalCommand) -> Result<()> {
         EvalCommand::Detect(a) => detection::run(engine, a),
         EvalCommand::Pad(a) => pad::run(engine, a),
         EvalCommand::Document(a) => document::run(engine, a),
+        EvalCommand::Login(a) => login::run(engine, a),
     }
 }
 

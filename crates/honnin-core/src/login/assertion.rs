@@ -13,7 +13,7 @@
 //! [`LoginConfig::key_rotation_secs`]: crate::config::login::LoginConfig::key_rotation_secs
 
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde::{Deserialize, Serialize};
@@ -182,4 +182,56 @@ pub(crate) async fn jwks(cx: &Context) -> Result<Jwks> {
         })
         .collect::<Result<Vec<Jwk>>>()
         .map(|keys| Jwks { keys })
+}
+
+/// Signs any claims with the current key, with the JOSE header `typ` (`JWT`, or
+/// `at+jwt` for an access token, RFC 9068).
+pub(crate) async fn sign_typed<T: Serialize>(
+    cx: &Context,
+    claims: &T,
+    typ: &str,
+) -> Result<String> {
+    let (kid, key) = signing_key(cx, now_ms()).await?;
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid);
+    header.typ = Some(typ.into());
+    jsonwebtoken::encode(&header, claims, &key)
+        .map_err(|e| CoreError::Crypto(format!("signing a token: {e}")))
+}
+
+/// Verifies a token this service signed (any published key), with `aud` and `iss`;
+/// `None` when it does not verify (bad signature, unknown key, expired, other
+/// audience or issuer).
+pub(crate) async fn verify<T: serde::de::DeserializeOwned>(
+    cx: &Context,
+    token: &str,
+    audience: &str,
+    issuer: &str,
+) -> Result<Option<T>> {
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return Ok(None);
+    };
+    let Some(kid) = header.kid else {
+        return Ok(None);
+    };
+    let Some(row) = cx
+        .store()
+        .signing_keys(now_ms())
+        .await?
+        .into_iter()
+        .find(|k| k.kid == kid)
+    else {
+        return Ok(None);
+    };
+    let jwk: Jwk =
+        serde_json::from_str(&row.public_jwk).map_err(CoreError::json("reading a stored JWK"))?;
+    let key = DecodingKey::from_ec_components(&jwk.x, &jwk.y)
+        .map_err(|e| CoreError::Crypto(format!("a stored JWK: {e}")))?;
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_audience(&[audience]);
+    v.set_issuer(&[issuer]);
+    v.leeway = 0;
+    Ok(jsonwebtoken::decode::<T>(token, &key, &v)
+        .ok()
+        .map(|d| d.claims))
 }

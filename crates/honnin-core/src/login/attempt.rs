@@ -171,6 +171,18 @@ impl Logins<'_> {
         collection: &str,
         req: &LoginRequest,
     ) -> Result<LoginResult> {
+        self.login_as_issuer(p, collection, req, None).await
+    }
+
+    /// [`Logins::login`], with the assertion's `iss` set to `issuer` (the OpenID
+    /// Connect provider's URL) instead of `login.issuer`.
+    pub(crate) async fn login_as_issuer(
+        &self,
+        p: &Principal,
+        collection: &str,
+        req: &LoginRequest,
+        issuer: Option<&str>,
+    ) -> Result<LoginResult> {
         if let Some(u) = &req.user_id {
             check_user_id(u)?;
         }
@@ -330,7 +342,7 @@ impl Logins<'_> {
             }
             let ttl = cfg.assertion_ttl_secs as i64;
             let claims = AssertionClaims {
-                iss: self.issuer(),
+                iss: issuer.map(String::from).unwrap_or_else(|| self.issuer()),
                 sub: user,
                 aud: req.audience.clone().unwrap_or_else(|| collection.into()),
                 iat: now / 1000,

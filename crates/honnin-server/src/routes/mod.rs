@@ -8,6 +8,7 @@ pub mod images;
 pub mod keys;
 pub mod liveness;
 pub mod login;
+pub mod oidc;
 pub mod transient;
 pub mod users;
 pub mod verifications;
@@ -72,6 +73,13 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(login::login, login::attempts))
         .routes(routes!(login::unlock))
         .routes(routes!(login::jwks))
+        .routes(routes!(oidc::configuration))
+        .routes(routes!(oidc::authorize))
+        .routes(routes!(oidc::complete))
+        .routes(routes!(oidc::token))
+        .routes(routes!(oidc::userinfo))
+        .routes(routes!(oidc::create_client, oidc::list_clients))
+        .routes(routes!(oidc::delete_client))
         .route("/static/{*file}", get(liveness::static_file))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -380,7 +388,7 @@ mod tests {
         }
         ops.sort();
         multipart.sort();
-        assert_eq!(ops.len(), 46, "{ops:#?}");
+        assert_eq!(ops.len(), 54, "{ops:#?}");
         assert_eq!(
             multipart,
             [

@@ -179,7 +179,13 @@ impl Server {
         let text = res.text().await.unwrap();
         let v = if text.is_empty() {
             Value::Null
-        } else if path == "/metrics" && status.is_success() {
+        } else if (path == "/metrics" && status.is_success())
+            || (path.starts_with("/oidc/")
+                && headers
+                    .get("content-type")
+                    .is_some_and(|t| t.as_bytes().starts_with(b"text/html")))
+        {
+            // Metrics text; the OpenID Connect provider's pages.
             Value::String(text)
         } else {
             // Every error is JSON; so is every other answer.

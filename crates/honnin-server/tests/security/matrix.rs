@@ -163,6 +163,12 @@ fn targets(route: &str) -> Vec<T> {
         | "GET /readyz"
         | "GET /openapi.json"
         | "GET /.well-known/jwks.json"
+        | "GET /.well-known/openid-configuration"
+        | "GET /oidc/authorize"
+        | "POST /oidc/authorize/complete"
+        | "POST /oidc/token"
+        | "GET /oidc/userinfo"
+        | "GET /v1/oidc/clients"
         | "GET /metrics" => vec![In],
         "POST /v1/keys" | "DELETE /v1/keys/{keyId}" => vec![In, Out, Unlimited],
         "POST /v1/verify" => vec![Own, Mate, Foreign, Unl, In, Out],
@@ -171,6 +177,7 @@ fn targets(route: &str) -> Vec<T> {
         | "GET /v1/liveness/sessions/{sessionId}"
         | "DELETE /v1/liveness/sessions/{sessionId}"
         | "DELETE /v1/webhooks/{webhookId}"
+        | "DELETE /v1/oidc/clients/{clientId}"
         | "GET /v1/webhooks/{webhookId}/deliveries"
         | "GET /v1/verifications/{verificationId}"
         | "PUT /v1/verifications/{verificationId}/document"
@@ -207,7 +214,21 @@ fn expect(route: &str, k: K, t: T) -> u16 {
         | "GET /healthz"
         | "GET /readyz"
         | "GET /.well-known/jwks.json"
+        | "GET /.well-known/openid-configuration"
+        | "GET /v1/oidc/clients"
         | "GET /openapi.json" => 200,
+        // The provider's endpoints take no API key: without a client, a request or a
+        // token they refuse whoever calls.
+        "GET /oidc/authorize" | "POST /oidc/authorize/complete" => 400,
+        "POST /oidc/token" | "GET /oidc/userinfo" => 401,
+        "POST /v1/oidc/clients" => enrol(201),
+        "DELETE /v1/oidc/clients/{clientId}" => {
+            if visible {
+                204
+            } else {
+                404
+            }
+        }
         "GET /metrics" => {
             if k == K::AdminAll {
                 200
@@ -470,6 +491,39 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
             };
             path = path.replace("{verificationId}", &id);
             body = (method == "PUT").then(|| json!({"image": b64(&blank_png())}));
+        }
+        "GET /.well-known/openid-configuration"
+        | "GET /oidc/authorize"
+        | "GET /oidc/userinfo"
+        | "GET /v1/oidc/clients" => body = None,
+        "POST /oidc/authorize/complete" | "POST /oidc/token" => body = Some(json!({})),
+        "POST /v1/oidc/clients" => {
+            body = Some(json!({
+                "name": "App", "collectionId": c, "redirectUris": ["https://app.test/cb"],
+            }))
+        }
+        "DELETE /v1/oidc/clients/{clientId}" => {
+            if t == T::Own && !k.enrols() {
+                return None;
+            }
+            let owner = w.owner(k, t)?;
+            let id = s
+                .ok_as(
+                    &owner,
+                    "POST",
+                    "/v1/oidc/clients",
+                    Some(json!({
+                        "name": "App",
+                        "collectionId": World::verification_collection(t),
+                        "redirectUris": ["https://app.test/cb"],
+                    })),
+                )
+                .await["clientId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            path = path.replace("{clientId}", &id);
+            body = None;
         }
         "PUT /v1/collections/{collectionId}/users/{userId}/profile"
         | "POST /v1/collections/{collectionId}/users/{userId}/profile/templates"

@@ -59,3 +59,42 @@ CREATE TABLE login_signing_keys (
     created_ms BIGINT NOT NULL,
     retire_ms BIGINT NOT NULL
 );
+
+-- OpenID Connect provider: registered relying parties (the client secret's SHA-256
+-- only), and authorization grants (a pending request bound to its liveness session,
+-- then an issued code, stored as its SHA-256, with the ID token it is traded for,
+-- redeemed once).
+CREATE TABLE oidc_clients (
+    client_id TEXT PRIMARY KEY,
+    secret_hash BLOB NOT NULL,
+    name TEXT NOT NULL,
+    owner_key TEXT NOT NULL,
+    collection_id TEXT NOT NULL,
+    redirect_uris TEXT NOT NULL,
+    level TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX oidc_clients_by_owner ON oidc_clients (owner_key);
+CREATE INDEX oidc_clients_by_collection ON oidc_clients (collection_id);
+
+CREATE TABLE oidc_grants (
+    grant_id TEXT PRIMARY KEY,
+    code_hash TEXT UNIQUE,
+    client_id TEXT NOT NULL,
+    collection_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    state TEXT,
+    nonce TEXT,
+    code_challenge TEXT NOT NULL,
+    login_hint TEXT,
+    liveness_session_id TEXT NOT NULL,
+    user_id TEXT,
+    login_id TEXT,
+    auth_time_ms BIGINT,
+    id_token TEXT,
+    status TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE INDEX oidc_grants_by_expiry ON oidc_grants (expires_ms);
+CREATE INDEX oidc_grants_by_collection ON oidc_grants (collection_id, user_id);

@@ -293,3 +293,91 @@ pub(super) async fn signing_keys_rotate(s: &Store) {
     assert_eq!(s.delete_retired_signing_keys(30_000).await.unwrap(), 1);
     assert!(s.signing_keys(0).await.unwrap().is_empty());
 }
+
+pub(super) async fn oidc_clients_and_grants(s: &Store) {
+    let client = OidcClientRow {
+        client_id: "client-1".into(),
+        secret_hash: vec![7; 32],
+        name: "App".into(),
+        owner_key: "kid1".into(),
+        collection_id: "oidc".into(),
+        redirect_uris: "[\"https://app.test/cb\"]".into(),
+        level: "standard".into(),
+        created_ms: 1,
+    };
+    s.insert_oidc_client(&client).await.unwrap();
+    assert!(matches!(
+        s.insert_oidc_client(&client).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.get_oidc_client("client-1").await.unwrap(),
+        Some(client.clone())
+    );
+    assert_eq!(s.list_oidc_clients().await.unwrap(), [client.clone()]);
+    let grant = |id: &str, expires: i64| OidcGrantRow {
+        grant_id: id.into(),
+        code_hash: None,
+        client_id: "client-1".into(),
+        collection_id: "oidc".into(),
+        redirect_uri: "https://app.test/cb".into(),
+        state: Some("st".into()),
+        nonce: Some("n".into()),
+        code_challenge: "cc".into(),
+        login_hint: None,
+        liveness_session_id: "sess".into(),
+        user_id: None,
+        login_id: None,
+        auth_time_ms: None,
+        id_token: None,
+        status: "pending".into(),
+        created_ms: 1,
+        expires_ms: expires,
+    };
+    s.insert_oidc_grant(&grant("g1", 1_000)).await.unwrap();
+    s.insert_oidc_grant(&grant("g2", 1_000)).await.unwrap();
+    assert_eq!(
+        s.get_oidc_grant("g1", 999).await.unwrap(),
+        Some(grant("g1", 1_000))
+    );
+    assert_eq!(
+        s.get_oidc_grant("g1", 1_000).await.unwrap(),
+        None,
+        "expired"
+    );
+    // Issued once; redeemed once.
+    assert!(s
+        .issue_oidc_code("g1", "hash-1", "ann", "login-1", 500, "jwt", 2_000)
+        .await
+        .unwrap());
+    assert!(!s
+        .issue_oidc_code("g1", "hash-x", "bob", "login-2", 500, "jwt", 2_000)
+        .await
+        .unwrap());
+    assert_eq!(s.redeem_oidc_code("nope", 600).await.unwrap(), None);
+    let (g, first) = s.redeem_oidc_code("hash-1", 600).await.unwrap().unwrap();
+    assert!(first);
+    assert_eq!(
+        (g.user_id.as_deref(), g.status.as_str()),
+        (Some("ann"), "issued")
+    );
+    assert_eq!(g.id_token.as_deref(), Some("jwt"));
+    let (_, again) = s.redeem_oidc_code("hash-1", 601).await.unwrap().unwrap();
+    assert!(!again, "a code is redeemed once");
+    // An expired code is not redeemed.
+    assert!(s
+        .issue_oidc_code("g2", "hash-2", "ann", "login-3", 500, "jwt", 700)
+        .await
+        .unwrap());
+    let (_, ok) = s.redeem_oidc_code("hash-2", 700).await.unwrap().unwrap();
+    assert!(!ok);
+    assert_eq!(s.sweep_oidc_grants(2_000).await.unwrap(), 2);
+    assert!(s.insert_oidc_grant(&grant("g3", 5_000)).await.is_ok());
+    assert!(s.delete_oidc_client("client-1").await.unwrap());
+    assert_eq!(
+        s.get_oidc_grant("g3", 0).await.unwrap(),
+        None,
+        "went with its client"
+    );
+    assert!(!s.delete_oidc_client("client-1").await.unwrap());
+}

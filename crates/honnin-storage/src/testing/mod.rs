@@ -59,6 +59,7 @@ pub async fn run_suite(store: &Store) {
     live_faces_are_taken_once(store).await;
     login_attempts_and_lockouts(store).await;
     signing_keys_rotate(store).await;
+    oidc_clients_and_grants(store).await;
 }
 
 /// Every row of every table of the store (the catalogue's list, so a table added later
