@@ -42,6 +42,7 @@ mod liveness;
 mod liveness_limits;
 mod login;
 mod login_lifetimes;
+mod oidc;
 mod shredding;
 mod transient;
 mod users;
