@@ -327,10 +327,13 @@ async fn a_failed_liveness_session_fails_the_login_and_is_not_enrolled(s: &Serve
     );
 }
 
+/// A change to a finished session's outcome.
+type Spoil = fn(&mut honnin_liveness::LivenessOutcome);
+
 async fn enrolment_gates_refuse_a_turned_low_quality_or_crowded_face(s: &Server) {
     let k = setup(s).await;
     let url = format!("/v1/collections/{}/users/gina/profile", k.c);
-    let cases: [(&str, fn(&mut honnin_liveness::LivenessOutcome)); 3] = [
+    let cases: [(&str, Spoil); 3] = [
         ("NotFrontal", |o| {
             o.reference_face.as_mut().unwrap().pose.yaw = 25.0
         }),

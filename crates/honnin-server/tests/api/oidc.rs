@@ -139,10 +139,16 @@ async fn run_page(s: &Server, url: &str, photo: &str, confidence: f32) -> url::U
 }
 
 fn query(u: &url::Url, k: &str) -> Option<String> {
-    u.query_pairs().find(|(x, _)| x == k).map(|(_, v)| v.into_owned())
+    u.query_pairs()
+        .find(|(x, _)| x == k)
+        .map(|(_, v)| v.into_owned())
 }
 
-async fn token(s: &Server, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, Value) {
+async fn token(
+    s: &Server,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
     let mut r = browser().post(format!("{}/oidc/token", s.base)).form(form);
     if let Some((id, secret)) = basic {
         r = r.basic_auth(id, Some(secret));
@@ -208,7 +214,9 @@ async fn the_code_flow_with_pkce_logs_the_person_in(s: &Server) {
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_audience(&[&client]);
     v.set_issuer(&[s.base.trim_end_matches('/')]);
-    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &v).unwrap().claims;
+    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &v)
+        .unwrap()
+        .claims;
     assert_eq!(claims["sub"], "obama");
     assert_eq!(claims["nonce"], "n-0S6");
     assert_eq!(claims["acr"], "urn:honnin:acr:standard");
@@ -303,7 +311,11 @@ async fn a_failed_face_login_is_access_denied(s: &Server) {
     let (_, client, _) = app(s).await;
     for (photo, confidence) in [("biden.jpg", 95.0), ("obama2.jpg", 10.0)] {
         let loc = run_page(s, &authorize_url(s, &client, &[]), photo, confidence).await;
-        assert_eq!(query(&loc, "error").as_deref(), Some("access_denied"), "{loc}");
+        assert_eq!(
+            query(&loc, "error").as_deref(),
+            Some("access_denied"),
+            "{loc}"
+        );
         assert_eq!(query(&loc, "state").as_deref(), Some("st-42"));
         assert!(query(&loc, "code").is_none());
     }
@@ -327,29 +339,82 @@ async fn a_code_is_redeemed_once_by_its_client_with_its_verifier(s: &Server) {
     };
     // Reused code.
     let code = code_for(s, &client, &[]).await;
-    let (st, _) = send(as_pairs(&form(&code, VERIFIER)), client.clone(), secret.clone()).await;
+    let (st, _) = send(
+        as_pairs(&form(&code, VERIFIER)),
+        client.clone(),
+        secret.clone(),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
-    let (st, e) = send(as_pairs(&form(&code, VERIFIER)), client.clone(), secret.clone()).await;
-    assert_eq!((st, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{e}");
+    let (st, e) = send(
+        as_pairs(&form(&code, VERIFIER)),
+        client.clone(),
+        secret.clone(),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{e}"
+    );
     // PKCE mismatch.
     let code = code_for(s, &client, &[]).await;
     let wrong = "A".repeat(43);
-    let (st, e) = send(as_pairs(&form(&code, &wrong)), client.clone(), secret.clone()).await;
-    assert_eq!((st, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{e}");
+    let (st, e) = send(
+        as_pairs(&form(&code, &wrong)),
+        client.clone(),
+        secret.clone(),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{e}"
+    );
     assert!(e["error_description"].as_str().unwrap().contains("PKCE"));
     // Another client's code; a wrong secret; no credentials; a wrong redirect URI.
     let code = code_for(s, &client, &[]).await;
-    let (st, e) = send(as_pairs(&form(&code, VERIFIER)), other.clone(), other_secret.clone()).await;
-    assert_eq!((st, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{e}");
+    let (st, e) = send(
+        as_pairs(&form(&code, VERIFIER)),
+        other.clone(),
+        other_secret.clone(),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{e}"
+    );
     let code = code_for(s, &client, &[]).await;
-    let (st, e) = send(as_pairs(&form(&code, VERIFIER)), client.clone(), "wrong".into()).await;
-    assert_eq!((st, e["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{e}");
-    let (st, e) = token(s, &[("grant_type", "authorization_code"), ("code", &code)], None).await;
-    assert_eq!((st, e["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    let (st, e) = send(
+        as_pairs(&form(&code, VERIFIER)),
+        client.clone(),
+        "wrong".into(),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{e}"
+    );
+    let (st, e) = token(
+        s,
+        &[("grant_type", "authorization_code"), ("code", &code)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
     let mut f = form(&code, VERIFIER);
     f[2].1 = "http://127.0.0.1:9/elsewhere".into();
     let (st, e) = send(f, client.clone(), secret.clone()).await;
-    assert_eq!((st, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{e}");
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{e}"
+    );
     // Wrong grant type.
     let mut f = form("x", VERIFIER);
     f[0].1 = "password".into();
@@ -391,7 +456,15 @@ async fn an_expired_code_is_refused(s: &Server) {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert!(store
-        .issue_oidc_code(&grant.grant_id, &hash, "obama", "l", now - 61_000, "jwt", now - 1_000)
+        .issue_oidc_code(
+            &grant.grant_id,
+            &hash,
+            "obama",
+            "l",
+            now - 61_000,
+            "jwt",
+            now - 1_000
+        )
         .await
         .unwrap());
     let (st, e) = token(
@@ -405,7 +478,11 @@ async fn an_expired_code_is_refused(s: &Server) {
         Some((&client, &secret)),
     )
     .await;
-    assert_eq!((st, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{e}");
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{e}"
+    );
     assert!(e["error_description"].as_str().unwrap().contains("expired"));
 }
 
@@ -421,7 +498,10 @@ async fn userinfo_needs_a_valid_access_token(s: &Server) {
     let (st, h) = get(None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert!(h.unwrap().to_str().unwrap().starts_with("Bearer"));
-    assert_eq!(get(Some("not.a.jwt".into())).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(Some("not.a.jwt".into())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // An ID token is not an access token (another audience).
     let (_, client, secret) = app(s).await;
     let code = code_for(s, &client, &[]).await;
@@ -451,7 +531,12 @@ async fn client_registration_checks_redirect_uris_and_hides_the_secret(s: &Serve
         json!({"name": "A", "collectionId": c, "redirectUris": ["https://a.example/cb#x"]}),
     ] {
         let (st, v) = s
-            .call("POST", "/v1/oidc/clients", Some(&enroller), Some(bad.clone()))
+            .call(
+                "POST",
+                "/v1/oidc/clients",
+                Some(&enroller),
+                Some(bad.clone()),
+            )
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
     }
@@ -476,7 +561,12 @@ async fn client_registration_checks_redirect_uris_and_hides_the_secret(s: &Serve
     assert!(mine.get("clientSecret").is_none(), "{mine}");
     let id = v["clientId"].as_str().unwrap();
     let (st, _) = s
-        .call("DELETE", &format!("/v1/oidc/clients/{id}"), Some(&enroller), None)
+        .call(
+            "DELETE",
+            &format!("/v1/oidc/clients/{id}"),
+            Some(&enroller),
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let r = browser()
@@ -484,5 +574,9 @@ async fn client_registration_checks_redirect_uris_and_hides_the_secret(s: &Serve
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a deleted client is unknown");
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a deleted client is unknown"
+    );
 }

@@ -314,7 +314,7 @@ pub(super) async fn oidc_clients_and_grants(s: &Store) {
         s.get_oidc_client("client-1").await.unwrap(),
         Some(client.clone())
     );
-    assert_eq!(s.list_oidc_clients().await.unwrap(), [client.clone()]);
+    assert_eq!(s.list_oidc_clients().await.unwrap(), vec![client.clone()]);
     let grant = |id: &str, expires: i64| OidcGrantRow {
         grant_id: id.into(),
         code_hash: None,
