@@ -364,6 +364,28 @@ pub struct SetResult {
     /// Gallery sizes asked for that were not measured: at least as many as the
     /// enrolled identities (`all` covers them).
     pub skipped_gallery_sizes: Vec<usize>,
+    /// The [`TOP_IMPOSTORS`] 1:1 impostor attempts with the highest similarity, highest
+    /// first (to look at: a false accept may be a labelling error of the set).
+    pub top_impostors: Vec<ImpostorAttempt>,
+}
+
+/// How many of the closest 1:1 impostor attempts a [`SetResult`] lists.
+pub const TOP_IMPOSTORS: usize = 10;
+
+/// One 1:1 impostor attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImpostorAttempt {
+    /// The attempt image.
+    pub probe: PathBuf,
+    /// Its identity.
+    pub probe_identity: String,
+    /// The profile's identity.
+    pub profile_identity: String,
+    /// The profile's images.
+    pub profile_images: Vec<PathBuf>,
+    /// The attempt's similarity with the profile, 0–100.
+    pub similarity: f32,
 }
 
 /// The result of [`run`].
@@ -753,6 +775,16 @@ fn run_set(
         det_at_targets,
         one_to_n,
         skipped_gallery_sizes: skipped,
+        top_impostors: top_impostors(&matrix, &probes)
+            .into_iter()
+            .map(|(a, e, similarity)| ImpostorAttempt {
+                probe: set.paths[probes[a].0].clone(),
+                probe_identity: set.identity[probes[a].0].clone(),
+                profile_identity: set.identity[profiles[e][0]].clone(),
+                profile_images: profiles[e].iter().map(|&i| set.paths[i].clone()).collect(),
+                similarity,
+            })
+            .collect(),
     })
 }
 
@@ -771,6 +803,22 @@ impl Matrix<'_> {
     fn score(&self, probe: usize, profile: usize) -> f32 {
         self.scores[probe * self.n_prof + profile]
     }
+}
+
+/// The [`TOP_IMPOSTORS`] impostor (attempt, profile) pairs of highest similarity.
+fn top_impostors(m: &Matrix, probes: &[(usize, Owner)]) -> Vec<(usize, usize, f32)> {
+    let mut top: Vec<(usize, usize, f32)> = Vec::new();
+    for (a, &(_, owner)) in probes.iter().enumerate() {
+        for e in 0..m.n_prof {
+            let s = m.sim(a, e);
+            if owner != Some(e) && (top.len() < TOP_IMPOSTORS || s > top[top.len() - 1].2) {
+                let at = top.partition_point(|t| t.2 >= s);
+                top.insert(at, (a, e, s));
+                top.truncate(TOP_IMPOSTORS);
+            }
+        }
+    }
+    top
 }
 
 /// The threshold of a level over `n` templates, or why it is refused.

@@ -201,6 +201,19 @@ pub fn run(eargs: &EngineArgs, args: LoginArgs) -> Result<()> {
             s.eer * 100.0
         );
     }
+    for s in &r.sets {
+        if let Some(t) = s.top_impostors.first() {
+            println!(
+                "- {}: closest 1:1 impostor attempt (a false accept may be a labelling error of the set): similarity {:.1}, {} ({}) against the profile of {} (all {} closest in report.json)",
+                s.set,
+                t.similarity,
+                t.probe.display(),
+                t.probe_identity,
+                t.profile_identity,
+                s.top_impostors.len()
+            );
+        }
+    }
     println!();
     println!("1:1 (a claimed user; n = {} template(s) compared). FAR = impostor attempts accepted / impostor attempts, FRR = genuine attempts rejected / genuine attempts; [exact 95 % CI]:", r.enrol_images);
     println!();
