@@ -18,6 +18,7 @@ LOG="$DATA/serve.log"
 # Webhooks the fuzzer registers must never be delivered anywhere: with no public
 # destination and an empty allow-list, every delivery is refused without even a DNS query.
 HONNIN_LIMITS__RATE_LIMIT_PER_SECOND=100000 HONNIN_LIMITS__RATE_LIMIT_BURST=100000 \
+HONNIN_LIMITS__LOGIN_STARTS_PER_MINUTE=100000 \
 HONNIN_SERVICE__WEBHOOKS__ALLOW_PUBLIC=false \
   target/debug/honnin serve --listen 127.0.0.1:0 --data-dir "$DATA/data" >"$LOG" 2>&1 &
 PID=$!

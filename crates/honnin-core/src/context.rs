@@ -116,6 +116,10 @@ impl Context {
         store: Store,
         master: DataKey,
     ) -> Result<Arc<Context>> {
+        config
+            .login
+            .validate(config.liveness.images_ttl_secs)
+            .map_err(CoreError::Config)?;
         let b64 = base64::engine::general_purpose::STANDARD;
         // A sealed constant tells a wrong master key from a right one before any real data is touched.
         let check = b64.encode(master.seal(b"honnin", b"master-check"));

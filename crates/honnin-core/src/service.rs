@@ -76,6 +76,8 @@ pub struct SweepReport {
     pub signing_keys_retired: u64,
     /// OpenID Connect grants (requests and codes) deleted once expired.
     pub oidc_grants_deleted: u64,
+    /// Lock-out rows that lock nothing and were idle for `login.attempts_retention_secs`.
+    pub lockouts_deleted: u64,
 }
 
 /// The face service. Build one per process with [`Service::open`] and share it.
@@ -220,6 +222,13 @@ impl Service {
             login_attempts_deleted: self.store().sweep_login_attempts(now).await?,
             signing_keys_retired: self.store().delete_retired_signing_keys(now).await?,
             oidc_grants_deleted: self.store().sweep_oidc_grants(now).await?,
+            lockouts_deleted: self
+                .store()
+                .sweep_lockouts(
+                    now,
+                    now - self.config().login.attempts_retention_secs as i64 * 1000,
+                )
+                .await?,
         };
         // Whatever was erased since the last sweep (expired data, images handed out,
         // templates dropped at a decision) leaves the files too, not only the tables:

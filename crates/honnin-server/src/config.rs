@@ -30,6 +30,10 @@ pub struct Limits {
     pub failed_auth_per_second: u32,
     /// Failed authentications one client address may make in a burst.
     pub failed_auth_burst: u32,
+    /// Face logins one client address may start per minute through the OpenID Connect
+    /// provider (`GET /oidc/authorize`, which creates a liveness session without an API
+    /// key), as a burst refilled over the minute; beyond it 429.
+    pub login_starts_per_minute: u32,
     /// Header that carries the client's address when honnin runs behind a reverse proxy
     /// you trust (e.g. `x-forwarded-for`): its **last** address, the one your proxy
     /// appended, is used (anything a client writes before it is ignored). Empty
@@ -57,6 +61,7 @@ impl Default for Limits {
             rate_limit_burst: 100,
             failed_auth_per_second: 5,
             failed_auth_burst: 20,
+            login_starts_per_minute: 20,
             client_ip_header: String::new(),
             header_read_timeout_secs: 10,
             max_connections: 4096,

@@ -60,6 +60,8 @@ impl KeyLimiter {
 /// nothing here.
 pub struct AuthGuard {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Anonymous face-login starts per address (the OpenID Connect provider).
+    login_starts: DefaultKeyedRateLimiter<IpAddr>,
     blocked: parking_lot::Mutex<HashMap<IpAddr, Instant>>,
     header: Option<axum::http::HeaderName>,
 }
@@ -74,6 +76,9 @@ impl AuthGuard {
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
         AuthGuard {
             limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            login_starts: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            )),
             blocked: parking_lot::Mutex::new(HashMap::new()),
             header: axum::http::HeaderName::from_bytes(client_ip_header.trim().as_bytes()).ok(),
         }
@@ -129,11 +134,31 @@ impl AuthGuard {
         })
     }
 
+    /// Sets the budget of anonymous face-login starts per client address and minute
+    /// (`limits.login_starts_per_minute`, at least 1).
+    pub fn with_login_starts(mut self, per_minute: u32) -> Self {
+        let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        self.login_starts = RateLimiter::keyed(Quota::per_minute(n));
+        self
+    }
+
+    /// Counts an anonymous face-login start from `ip`; `Err(seconds)` when over its
+    /// budget.
+    pub fn login_start(&self, ip: IpAddr) -> Result<(), u64> {
+        self.login_starts.check_key(&ip).map_err(|not_until| {
+            let wait = not_until
+                .wait_time_from(DefaultClock::default().now())
+                .max(Duration::from_secs(1));
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
     /// Forgets addresses no longer blocked (called by the sweeper).
     pub fn shrink(&self) {
         let now = Instant::now();
         self.blocked.lock().retain(|_, until| *until > now);
         self.limiter.retain_recent();
+        self.login_starts.retain_recent();
     }
 }
 

@@ -70,11 +70,14 @@ impl AppState {
                 config.limits.rate_limit_per_second,
                 config.limits.rate_limit_burst,
             )),
-            auth_guard: Arc::new(AuthGuard::new(
-                config.limits.failed_auth_per_second,
-                config.limits.failed_auth_burst,
-                &config.limits.client_ip_header,
-            )),
+            auth_guard: Arc::new(
+                AuthGuard::new(
+                    config.limits.failed_auth_per_second,
+                    config.limits.failed_auth_burst,
+                    &config.limits.client_ip_header,
+                )
+                .with_login_starts(config.limits.login_starts_per_minute),
+            ),
             metrics: prometheus_handle(),
             config: Arc::new(config),
         }

@@ -247,7 +247,8 @@ impl Store {
                 format!("user:{user}"),
             ),
             (
-                "DELETE FROM oidc_grants WHERE collection_id = $1 AND user_id = $2",
+                "DELETE FROM oidc_grants WHERE collection_id = $1 \
+                 AND (user_id = $2 OR login_hint = $2)",
                 user.to_string(),
             ),
         ] {

@@ -21,8 +21,8 @@ pub struct ProfileTemplateRow {
     pub user_id: String,
     /// The template, sealed with the collection's data key.
     pub template: Vec<u8>,
-    /// Where it came from: `liveness` (a passed liveness session) or `photo` (an
-    /// operator's migration upload).
+    /// Where it came from: `liveness` (a passed liveness session) or `verification` (an
+    /// approved identity verification's live face).
     pub source: String,
     /// The liveness session (or verification, or image) it came from.
     pub source_id: String,
@@ -437,6 +437,73 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Counts one more failure of `subject`, atomically (several servers may count at
+    /// once). When this failure reaches `max_failures`, the failures start again at 0,
+    /// the lock-outs grow by one, and their new number is returned (the caller then
+    /// sets [`Store::lock_until`]); otherwise `None`.
+    pub async fn count_login_failure(
+        &self,
+        collection: &str,
+        subject: &str,
+        max_failures: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let failures: i64 = sqlx::query(
+            "INSERT INTO login_lockouts (collection_id, subject, failures, lockouts, \
+             locked_until_ms, updated_ms) VALUES ($1, $2, 1, 0, NULL, $3) \
+             ON CONFLICT (collection_id, subject) DO UPDATE \
+             SET failures = login_lockouts.failures + 1, updated_ms = $3 RETURNING failures",
+        )
+        .bind(collection)
+        .bind(subject)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("failures")?;
+        if failures < max_failures {
+            return Ok(None);
+        }
+        let r = sqlx::query(
+            "UPDATE login_lockouts SET failures = 0, lockouts = lockouts + 1, updated_ms = $3 \
+             WHERE collection_id = $1 AND subject = $2 AND failures >= $4 RETURNING lockouts",
+        )
+        .bind(collection)
+        .bind(subject)
+        .bind(now_ms)
+        .bind(max_failures)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(|r| r.try_get::<i64, _>("lockouts")).transpose()?)
+    }
+
+    /// Locks `subject` until `until_ms` (never shortening a longer lock).
+    pub async fn lock_until(&self, collection: &str, subject: &str, until_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE login_lockouts SET locked_until_ms = $3 WHERE collection_id = $1 \
+             AND subject = $2 AND (locked_until_ms IS NULL OR locked_until_ms < $3)",
+        )
+        .bind(collection)
+        .bind(subject)
+        .bind(until_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the lock-out rows that lock nothing (no lock, or one that ended) and
+    /// changed last before `idle_before_ms`; returns how many.
+    pub async fn sweep_lockouts(&self, now_ms: i64, idle_before_ms: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM login_lockouts WHERE (locked_until_ms IS NULL OR locked_until_ms <= $1) \
+             AND updated_ms < $2",
+        )
+        .bind(now_ms)
+        .bind(idle_before_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Clears a subject's lock-out state (an operator's unlock, or a success); false if

@@ -63,7 +63,7 @@ pub struct OidcGrantRow {
     pub auth_time_ms: Option<i64>,
     /// The signed ID token the code is traded for, once issued.
     pub id_token: Option<String>,
-    /// `pending`, `issued` or `redeemed`.
+    /// `pending`, `running` (its login is being decided), `issued` or `redeemed`.
     pub status: String,
     /// When the request was made, epoch milliseconds.
     pub created_ms: i64,
@@ -214,7 +214,20 @@ impl Store {
         .transpose()
     }
 
-    /// Turns a pending grant into an issued code (once): false if it is not pending.
+    /// Marks a pending grant `running` (its login is being decided), once: false if it
+    /// is not pending (a second post of the hosted page).
+    pub async fn start_oidc_grant(&self, grant_id: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE oidc_grants SET status = 'running' WHERE grant_id = $1 AND status = 'pending'",
+        )
+        .bind(grant_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Turns a running grant into an issued code (once): false if it is not running.
     #[allow(clippy::too_many_arguments)]
     pub async fn issue_oidc_code(
         &self,
@@ -229,7 +242,7 @@ impl Store {
         Ok(sqlx::query(
             "UPDATE oidc_grants SET code_hash = $1, user_id = $2, login_id = $3, \
              auth_time_ms = $4, expires_ms = $5, status = 'issued', id_token = $7 \
-             WHERE grant_id = $6 AND status = 'pending'",
+             WHERE grant_id = $6 AND status = 'running'",
         )
         .bind(code_hash)
         .bind(user_id)

@@ -31,8 +31,9 @@ pub struct LoginConfig {
     pub max_lockout_secs: u64,
     /// How long login attempt records are kept, seconds (30 days).
     pub attempts_retention_secs: u64,
-    /// The assertion's issuer (`iss`), e.g. `https://login.example.com`. Empty: the
-    /// server's own public URL (`honnin serve`) or `urn:honnin`.
+    /// The issuer (`iss`) of assertions and ID tokens and the OpenID Connect provider's
+    /// URL, e.g. `https://login.example.com`. Empty: assertions say `urn:honnin`, and the
+    /// provider works only on a loopback host (`http://<Host>`: a local trial).
     pub issuer: String,
     /// How long a login assertion is valid, seconds.
     pub assertion_ttl_secs: u64,
@@ -62,6 +63,47 @@ impl Default for LevelTargets {
     }
 }
 
+impl LoginConfig {
+    /// Checks the values against each other (the server refuses to start otherwise):
+    /// every level's target in (0, 1], a known `default_level`, positive lifetimes and
+    /// sizes, and `max_session_age_secs` within `images_ttl_secs` of the liveness
+    /// configuration (the live face a login uses is cleared with the images).
+    pub fn validate(&self, images_ttl_secs: u64) -> Result<(), String> {
+        for (name, t) in [
+            ("low", self.levels.low),
+            ("standard", self.levels.standard),
+            ("high", self.levels.high),
+        ] {
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(format!("login.levels.{name} must be in (0, 1], not {t}"));
+            }
+        }
+        if !["low", "standard", "high"].contains(&self.default_level.as_str()) {
+            return Err(format!(
+                "login.default_level must be low, standard or high, not `{}`",
+                self.default_level
+            ));
+        }
+        if self.max_templates_per_profile == 0
+            || self.assertion_ttl_secs == 0
+            || self.key_rotation_secs == 0
+            || self.max_session_age_secs == 0
+        {
+            return Err("login: max_templates_per_profile, assertion_ttl_secs, \
+                        key_rotation_secs and max_session_age_secs must be positive"
+                .into());
+        }
+        if self.max_session_age_secs > images_ttl_secs {
+            return Err(format!(
+                "login.max_session_age_secs ({}) must not exceed liveness.images_ttl_secs ({}): \
+                 a session's live face is cleared with its images",
+                self.max_session_age_secs, images_ttl_secs
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for LoginConfig {
     fn default() -> Self {
         LoginConfig {
@@ -79,5 +121,30 @@ impl Default for LoginConfig {
             assertion_ttl_secs: 300,
             key_rotation_secs: 30 * 86_400,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_bad_values_are_named() {
+        assert_eq!(LoginConfig::default().validate(180), Ok(()));
+        let mut c = LoginConfig::default();
+        c.levels.high = 0.0;
+        assert!(c.validate(180).unwrap_err().contains("levels.high"));
+        let c = LoginConfig {
+            default_level: "medium".into(),
+            ..LoginConfig::default()
+        };
+        assert!(c.validate(180).unwrap_err().contains("default_level"));
+        let c = LoginConfig::default();
+        assert!(c.validate(60).unwrap_err().contains("images_ttl_secs"));
+        let c = LoginConfig {
+            key_rotation_secs: 0,
+            ..LoginConfig::default()
+        };
+        assert!(c.validate(180).is_err());
     }
 }

@@ -5,10 +5,10 @@
 //! `jsonwebtoken`. The private key (PKCS#8) is sealed with the service key
 //! `service:login-signing` (itself wrapped by the master key in the vault) and stored in
 //! `login_signing_keys`. A key signs for [`LoginConfig::key_rotation_secs`]; then the
-//! next signature makes a new key. A key stays published for its signing period plus the
-//! longest assertion lifetime plus a day (so an assertion is never left without its key,
-//! and a relying party caching the JWKS for a day still finds the new key), then it is
-//! deleted.
+//! next signature makes a new key and uses it at once (a relying party meeting an
+//! unknown `kid` fetches the JWKS again, as OpenID Connect libraries do). A key stays
+//! published for its signing period plus the longest assertion lifetime plus a day, so an
+//! assertion is never left without its key; then the sweep deletes it.
 //!
 //! [`LoginConfig::key_rotation_secs`]: crate::config::login::LoginConfig::key_rotation_secs
 
@@ -24,6 +24,10 @@ use crate::clock::now_ms;
 use crate::context::Context;
 use crate::error::{CoreError, Result};
 
+/// The prefix of every OpenID Connect client id (`hnc_…`): an audience that only the
+/// provider's ID tokens carry (a `/v1` login may not name one).
+pub const CLIENT_ID_PREFIX: &str = "hnc_";
+
 /// The JOSE algorithm of every assertion.
 pub const ALGORITHM: &str = "ES256";
 /// How long a retired key stays published beyond the last assertion it signed, seconds.
@@ -37,7 +41,8 @@ fn private_key_aad(kid: &str) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssertionClaims {
-    /// Issuer: `login.issuer`, or the server's public URL.
+    /// Issuer: `login.issuer` (default `urn:honnin`); in an ID token, the provider's
+    /// issuer URL.
     pub iss: String,
     /// Subject: the user id the face was matched to.
     pub sub: String,
@@ -167,10 +172,9 @@ pub(crate) async fn sign(cx: &Context, claims: &AssertionClaims) -> Result<Strin
 }
 
 /// The published keys (creating the first key if there is none, so that the set is
-/// never empty), after deleting the retired ones.
+/// never empty; retired keys are deleted by the sweep).
 pub(crate) async fn jwks(cx: &Context) -> Result<Jwks> {
     let now = now_ms();
-    cx.store().delete_retired_signing_keys(now).await?;
     let mut rows = cx.store().signing_keys(now).await?;
     if rows.is_empty() {
         signing_key(cx, now).await?;

@@ -194,6 +194,21 @@ impl Logins<'_> {
             })?;
         }
         check_claim("audience", &req.audience)?;
+        // An OpenID Connect client's id is its ID tokens' audience: only the provider
+        // (which passes its issuer) may make a token for one, so that no API key can
+        // mint a token another collection's client would accept.
+        if issuer.is_none()
+            && req
+                .audience
+                .as_deref()
+                .is_some_and(|a| a.starts_with(assertion::CLIENT_ID_PREFIX))
+        {
+            return Err(CoreError::InvalidParameter(format!(
+                "audiences starting with `{}` are OpenID Connect client ids: reserved for \
+                 the provider's ID tokens",
+                assertion::CLIENT_ID_PREFIX
+            )));
+        }
         check_claim("nonce", &req.nonce)?;
         let c = self.authorize(p, Action::Recognize, collection).await?;
         let cfg = &self.config().login;
@@ -322,6 +337,28 @@ impl Logins<'_> {
                 _ => attempt.reasons.push("AmbiguousMatch".into()),
             }
         }
+        // Identified (1:N) as a user who is locked out: refused like a claim would be.
+        if let (None, LoginOutcome::Succeeded, Some(u)) =
+            (&req.user_id, attempt.outcome, &attempt.user_id)
+        {
+            let row = self
+                .store()
+                .lockout(collection, &format!("user:{u}"))
+                .await?;
+            if let Some(until) = lockout::locked_until(row.as_ref(), now) {
+                attempt.outcome = LoginOutcome::Locked;
+                attempt.reasons.push("UserLocked".into());
+                self.record(p, collection, &attempt, now).await?;
+                self.login_event(p, "login.failed", &c, collection, &attempt)
+                    .await;
+                return Ok(LoginResult {
+                    attempt,
+                    locked_until: Some(rfc3339(until)),
+                    assertion: None,
+                    assertion_expires_at: None,
+                });
+            }
+        }
 
         let mut result = LoginResult {
             attempt,
@@ -363,15 +400,24 @@ impl Logins<'_> {
             self.login_event(p, "login.succeeded", &c, collection, &result.attempt)
                 .await;
         } else {
-            // A failure counts against the claimed user and the client.
+            // A failure counts against the client, and against the claimed user when a
+            // face was compared with the user's profile (a failed liveness check says
+            // nothing about the user: counting it would let anyone lock anyone out).
+            let liveness_failed = !s.passed;
             for sub in &subjects {
-                let row = self.store().lockout(collection, sub).await?;
-                let (row, locked) = lockout::after_failure(row, collection, sub, now, cfg);
-                self.store().put_lockout(&row).await?;
-                if locked {
-                    result.locked_until = row.locked_until_ms.map(rfc3339);
-                    self.locked_event(p, &c, collection, sub, row.locked_until_ms.unwrap_or(now))
-                        .await;
+                if liveness_failed && sub.starts_with("user:") {
+                    continue;
+                }
+                let max = cfg.max_failures.max(1) as i64;
+                if let Some(n) = self
+                    .store()
+                    .count_login_failure(collection, sub, max, now)
+                    .await?
+                {
+                    let until = now + lockout::lockout_ms(n, cfg);
+                    self.store().lock_until(collection, sub, until).await?;
+                    result.locked_until = Some(rfc3339(until));
+                    self.locked_event(p, &c, collection, sub, until).await;
                 }
             }
             self.record(p, collection, &result.attempt, now).await?;

@@ -14,9 +14,10 @@
 //! therefore rises by 10 for every tenfold growth of the gallery.
 //!
 //! **Limit.** The calibration's anchors reach down to a smallest FMR (in the shipped
-//! table 3.2e-7, and the anchors below 3.2e-5 are extrapolated: too few impostor pairs to
-//! measure them). Beyond the last anchor the similarity map is no longer a measurement,
-//! so an attempt whose per-comparison FMR would fall below it is refused
+//! table 3.2e-7). Only the anchors down to 3.2e-5 are measured; those below are
+//! extrapolated (too few impostor pairs to measure them), so `standard` (1e-5) and `high`
+//! (1e-6) already rest on extrapolated anchors, which every attempt reports
+//! (`fmr_measured`). Beyond the last anchor the map is not even extrapolated, so an attempt whose per-comparison FMR would fall below it is refused
 //! ([`LevelError::BeyondCalibration`]): a 1:N login must then name a claimed user (1:1
 //! compares with a handful of templates). Whether the FMR was measured or extrapolated is
 //! reported with every attempt.

@@ -3,8 +3,8 @@
 //!
 //! * **Enrolment profiles** (`profiles`): the templates a login compares with, linked
 //!   to the customer's user id in a collection, enrolled only from a liveness session
-//!   that passed, with quality gates (frontal, quality `high`, one face); a photo only
-//!   where an operator allows it for a migration. Changed only by explicit calls; an
+//!   that passed, with quality gates (frontal, quality `high`, one face), never from an
+//!   uploaded photo. Changed only by explicit calls; an
 //!   approved identity verification that enrols the person adds its live face too.
 //! * **Login attempts** (`attempt`): a fresh, passed liveness session and a match at the
 //!   security level's threshold, 1:1 (a claimed user) or 1:N (who is this, within a
@@ -83,7 +83,9 @@ impl Logins<'_> {
         let Some(row) = self.store().get_liveness(&id).await? else {
             return Err(not_found());
         };
-        if !self.may_see_owned(p, &row.owner_key).await? {
+        // Only the key that created a session uses it (an admin may read another
+        // key's results, never log in or enrol with them).
+        if row.owner_key != p.key_id {
             return Err(not_found());
         }
         if self.store().verification_of_liveness(&id).await?.is_some() {

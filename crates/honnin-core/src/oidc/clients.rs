@@ -10,6 +10,7 @@ use super::Oidc;
 use crate::auth::{Action, Principal};
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{CoreError, Result};
+use crate::login::assertion::CLIENT_ID_PREFIX;
 use crate::login::SecurityLevel;
 
 /// Most redirect URIs one client registers.
@@ -140,7 +141,7 @@ impl Oidc<'_> {
         rand::rng().fill_bytes(&mut secret);
         let secret = b64.encode(secret);
         let row = OidcClientRow {
-            client_id: format!("hnc_{}", hex::encode(id)),
+            client_id: format!("{CLIENT_ID_PREFIX}{}", hex::encode(id)),
             secret_hash: secret_hash(&secret),
             name: name.into(),
             owner_key: p.key_id.clone(),

@@ -15,6 +15,7 @@ use crate::clock::now_ms;
 use crate::error::{CoreError, Result};
 use crate::liveness::{LivenessSessions, NewLivenessSession};
 use crate::login::assertion;
+use crate::login::levels::{attempt_threshold, LevelError};
 use crate::login::{LoginOutcome, LoginRequest, Logins, SecurityLevel};
 use crate::validate::check_user_id;
 
@@ -116,8 +117,8 @@ pub struct TokenResponse {
 /// A token endpoint or UserInfo error (RFC 6749 §5.2, RFC 6750 §3.1).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenError {
-    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unsupported_grant_type`,
-    /// `invalid_token`.
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_token`, `server_error`.
     pub error: String,
     /// Why, for a developer.
     pub error_description: String,
@@ -196,8 +197,9 @@ struct Ctx {
 }
 
 fn too_long(v: &Option<String>) -> bool {
-    v.as_ref()
-        .is_some_and(|s| s.chars().count() > MAX_PARAM_CHARS || s.chars().any(char::is_control))
+    v.as_ref().is_some_and(|s| {
+        s.is_empty() || s.chars().count() > MAX_PARAM_CHARS || s.chars().any(char::is_control)
+    })
 }
 
 fn pkce_s256(verifier: &str) -> String {
@@ -263,7 +265,7 @@ impl Oidc<'_> {
             return Err(redirect_error(
                 &g,
                 "invalid_request",
-                "state, nonce and login_hint are at most 512 printable characters",
+                "state, nonce and login_hint are 1–512 printable characters",
             ));
         }
         if req.response_type.as_deref() != Some("code") {
@@ -326,6 +328,40 @@ impl Oidc<'_> {
                     "invalid_request",
                     "login_hint is not a user id",
                 ));
+            }
+        }
+        // The level must be holdable over the templates the login would compare with
+        // (1:N: the whole collection's; 1:1: the hinted user's), before the person runs
+        // the liveness check.
+        let templates = match &req.login_hint {
+            Some(u) => self
+                .store()
+                .profile_templates(&client.collection_id, Some(u))
+                .await
+                .map(|r| r.len() as u64),
+            None => self
+                .store()
+                .profile_counts(&client.collection_id)
+                .await
+                .map(|(_, t)| t),
+        };
+        if let (Ok(n), Some(level)) = (templates, SecurityLevel::parse(&client.level)) {
+            let target = level.target(&self.config().login.levels);
+            if let Some(cal) = self.engine().calibration() {
+                if let Err(LevelError::BeyondCalibration {
+                    max_comparisons, ..
+                }) = attempt_threshold(target, n, cal)
+                {
+                    return Err(redirect_error(
+                        &g,
+                        "invalid_request",
+                        &format!(
+                            "level `{}` cannot be held over {n} templates (at most \
+                             {max_comparisons}): send login_hint with the user id",
+                            level.as_str()
+                        ),
+                    ));
+                }
             }
         }
         let unavailable = |e: CoreError| {
@@ -410,6 +446,15 @@ impl Oidc<'_> {
             .map_err(|_| shown("the server could not read the login request; try again"))?
             .filter(|g| g.status == "pending")
             .ok_or_else(|| shown("this login request is unknown, used or expired: start again"))?;
+        // One post decides: a second (a double submit) is shown, and cannot undo the first.
+        if !self
+            .store()
+            .start_oidc_grant(request_id)
+            .await
+            .unwrap_or(false)
+        {
+            return Err(shown("this login request is already being completed"));
+        }
         let g = Ctx {
             redirect_uri: grant.redirect_uri.clone(),
             state: grant.state.clone(),
@@ -531,6 +576,12 @@ impl Oidc<'_> {
                 "unknown client or wrong secret",
             ));
         };
+        if !matches!(self.owner(&client).await, Ok(Some(_))) {
+            return Err(token_error(
+                "unauthorized_client",
+                "the key that registered this client was revoked",
+            ));
+        }
         if req.grant_type.as_deref() != Some("authorization_code") {
             return Err(token_error(
                 "unsupported_grant_type",

@@ -77,7 +77,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(oidc::authorize))
         .routes(routes!(oidc::complete))
         .routes(routes!(oidc::token))
-        .routes(routes!(oidc::userinfo))
+        .routes(routes!(oidc::userinfo, oidc::userinfo_post))
         .routes(routes!(oidc::create_client, oidc::list_clients))
         .routes(routes!(oidc::delete_client))
         .route("/static/{*file}", get(liveness::static_file))
@@ -388,7 +388,7 @@ mod tests {
         }
         ops.sort();
         multipart.sort();
-        assert_eq!(ops.len(), 54, "{ops:#?}");
+        assert_eq!(ops.len(), 55, "{ops:#?}");
         assert_eq!(
             multipart,
             [

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{Query as AxumQuery, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -19,24 +19,41 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, Input, Path};
 use crate::AppState;
 
-/// The issuer: `login.issuer`, else `http://<Host>` of the request (set `login.issuer`
-/// to the public `https://` URL in production).
-fn issuer(s: &AppState, headers: &HeaderMap) -> String {
+/// The issuer: `login.issuer`; without it, `http://<Host>` of the request, but only for
+/// a loopback host (a local trial): elsewhere the provider answers 503 until
+/// `login.issuer` is set, so that no request's `Host` header chooses the issuer.
+fn issuer(s: &AppState, headers: &HeaderMap) -> Option<String> {
     let configured = s.config.service.login.issuer.trim_end_matches('/');
     if !configured.is_empty() {
-        return configured.to_string();
+        return Some(configured.to_string());
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("http://{host}")
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok())?;
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !n.ends_with(':') => n,
+        _ => host,
+    };
+    let loopback = name == "localhost"
+        || name == "[::1]"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback.then(|| format!("http://{host}"))
+}
+
+const NO_ISSUER: &str = "this server's OpenID Connect provider has no issuer: set login.issuer \
+                         to its public https:// URL";
+
+fn no_issuer_json() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(TokenError {
+            error: "temporarily_unavailable".into(),
+            error_description: NO_ISSUER.into(),
+            status: 503,
+        }),
+    )
+        .into_response()
 }
 
 /// The client address of a request (as the failed-authentication guard counts it).
@@ -108,9 +125,15 @@ fn token_error(e: TokenError) -> Response {
 
 /// The provider's metadata (OpenID Connect Discovery 1.0).
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "login",
-    responses((status = 200, description = "The provider's metadata", body = Discovery)))]
-pub async fn configuration(State(s): State<AppState>, headers: HeaderMap) -> Json<Discovery> {
-    Json(discovery(&issuer(&s, &headers)))
+    responses(
+        (status = 200, description = "The provider's metadata", body = Discovery),
+        (status = 503, description = "temporarily_unavailable: login.issuer is not set (and the host is not loopback)", content_type = "application/json"),
+    ))]
+pub async fn configuration(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match issuer(&s, &headers) {
+        Some(i) => Json(discovery(&i)).into_response(),
+        None => no_issuer_json(),
+    }
 }
 
 /// The authorization endpoint: checks the request (client, exact redirect URI,
@@ -134,12 +157,28 @@ pub async fn configuration(State(s): State<AppState>, headers: HeaderMap) -> Jso
         (status = 200, description = "The hosted login page", content_type = "text/html"),
         (status = 303, description = "An error, sent back to the redirect URI"),
         (status = 400, description = "Unknown client or redirect URI (a page, never a redirect)", content_type = "text/html"),
+        (status = 429, description = "Too many logins started from this address (a page, Retry-After)", content_type = "text/html"),
+        (status = 503, description = "login.issuer is not set (and the host is not loopback): a page", content_type = "text/html"),
     ))]
-pub async fn authorize(
-    State(s): State<AppState>,
-    q: Result<AxumQuery<AuthorizeRequest>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(AxumQuery(q)) = q else {
+pub async fn authorize(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    if issuer(&s, &parts.headers).is_none() {
+        let mut r = error_page(NO_ISSUER);
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return r;
+    }
+    // Each start makes a liveness session under the client's key: bounded per address.
+    if let Err(wait) = s.auth_guard.login_start(client_address(&s, &parts)) {
+        let mut r = error_page("too many logins started from this address: wait and try again");
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        if let Ok(v) = wait.to_string().parse() {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let q: Result<AuthorizeRequest, _> =
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default());
+    let Ok(q) = q else {
         return error_page("the request's parameters could not be read (a parameter twice?)");
     };
     match s.service.oidc().begin_login(&q).await {
@@ -182,6 +221,7 @@ pub struct CompleteForm {
     responses(
         (status = 303, description = "Back to the client: code and state, or an error"),
         (status = 400, description = "Unknown, used or expired request (a page)", content_type = "text/html"),
+        (status = 503, description = "login.issuer is not set (and the host is not loopback): a page", content_type = "text/html"),
     ))]
 pub async fn complete(
     State(s): State<AppState>,
@@ -196,12 +236,12 @@ pub async fn complete(
         return error_page("the form names no login request");
     };
     let ip = client_address(&s, &parts).to_string();
-    match s
-        .service
-        .oidc()
-        .complete(&form.request, &issuer(&s, &headers), &ip)
-        .await
-    {
+    let Some(iss) = issuer(&s, &headers) else {
+        let mut r = error_page(NO_ISSUER);
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return r;
+    };
+    match s.service.oidc().complete(&form.request, &iss, &ip).await {
         Ok(location) => redirect(&location),
         Err(e) => authorize_error(e),
     }
@@ -216,6 +256,7 @@ pub async fn complete(
         (status = 200, description = "ID token and access token", content_type = "application/json"),
         (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type", content_type = "application/json"),
         (status = 401, description = "invalid_client", content_type = "application/json"),
+        (status = 503, description = "temporarily_unavailable: login.issuer is not set", content_type = "application/json"),
     ))]
 pub async fn token(
     State(s): State<AppState>,
@@ -247,12 +288,10 @@ pub async fn token(
         },
         Some(Err(_)) => return bad("the Authorization header is not text"),
     };
-    match s
-        .service
-        .oidc()
-        .token(&form, basic, &issuer(&s, &headers))
-        .await
-    {
+    let Some(iss) = issuer(&s, &headers) else {
+        return no_issuer_json();
+    };
+    match s.service.oidc().token(&form, basic, &iss).await {
         Ok(t) => (
             [
                 (header::CACHE_CONTROL, "no-store"),
@@ -288,19 +327,37 @@ fn basic_credentials(v: &str) -> Option<(String, String)> {
     responses(
         (status = 200, description = "The user", content_type = "application/json"),
         (status = 401, description = "invalid_token", content_type = "application/json"),
+        (status = 503, description = "temporarily_unavailable: login.issuer is not set", content_type = "application/json"),
     ))]
 pub async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    userinfo_of(&s, &headers).await
+}
+
+/// The UserInfo endpoint by POST (OpenID Connect Core §5.3.1), the token in the
+/// `Authorization` header.
+#[utoipa::path(post, path = "/oidc/userinfo", tag = "login",
+    responses(
+        (status = 200, description = "The user", content_type = "application/json"),
+        (status = 401, description = "invalid_token", content_type = "application/json"),
+        (status = 503, description = "temporarily_unavailable: login.issuer is not set", content_type = "application/json"),
+    ))]
+pub async fn userinfo_post(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    userinfo_of(&s, &headers).await
+}
+
+async fn userinfo_of(s: &AppState, headers: &HeaderMap) -> Response {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match s
-        .service
-        .oidc()
-        .userinfo(bearer, &issuer(&s, &headers))
-        .await
-    {
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+        });
+    let Some(iss) = issuer(s, headers) else {
+        return no_issuer_json();
+    };
+    match s.service.oidc().userinfo(bearer, &iss).await {
         Ok(u) => ([(header::CACHE_CONTROL, "no-store")], Json(u)).into_response(),
         Err(e) => token_error(e),
     }

@@ -23,6 +23,10 @@ both!(
     a_level_beyond_the_calibration_is_refused_before_the_session_is_used,
     deleting_the_user_erases_the_profile_and_its_attempts,
     an_approved_verification_adds_a_frontal_live_face_to_the_profile,
+    a_locked_user_is_not_let_in_by_identification,
+    failed_liveness_counts_against_the_client_not_the_user,
+    client_ids_are_not_an_api_logins_audience,
+    only_the_key_that_made_a_session_uses_it,
 );
 
 /// A collection with its enroller and recognizer keys.
@@ -608,4 +612,100 @@ async fn an_approved_verification_adds_a_frontal_live_face_to_the_profile(s: &Se
     assert_eq!(v.v["status"], "approved", "{}", v.v);
     let why = step(&v.v, "enrolment")["details"]["loginProfile"]["notAdded"].to_string();
     assert!(why.contains("NotFrontal"), "{why}");
+}
+
+async fn a_locked_user_is_not_let_in_by_identification(s: &Server) {
+    let k = setup(s).await;
+    enrol(s, &k, "lena", "obama.jpg").await;
+    for _ in 0..5 {
+        login(s, &k, "biden.jpg", json!({"userId": "lena"})).await;
+    }
+    let (_, v) = login(s, &k, "obama2.jpg", json!({})).await;
+    assert_eq!(v["outcome"], "LOCKED", "{v}");
+    assert_eq!(v["userId"], "lena");
+    assert_eq!(v["reasons"], json!(["UserLocked"]));
+    assert!(v["assertion"].is_null() && v["lockedUntil"].is_string());
+    // And the lock is not cleared by it.
+    let (_, v) = login(s, &k, "obama2.jpg", json!({"userId": "lena"})).await;
+    assert_eq!(v["outcome"], "LOCKED", "{v}");
+}
+
+async fn failed_liveness_counts_against_the_client_not_the_user(s: &Server) {
+    let k = setup(s).await;
+    enrol(s, &k, "mona", "obama.jpg").await;
+    let url = format!("/v1/collections/{}/logins", k.c);
+    for _ in 0..5 {
+        let spoof = live_session(s, &k.recognizer, &fixture("obama2.jpg"), 10.0).await;
+        let v = s
+            .ok_as(
+                &k.recognizer,
+                "POST",
+                &url,
+                Some(json!({"livenessSessionId": spoof, "userId": "mona", "clientId": "kiosk-9"})),
+            )
+            .await;
+        assert_eq!(v["reasons"], json!(["LivenessFailed"]), "{v}");
+    }
+    // The kiosk is locked; mona, from elsewhere, is not.
+    let (_, v) = login(
+        s,
+        &k,
+        "obama2.jpg",
+        json!({"userId": "mona", "clientId": "kiosk-9"}),
+    )
+    .await;
+    assert_eq!(v["reasons"], json!(["ClientLocked"]), "{v}");
+    let (_, v) = login(
+        s,
+        &k,
+        "obama2.jpg",
+        json!({"userId": "mona", "clientId": "phone-1"}),
+    )
+    .await;
+    assert_eq!(v["outcome"], "SUCCEEDED", "{v}");
+}
+
+async fn client_ids_are_not_an_api_logins_audience(s: &Server) {
+    let k = setup(s).await;
+    enrol(s, &k, "nina", "obama.jpg").await;
+    let (st, v) = login(
+        s,
+        &k,
+        "obama2.jpg",
+        json!({"userId": "nina", "audience": "hnc_0123456789abcdef0123456789abcdef"}),
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        "{v}"
+    );
+}
+
+async fn only_the_key_that_made_a_session_uses_it(s: &Server) {
+    let k = setup(s).await;
+    enrol(s, &k, "olga", "obama.jpg").await;
+    // The collection's admin may read the recognizer's session, not log in with it.
+    let admin = s.key("admin", Some(&k.c)).await;
+    let session = live_session(s, &k.recognizer, &fixture("obama2.jpg"), 95.0).await;
+    s.ok_as(
+        &admin,
+        "GET",
+        &format!("/v1/liveness/sessions/{session}"),
+        None,
+    )
+    .await;
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/collections/{}/logins", k.c),
+            Some(&admin),
+            Some(json!({"livenessSessionId": session, "userId": "olga"})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::NOT_FOUND, "SessionNotFound"),
+        "{v}"
+    );
 }

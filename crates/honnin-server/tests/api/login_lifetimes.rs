@@ -208,3 +208,83 @@ async fn login_events_reach_the_collection_managers_webhook() {
     assert!(other_seen.lock().unwrap().is_empty());
     s.stop().await;
 }
+
+/// A liveness session finished longer than `login.max_session_age_secs` ago is not
+/// fresh: 410 `SessionExpired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_older_than_the_max_age_is_refused() {
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.service.login.max_session_age_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let (c, _, rec) = enrolled(&s).await;
+    let session = live_session(&s, &rec, &fixture("obama2.jpg"), 95.0).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/v1/collections/{c}/logins"),
+            Some(&rec),
+            Some(json!({"livenessSessionId": session, "userId": "obama"})),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 410, "{v}");
+    assert_eq!(v["code"], "SessionExpired");
+    s.stop().await;
+}
+
+/// Anonymous login starts are limited per address, and without `login.issuer` the
+/// provider works only on a loopback host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_starts_are_limited_and_the_issuer_is_not_taken_from_any_host() {
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.limits.login_starts_per_minute = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}/oidc/authorize?client_id=nope", s.base);
+    for _ in 0..2 {
+        assert_eq!(http.get(&url).send().await.unwrap().status().as_u16(), 400);
+    }
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Another Host: no issuer can be trusted from it.
+    let r = http
+        .get(format!("{}/.well-known/openid-configuration", s.base))
+        .header("host", "login.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "temporarily_unavailable");
+    s.stop().await;
+    // With login.issuer, that is the issuer whatever the Host.
+    let Some(s) = Server::start(Backend::Sqlite, |c| {
+        c.service.login.issuer = "https://login.example.com/".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let r = http
+        .get(format!("{}/.well-known/openid-configuration", s.base))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["issuer"], "https://login.example.com");
+    assert_eq!(v["token_endpoint"], "https://login.example.com/oidc/token");
+    s.stop().await;
+}

@@ -98,6 +98,9 @@ impl Server {
         // without a key); the failed-authentication limit has its own tests
         // (tests/security/access.rs).
         cfg.limits.failed_auth_per_second = 10_000;
+        // Face logins started through the OpenID Connect provider, all from 127.0.0.1
+        // (the limit has its own test in tests/api/login_lifetimes.rs).
+        cfg.limits.login_starts_per_minute = 10_000;
         cfg.limits.failed_auth_burst = 10_000;
         tweak(&mut cfg);
         let store = Store::open(&url).await.unwrap();

@@ -168,6 +168,7 @@ fn targets(route: &str) -> Vec<T> {
         | "POST /oidc/authorize/complete"
         | "POST /oidc/token"
         | "GET /oidc/userinfo"
+        | "POST /oidc/userinfo"
         | "GET /v1/oidc/clients"
         | "GET /metrics" => vec![In],
         "POST /v1/keys" | "DELETE /v1/keys/{keyId}" => vec![In, Out, Unlimited],
@@ -220,7 +221,7 @@ fn expect(route: &str, k: K, t: T) -> u16 {
         // The provider's endpoints take no API key: without a client, a request or a
         // token they refuse whoever calls.
         "GET /oidc/authorize" | "POST /oidc/authorize/complete" => 400,
-        "POST /oidc/token" | "GET /oidc/userinfo" => 401,
+        "POST /oidc/token" | "GET /oidc/userinfo" | "POST /oidc/userinfo" => 401,
         "POST /v1/oidc/clients" => enrol(201),
         "DELETE /v1/oidc/clients/{clientId}" => {
             if visible {
@@ -495,6 +496,7 @@ async fn attempt(w: &World<'_>, route: &str, k: K, t: T) -> Option<(StatusCode, 
         "GET /.well-known/openid-configuration"
         | "GET /oidc/authorize"
         | "GET /oidc/userinfo"
+        | "POST /oidc/userinfo"
         | "GET /v1/oidc/clients" => body = None,
         "POST /oidc/authorize/complete" | "POST /oidc/token" => body = Some(json!({})),
         "POST /v1/oidc/clients" => {

@@ -261,6 +261,54 @@ pub(super) async fn login_attempts_and_lockouts(s: &Store) {
     assert_eq!(s.lockout("attempts", "client:kiosk").await.unwrap(), None);
     assert!(s.delete_lockout("attempts", "user:ann").await.unwrap());
     assert!(!s.delete_lockout("attempts", "user:ann").await.unwrap());
+    // Counted atomically: the third failure locks, the count starts again.
+    for i in 1..=2 {
+        assert_eq!(
+            s.count_login_failure("attempts", "client:k", 3, i)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        s.count_login_failure("attempts", "client:k", 3, 3)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    s.lock_until("attempts", "client:k", 60_000).await.unwrap();
+    s.lock_until("attempts", "client:k", 50_000).await.unwrap();
+    let l = s.lockout("attempts", "client:k").await.unwrap().unwrap();
+    assert_eq!(
+        (l.failures, l.lockouts, l.locked_until_ms),
+        (0, 1, Some(60_000))
+    );
+    for i in 4..=5 {
+        assert_eq!(
+            s.count_login_failure("attempts", "client:k", 3, i)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        s.count_login_failure("attempts", "client:k", 3, 6)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    // Swept once it locks nothing and has been idle.
+    assert_eq!(
+        s.sweep_lockouts(59_999, 100).await.unwrap(),
+        0,
+        "still locked"
+    );
+    assert_eq!(
+        s.sweep_lockouts(60_000, 6).await.unwrap(),
+        0,
+        "changed at 6"
+    );
+    assert_eq!(s.sweep_lockouts(60_000, 7).await.unwrap(), 1);
 }
 
 pub(super) async fn signing_keys_rotate(s: &Store) {
@@ -345,7 +393,16 @@ pub(super) async fn oidc_clients_and_grants(s: &Store) {
         None,
         "expired"
     );
-    // Issued once; redeemed once.
+    // Started once, issued once, redeemed once.
+    assert!(
+        !s.issue_oidc_code("g1", "hash-0", "ann", "login-0", 500, "jwt", 2_000)
+            .await
+            .unwrap(),
+        "not started"
+    );
+    assert!(s.start_oidc_grant("g1").await.unwrap());
+    assert!(!s.start_oidc_grant("g1").await.unwrap(), "a second post");
+    assert!(s.start_oidc_grant("g2").await.unwrap());
     assert!(s
         .issue_oidc_code("g1", "hash-1", "ann", "login-1", 500, "jwt", 2_000)
         .await
