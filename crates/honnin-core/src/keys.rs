@@ -223,13 +223,7 @@ impl Keys<'_> {
                 "this API key has been revoked".into(),
             ));
         }
-        Ok(Principal {
-            key_id: row.key_id,
-            role: Role::parse(&row.role)
-                .ok_or_else(|| CoreError::Internal("stored key has an unknown role".into()))?,
-            collection: row.collection_id,
-            scope_uid: row.scope_uid,
-        })
+        principal_of(row)
     }
 
     /// The principal of `token` if this process authenticated it within
@@ -252,4 +246,16 @@ impl Keys<'_> {
             }
         })
     }
+}
+
+/// The principal of a stored key (whether it is revoked is the caller's check).
+/// Errors: `Internal` for a role no code writes.
+pub(crate) fn principal_of(row: KeyRow) -> Result<Principal> {
+    Ok(Principal {
+        key_id: row.key_id,
+        role: Role::parse(&row.role)
+            .ok_or_else(|| CoreError::Internal("stored key has an unknown role".into()))?,
+        collection: row.collection_id,
+        scope_uid: row.scope_uid,
+    })
 }

@@ -15,7 +15,6 @@ use crate::clock::{now_ms, rfc3339};
 use crate::context::Loaded;
 use crate::error::{CoreError, Result};
 use crate::validate::{check_external_id, check_user_id};
-use crate::webhooks::{EventSubject, Webhooks};
 
 /// Longest `audience`, `nonce` and `clientId`, characters.
 pub const MAX_CLAIM_CHARS: usize = 512;
@@ -526,7 +525,7 @@ impl Logins<'_> {
         a: &LoginAttempt,
     ) {
         let body = serde_json::json!({"event": event, "collectionId": collection, "login": a});
-        self.emit(p, event, c, collection, a.user_id.as_deref(), &body)
+        self.emit(&p.key_id, event, c, collection, a.user_id.as_deref(), &body)
             .await;
     }
 
@@ -543,30 +542,8 @@ impl Logins<'_> {
             "event": "login.locked", "collectionId": collection, "subject": subject,
             "lockedUntil": rfc3339(until),
         });
-        self.emit(p, "login.locked", c, collection, user, &body)
+        self.emit(&p.key_id, "login.locked", c, collection, user, &body)
             .await;
-    }
-
-    async fn emit(
-        &self,
-        p: &Principal,
-        event: &str,
-        c: &Loaded,
-        collection: &str,
-        user: Option<&str>,
-        body: &serde_json::Value,
-    ) {
-        let subject = EventSubject {
-            collection_id: Some(collection.into()),
-            user_id: user.map(String::from),
-            verification_id: None,
-        };
-        if let Err(e) = Webhooks::new(self.cx)
-            .emit_collection_event(&p.key_id, collection, &c.uid, event, &subject, body)
-            .await
-        {
-            tracing::warn!(error = %e, event, "login: could not queue the event");
-        }
     }
 
     /// Clears the failures and lock-out of a user and/or a client (an operator's

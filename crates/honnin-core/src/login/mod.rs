@@ -35,10 +35,11 @@ use honnin_storage::{LiveFaceUnavailable, LivenessStatus};
 
 use crate::auth::Principal;
 use crate::clock::now_ms;
-use crate::context::domain;
+use crate::context::{domain, Loaded};
 use crate::crypto::live_template_aad;
 use crate::error::{CoreError, Result};
 use crate::liveness::{LiveFaceDetails, LivenessResults};
+use crate::webhooks::{EventSubject, Webhooks};
 
 domain!(
     /// Face login: enrolment profiles, login attempts, lock-outs, assertions (see the
@@ -62,6 +63,31 @@ pub(crate) struct TakenSession {
 }
 
 impl Logins<'_> {
+    /// Queues a login or profile `event` about `collection` (and `user`) for the
+    /// webhooks of `caller` and of the collection's managers
+    /// (`Webhooks::emit_collection_event`); a failure to queue is logged, not returned.
+    pub(crate) async fn emit(
+        &self,
+        caller: &str,
+        event: &str,
+        c: &Loaded,
+        collection: &str,
+        user: Option<&str>,
+        body: &serde_json::Value,
+    ) {
+        let subject = EventSubject {
+            collection_id: Some(collection.into()),
+            user_id: user.map(String::from),
+            verification_id: None,
+        };
+        if let Err(e) = Webhooks::new(self.cx)
+            .emit_collection_event(caller, collection, &c.uid, event, &subject, body)
+            .await
+        {
+            tracing::warn!(error = %e, event, "login: could not queue the event");
+        }
+    }
+
     /// The published keys that verify login assertions (`/.well-known/jwks.json`).
     pub async fn jwks(&self) -> Result<Jwks> {
         assertion::jwks(self.cx).await
@@ -73,12 +99,7 @@ impl Logins<'_> {
     /// `login.max_session_age_secs` ago).
     pub(crate) async fn take_session(&self, p: &Principal, id: &str) -> Result<TakenSession> {
         let not_found = || CoreError::SessionNotFound(format!("liveness session `{id}` not found"));
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(not_found());
-        }
-        let id = uuid::Uuid::parse_str(id)
-            .map(|u| u.to_string())
-            .unwrap_or_default();
+        let id = crate::validate::canonical_uuid(id).ok_or_else(not_found)?;
         // Read first, so that another key's session is not consumed by a stranger.
         let Some(row) = self.store().get_liveness(&id).await? else {
             return Err(not_found());

@@ -13,7 +13,6 @@ use crate::crypto::profile_aad;
 use crate::error::{CoreError, Result};
 use crate::liveness::LiveFaceDetails;
 use crate::validate::check_user_id;
-use crate::webhooks::{EventSubject, Webhooks};
 
 /// `PUT /v1/collections/{collectionId}/users/{userId}/profile` (enrol or reset) and
 /// `POST …/profile/templates` (add a template).
@@ -318,17 +317,8 @@ impl Logins<'_> {
             "event": event, "collectionId": collection, "userId": user,
             "templates": templates, "at": rfc3339(now_ms()),
         });
-        let subject = EventSubject {
-            collection_id: Some(collection.into()),
-            user_id: Some(user.into()),
-            verification_id: None,
-        };
-        if let Err(e) = Webhooks::new(self.cx)
-            .emit_collection_event(owner_key, collection, &c.uid, event, &subject, &body)
-            .await
-        {
-            tracing::warn!(error = %e, event, "login: could not queue the event");
-        }
+        self.emit(owner_key, event, c, collection, Some(user), &body)
+            .await;
     }
 }
 

@@ -10,7 +10,7 @@ use honnin_storage::{OidcClientRow, OidcGrantRow};
 
 use super::clients::secret_hash;
 use super::{paths, Oidc};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::error::{CoreError, Result};
 use crate::liveness::{LivenessSessions, NewLivenessSession};
@@ -222,12 +222,7 @@ impl Oidc<'_> {
         if k.revoked_ms.is_some() {
             return Ok(None);
         }
-        Ok(Role::parse(&k.role).map(|role| Principal {
-            key_id: k.key_id,
-            role,
-            collection: k.collection_id,
-            scope_uid: k.scope_uid,
-        }))
+        Ok(crate::keys::principal_of(k).ok())
     }
 
     /// Checks an authorization request and opens its grant with a new liveness session
